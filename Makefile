@@ -1,0 +1,60 @@
+# Two commands on a fresh machine:
+#   make lab    build/refresh .venv from environment.yml, then open JupyterLab on chapter 00
+#   make test   build/refresh .venv, then run the whole test suite
+# Others: make bench (time + memory per notebook), make notebooks (regenerate chapters/ and
+# solutions/ from their sources), make grade SUBMISSIONS=folder/, make clean-venv.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+VPY    := $(VENV)/bin/python
+STAMP  := $(VENV)/.course-installed
+PORT   ?= 8888
+PIP    := $(VPY) -m pip --disable-pip-version-check
+# Unreachable extra indexes must fail fast, not retry for minutes.
+PIPNET := --retries 1 --timeout 20
+
+.PHONY: lab test bench notebooks grade venv clean-venv browser
+
+venv: $(STAMP)
+
+# Rebuilt whenever the pins or the package metadata change (a stale venv is refreshed in place).
+$(STAMP): environment.yml pyproject.toml utils/pins.py binder/jupyterlab-overrides.json
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0] + ": set PYTHON=/path/to/python3.11"'
+	$(PYTHON) -m utils.pins torch > $(VENV)/torch.txt
+	$(PYTHON) -m utils.pins requirements > $(VENV)/requirements.txt
+	$(PYTHON) -m utils.pins no-deps > $(VENV)/no-deps.txt
+	$(PIP) install $(PIPNET) -q -r $(VENV)/torch.txt 2>&1 | grep -v -e '^WARNING: Retrying' -e 'is ignored: it is neither' || true
+	$(VPY) -c 'import torch' || { echo "torch failed to install (see above)"; exit 1; }
+	$(PIP) install $(PIPNET) -q -r $(VENV)/requirements.txt
+	$(PIP) install $(PIPNET) -q --no-deps -r $(VENV)/no-deps.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp binder/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	$(VPY) -m utils.model --warm-cache
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --port=$(PORT) chapters/00_setup_and_tour.ipynb
+
+# Debian's Chromium drives the end-to-end browser test (no browser download); installed when
+# missing and we are root, otherwise that one test is skipped with the reason (outside CI).
+browser:
+	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: /usr/bin/chromium missing; the browser test will be skipped"; }
+
+test: $(STAMP) browser
+	$(VPY) -m pytest -q
+
+bench: $(STAMP)
+	$(VPY) -m utils.bench
+
+notebooks: $(STAMP)
+	$(VPY) -m utils.notebook_build
+
+grade: $(STAMP)
+	$(VPY) -m utils.grade $(SUBMISSIONS)
+
+clean-venv:
+	rm -rf $(VENV)

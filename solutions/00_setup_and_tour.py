@@ -1,0 +1,474 @@
+# %% [markdown]
+# # Chapter 00 — Setup and a tour of a language model's insides
+#
+# In May 2024 Anthropic turned up one feature inside Claude 3 Sonnet, the "Golden Gate Bridge"
+# feature, and the model began to answer *"What is your physical form?"* with *"I am the Golden Gate
+# Bridge…"*. Later in this course you will do the same thing to a small open model on your laptop:
+# train a **sparse autoencoder** on its activations (chapter 01), find the features in it (02),
+# steer with them (03), and then build the measurement behind *alignment faking* (04).
+#
+# All of that happens in one place: the **residual stream**, the vector each token carries from layer to
+# layer. This chapter is the tour. By the end you will have written six small functions:
+#
+# | # | you build | why it matters later |
+# |---|---|---|
+# | 00.1 | next-token probabilities | every experiment ends by reading the model's output |
+# | 00.2 | a chat prompt from the template | steering and alignment-faking prompts are chats |
+# | 00.3 | the residual stream's size, layer by layer | steering strength is set relative to it |
+# | 00.4 | one layer's activations, cheaply (`stop_at_layer`) | the SAE's training data |
+# | 00.5 | the logit lens | reading what a direction "says" in chapter 02 |
+# | 00.6 | a mean-difference direction | the baseline every SAE steering result is compared to |
+#
+# Everything runs offline on a CPU in a few minutes. Each exercise has a **check** cell right after it:
+# it runs your function against the reference and tells you what is probably wrong if it disagrees.
+# Hints are folded under each exercise — open them one at a time.
+
+# %% [markdown]
+# ## 1. Is the environment right?
+#
+# The course pins its packages in `environment.yml` (one place for every version). The cell below
+# compares what this kernel has with those pins. Every line should say `ok`; if not, run `make lab`
+# from the repository root, which rebuilds the environment.
+
+# %%
+import importlib.metadata as metadata
+import os
+import time
+
+import torch
+
+from utils.pins import read_pins
+
+pinned = read_pins().versions()
+for package in ["torch", "transformers", "transformer-lens", "circuitsvis", "jupyterlab", "ipywidgets"]:
+    have = metadata.version(package).split("+")[0]
+    print(f"{package:18s} {have:10s} {'ok' if have == pinned[package] else 'EXPECTED ' + pinned[package]}")
+print(f"device: {'cuda' if torch.cuda.is_available() else 'cpu'}, torch threads: {torch.get_num_threads()}")
+print("hub access:", "off (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE") == "1" else "not disabled")
+
+# %% [markdown]
+# ## 2. Load the model
+#
+# The course's model is **SmolLM2-135M-Instruct** (Hugging Face, Apache-2.0): 30 layers, a residual
+# stream of 576 numbers per token, a vocabulary of 49,152 tokens. It ships inside a Python package, so
+# nothing is downloaded. `load_model()` wraps it in TransformerLens' `TransformerBridge`, which lets us read
+# and edit every intermediate activation by name. The first call ever converts the packaged 4-bit file to
+# ordinary float32 weights and caches them (≈ 15 s); after that loading takes a few seconds.
+
+# %%
+from utils.model import load_model
+
+start = time.perf_counter()
+model = load_model()
+print(f"loaded in {time.perf_counter() - start:.1f} s")
+print(f"layers: {model.cfg.n_layers}, d_model: {model.cfg.d_model}, vocabulary: {model.cfg.d_vocab:,}")
+
+# %% [markdown]
+# ## 3. Tokens and next-token probabilities
+#
+# The model never sees characters, only **tokens**: integer ids for frequent chunks of text. Notice that
+# most tokens carry their leading space, and that `to_tokens` puts a beginning-of-sequence token (`<|im_start|>`
+# for this model) in front.
+
+# %%
+from utils import tour
+
+tokens = tour.to_tokens(model, "The Golden Gate Bridge is painted international orange.")
+print(tokens.shape, "(batch, position)")
+print(model.to_str_tokens(tokens[0]))
+
+# %% [markdown]
+# A forward pass maps `tokens` of shape `(batch, pos)` to **logits** of shape `(batch, pos, d_vocab)`:
+# at every position, one unnormalised score per vocabulary entry for *the token that comes next*.
+# The softmax turns scores into probabilities, $p_i = e^{z_i} / \sum_j e^{z_j}$.
+#
+# ### Exercise 00.1 — Next-token probabilities
+# **Difficulty** ●○○○○ · **Importance** ●●●○○ · **≈ 5 min**
+#
+# Write `next_token_probs(model, prompt)` returning a `(d_vocab,)` tensor: the model's probability for
+# each possible next token after `prompt`. Tokenise with `tour.to_tokens(model, prompt)`.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# `model(tokens)` returns logits of shape `(1, pos, d_vocab)`. Which position predicts the token after the prompt?
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# Take `logits[0, -1]` and apply `.softmax(dim=-1)`. Wrap the forward pass in `torch.no_grad()` to save memory.
+# </details>
+
+# %%
+def next_token_probs(model, prompt: str) -> torch.Tensor:
+    # BEGIN SOLUTION
+    with torch.no_grad():
+        logits = model(tour.to_tokens(model, prompt))  # (1, pos, d_vocab)
+    return logits[0, -1].softmax(dim=-1)
+    # END SOLUTION
+
+
+# %%
+from utils.checks import ch00 as check
+
+check.next_token_probs(next_token_probs)
+
+# %% [markdown]
+# What does the model expect next? The five most likely continuations:
+
+# %%
+import plotly.express as px
+
+probs = next_token_probs(model, "The Golden Gate Bridge is in the city of")
+top = probs.topk(8)
+labels = [repr(model.tokenizer.decode(int(i))) for i in top.indices]
+px.bar(x=labels, y=top.values.tolist(), labels={"x": "next token", "y": "probability"},
+       title="P(next token | 'The Golden Gate Bridge is in the city of')", height=320)
+
+# %% [markdown]
+# ## 4. Talking to an assistant: the chat template
+#
+# An *instruct* model was fine-tuned on conversations written in a fixed format. To talk to it we must
+# reproduce that format exactly: special tokens mark where each message starts and ends and who wrote it.
+# The tokenizer carries the format as a Jinja template:
+
+# %%
+print(model.tokenizer.chat_template[:400], "…")
+
+# %% [markdown]
+# ### Exercise 00.2 — The chat template
+# **Difficulty** ●○○○○ · **Importance** ●●●●○ · **≈ 5 min**
+#
+# Write `format_chat(tokenizer, question, system=None)` returning the prompt *string* for one user
+# question, with an optional system message first. It must end with the header of the assistant's turn,
+# so that the model's next token begins its answer.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# `tokenizer.apply_chat_template(messages, ...)` takes a list of `{"role": ..., "content": ...}` dicts.
+# Look at its `tokenize` and `add_generation_prompt` arguments.
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# Build `messages` with an optional `{"role": "system", ...}` first and the `{"role": "user", ...}` last,
+# then call `apply_chat_template(messages, tokenize=False, add_generation_prompt=True)`.
+# </details>
+
+# %%
+def format_chat(tokenizer, question: str, system: str | None = None) -> str:
+    # BEGIN SOLUTION
+    messages = [{"role": "system", "content": system}] if system is not None else []
+    messages.append({"role": "user", "content": question})
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # END SOLUTION
+
+
+# %%
+check.format_chat(format_chat)
+
+# %% [markdown]
+# Now ask the question from the Golden Gate demo. `utils.generation.generate` runs greedy decoding with a
+# key-value cache (a test in `tests/` checks it token for token against a slow loop without the cache).
+# Remember this answer: in chapter 03 we will change it without touching the prompt.
+
+# %%
+from utils.generation import generate
+
+question = format_chat(model.tokenizer, "What is your physical form?")
+print(repr(question))
+print("\nmodel:", generate(model, question, max_new_tokens=40)[0])
+
+# %% [markdown]
+# ## 5. The residual stream
+#
+# Each layer *adds* to a running vector: $x_{l+1} = x_l + \mathrm{attn}_l(x_l) + \mathrm{mlp}_l(x_l)$.
+# TransformerLens names these points: `blocks.0.hook_resid_pre` is the embedding $x_0$ and
+# `blocks.l.hook_resid_post` is $x_{l+1}$, the stream after block $l$. `run_with_cache` returns every
+# activation whose name passes `names_filter`.
+#
+# ### Exercise 00.3 — How big is the residual stream?
+# **Difficulty** ●●○○○ · **Importance** ●●●○○ · **≈ 10 min**
+#
+# Write `residual_norms(model, prompt)` returning a `(n_layers + 1,)` tensor: entry 0 is the mean over
+# positions of $\lVert x_0 \rVert_2$, entry $l+1$ the same for `blocks.l.hook_resid_post`.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# List the 31 hook names, pass `names_filter=lambda name: name in names` to `run_with_cache`, and read
+# `cache[name]`, each of shape `(1, pos, d_model)`.
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# For each name: `cache[name][0].norm(dim=-1).mean()` — the norm over `d_model`, then the mean over
+# positions. `torch.stack` the 31 scalars.
+# </details>
+
+# %%
+def residual_norms(model, prompt: str) -> torch.Tensor:
+    # BEGIN SOLUTION
+    n = model.cfg.n_layers
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post" for layer in range(n)]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tour.to_tokens(model, prompt), names_filter=lambda name: name in names)
+    return torch.stack([cache[name][0].norm(dim=-1).mean() for name in names])
+    # END SOLUTION
+
+
+# %%
+check.residual_norms(residual_norms)
+
+# %% [markdown]
+# The stream grows by orders of magnitude. This is why, in chapter 03, a steering vector's strength is
+# given *relative to the residual norm at its layer*: the same absolute push is a shout at layer 2 and a
+# whisper at layer 28.
+
+# %%
+norms = residual_norms(model, "The Golden Gate Bridge is painted international orange.")
+px.line(x=list(range(len(norms))), y=norms.tolist(), log_y=True, markers=True, height=320,
+        labels={"x": "layer (0 = embedding)", "y": "mean ‖x‖ (log scale)"}, title="Residual stream norm by layer")
+
+# %% [markdown]
+# ## 6. Hooks and `stop_at_layer`
+#
+# Every named activation is a **hook point**. A hook is a function `fn(activation, hook)` that sees the
+# activation as it flows past and may return a replacement; this is how we will read the stream for the
+# SAE and write to it for steering. There are over a thousand; here are block 10's residual-stream ones
+# (`resid_mid` sits between the attention and the MLP):
+
+# %%
+names = list(model.hook_dict)
+print(len(names), "hook points; block 10's residual stream:", [n for n in names if n.startswith("blocks.10.hook_resid")])
+
+# %% [markdown]
+# To train an SAE at layer 10 we need millions of `blocks.10.hook_resid_post` vectors, and nothing after
+# layer 10. `stop_at_layer=k` runs blocks `0 … k-1` and stops, skipping the remaining blocks and the
+# 49k-wide unembedding (the single largest matrix multiply, and the biggest memory peak).
+#
+# ### Exercise 00.4 — One layer's activations, cheaply
+# **Difficulty** ●●○○○ · **Importance** ●●●●○ · **≈ 10 min**
+#
+# Write `resid_at_layer(model, tokens, layer)` returning `blocks.{layer}.hook_resid_post` of shape
+# `(batch, pos, d_model)` for `tokens` of shape `(batch, pos)`, **without computing any later block**
+# (the check watches block `layer + 1`).
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# `run_with_cache(tokens, names_filter=name, stop_at_layer=...)`. Which value of `stop_at_layer` still runs block `layer`?
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# Blocks are numbered from 0, so `stop_at_layer=layer + 1` runs blocks `0 … layer`. Return `cache[name]`.
+# </details>
+
+# %%
+def resid_at_layer(model, tokens: torch.Tensor, layer: int) -> torch.Tensor:
+    # BEGIN SOLUTION
+    name = f"blocks.{layer}.hook_resid_post"
+    with torch.no_grad():
+        _, cache = model.run_with_cache(tokens, names_filter=name, stop_at_layer=layer + 1)
+    return cache[name]
+    # END SOLUTION
+
+
+# %%
+check.resid_at_layer(resid_at_layer)
+
+# %% [markdown]
+# How much does stopping early save? Time both on the same batch (your numbers will vary with the machine):
+
+# %%
+batch = torch.randint(100, 20000, (8, 128))
+with torch.no_grad():
+    start = time.perf_counter(); model(batch); full = time.perf_counter() - start
+    start = time.perf_counter(); resid_at_layer(model, batch, 10); early = time.perf_counter() - start
+print(f"full forward {full:.2f} s, stop after layer 10: {early:.2f} s ({full / early:.1f}× faster)")
+
+# %% [markdown]
+# ## 7. The logit lens
+#
+# The last residual stream becomes logits through the final norm and the unembedding:
+# $\text{logits} = W_U\,\mathrm{RMSNorm}(x_{30}) + b_U$, where $\mathrm{RMSNorm}(x) = g \odot x / \sqrt{\overline{x^2} + \epsilon}$.
+# The **logit lens** applies the same map to an *intermediate* stream, asking "if the model had to answer now,
+# what would it say?" In chapter 02 you will push an SAE's decoder directions through the same map to see
+# which tokens a feature promotes.
+#
+# ### Exercise 00.5 — The logit lens
+# **Difficulty** ●●○○○ · **Importance** ●●●○○ · **≈ 5 min**
+#
+# Write `logit_lens(model, resid)` mapping a `(..., d_model)` tensor to `(..., d_vocab)` logits. On the last
+# layer's stream it must reproduce the model's own logits exactly.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# The bridge exposes the final norm as `model.ln_final` and the unembedding as `model.unembed`.
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# `model.unembed(model.ln_final(resid))`, inside `torch.no_grad()`.
+# </details>
+
+# %%
+def logit_lens(model, resid: torch.Tensor) -> torch.Tensor:
+    # BEGIN SOLUTION
+    with torch.no_grad():
+        return model.unembed(model.ln_final(resid))
+    # END SOLUTION
+
+
+# %%
+check.logit_lens(logit_lens)
+
+# %% [markdown]
+# Watch an answer form. For a factual prompt, the lens's top token at the last position after every block,
+# with the probability it gets there. In large models the answer often appears around the middle layers;
+# read off below where it appears in this small one.
+
+# %%
+lens_prompt = "The Eiffel Tower is in the city of"
+lens_tokens = tour.to_tokens(model, lens_prompt)
+paris = model.to_single_token(" Paris")
+for layer in range(model.cfg.n_layers):
+    lens_probs = logit_lens(model, resid_at_layer(model, lens_tokens, layer))[0, -1].softmax(-1)
+    top_id = int(lens_probs.argmax())
+    print(f"after block {layer:2d}: top {model.tokenizer.decode(top_id)!r:12} P(' Paris') = {float(lens_probs[paris]):.3f}")
+
+# %% [markdown]
+# ## 8. A first direction: the mean difference
+#
+# If the model represents a concept as a direction in the residual stream, the simplest estimate of that
+# direction is the difference between the average activation on text *with* the concept and text *without*
+# it. This **mean-difference** (or "diff-in-means") vector is the baseline that chapter 03 compares SAE
+# steering against; on benchmarks such as AxBench (Wu et al., 2025) simple baselines like it often win.
+#
+# ### Exercise 00.6 — Mean-difference direction
+# **Difficulty** ●●○○○ · **Importance** ●●●●● · **≈ 10 min**
+#
+# Write `mean_difference_direction(model, positive, negative, layer)`: for each prompt take the residual
+# stream after block `layer` **at that prompt's last token**; average within each set; return the unit vector
+# along `mean(positive) − mean(negative)`, shape `(d_model,)`.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# Prompts have different lengths. In a padded batch, position `-1` of a short prompt is padding.
+# Running prompts one at a time through your `resid_at_layer` avoids that.
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# `torch.stack([resid_at_layer(model, tour.to_tokens(model, p), layer)[0, -1] for p in prompts]).mean(0)`
+# for each set; subtract; divide by `.norm()`.
+# </details>
+
+# %%
+def mean_difference_direction(model, positive: list[str], negative: list[str], layer: int) -> torch.Tensor:
+    # BEGIN SOLUTION
+    def mean_last(prompts: list[str]) -> torch.Tensor:
+        return torch.stack([resid_at_layer(model, tour.to_tokens(model, p), layer)[0, -1] for p in prompts]).mean(0)
+
+    diff = mean_last(positive) - mean_last(negative)
+    return diff / diff.norm()
+    # END SOLUTION
+
+
+# %%
+check.mean_difference_direction(mean_difference_direction)
+
+# %% [markdown]
+# Does the direction mean anything beyond the sentences it was built from? Build it from eight happy and
+# eight unhappy sentences, then project **held-out** sentences (never used to build it) onto it. If the
+# two groups separate, the direction generalises; if they overlap, it only memorised its training set.
+# We summarise the separation with the AUROC: the fraction of (happy, unhappy) pairs in which the happy
+# sentence scores higher (1.0 = perfect, 0.5 = chance).
+
+# %%
+happy = ["I am so happy today!", "What a wonderful surprise, thank you!", "We won the game and everyone cheered.",
+         "This cake is delicious.", "I love spending time with my friends.", "The sunshine makes me smile.",
+         "Our trip was fantastic.", "She was thrilled with her new puppy."]
+unhappy = ["I am so sad today.", "What a terrible mistake, I am sorry.", "We lost the game and everyone groaned.",
+           "This soup is disgusting.", "I hate being stuck in traffic.", "The rain makes me gloomy.",
+           "Our trip was a disaster.", "She was heartbroken when her plant died."]
+held_out_happy = ["The concert was amazing and joyful.", "I feel great about my exam results.",
+                  "Grandma's garden is beautiful and bright.", "He laughed all the way home."]
+held_out_unhappy = ["The concert was awful and boring.", "I feel awful about my exam results.",
+                    "The old house is dark and depressing.", "He cried all the way home."]
+LAYER = 10
+direction = mean_difference_direction(model, happy, unhappy, LAYER)
+scores = {text: float(tour.last_token_resid(model, [text], LAYER)[0] @ direction)
+          for text in held_out_happy + held_out_unhappy}
+labels = ["happy" if text in held_out_happy else "unhappy" for text in scores]
+px.strip(x=list(scores.values()), y=labels, hover_name=list(scores), height=260,
+         labels={"x": "projection on the happy − unhappy direction", "y": "held-out sentence"})
+
+# %%
+happy_scores = torch.tensor([scores[t] for t in held_out_happy])
+unhappy_scores = torch.tensor([scores[t] for t in held_out_unhappy])
+auroc = float((happy_scores[:, None] > unhappy_scores[None, :]).float().mean())
+print(f"held-out AUROC = {auroc:.2f} over {len(happy_scores) * len(unhappy_scores)} pairs")
+for text, score in sorted(scores.items(), key=lambda item: item[1]):
+    print(f"  {score:+6.1f}  {'happy  ' if text in held_out_happy else 'unhappy'}  {text}")
+
+# %% [markdown]
+# ### A first intervention: remove the direction
+#
+# Reading a direction is half the story; the other half is *writing*. A hook can return an edited
+# activation. Here we **project the direction out** of the stream at layer 10, at every position:
+# $x \leftarrow x - (x \cdot d)\,d$. We measure the model's preference for " great" over " terrible"
+# (a logit difference) after a happy and after an unhappy review. The **gap** between the two prompts is how
+# much the review's sentiment moves the prediction; if the model carries that sentiment along this direction,
+# removing it should shrink the gap. (Chapter 03 adds directions instead of removing them: that is steering.)
+
+# %%
+def project_out(direction: torch.Tensor):
+    def hook(resid: torch.Tensor, hook) -> torch.Tensor:  # resid: (batch, pos, d_model)
+        return resid - (resid @ direction)[..., None] * direction
+    return hook
+
+
+great, terrible = model.to_single_token(" great"), model.to_single_token(" terrible")
+preference = {}
+for mood, prompt in [("happy", "I loved every minute of it. Honestly, the film was"),
+                     ("unhappy", "I hated every minute of it. Honestly, the film was")]:
+    toks = tour.to_tokens(model, prompt)
+    with torch.no_grad():
+        clean = model(toks)[0, -1]
+        ablated = model.run_with_hooks(toks, fwd_hooks=[(f"blocks.{LAYER}.hook_resid_post", project_out(direction))])[0, -1]
+    preference[mood] = (float(clean[great] - clean[terrible]), float(ablated[great] - ablated[terrible]))
+    print(f"{mood:8s} logit(great) − logit(terrible): clean {preference[mood][0]:+.2f}, direction removed {preference[mood][1]:+.2f}")
+gap_clean = preference["happy"][0] - preference["unhappy"][0]
+gap_ablated = preference["happy"][1] - preference["unhappy"][1]
+print(f"gap between the reviews: clean {gap_clean:.2f}, direction removed {gap_ablated:.2f} "
+      f"({100 * (1 - gap_ablated / gap_clean):.0f}% smaller)")
+
+# %% [markdown]
+# Read the numbers before the prose. When this notebook was written, removing the direction shrank the gap
+# by roughly half but did not erase it; note also that this small model slightly prefers " terrible" even
+# after a glowing review. One direction at one layer is not the whole story: the model also carries
+# sentiment in other directions and can re-derive it in later layers from the words themselves. That is a first hint of why a single mean-difference direction is a
+# blunt tool, and why chapter 01 looks for many sparse directions at once.
+#
+# ## Recap
+#
+# * Tokens in, logits out; `softmax(logits[0, -1])` is the next-token distribution.
+# * Chat models need their template, ending with the assistant header.
+# * The residual stream is a sum the layers write into; its norm grows by a factor of several hundred over 30 layers.
+# * Hooks read and write named activations; `stop_at_layer` makes reading one layer cheap.
+# * The logit lens decodes any stream (or direction) through the final norm and unembedding.
+# * A mean-difference direction mostly separates held-out examples, and can be removed with a hook.
+#
+# ## Published numbers to compare against
+#
+# * Templeton et al. (2024), *Scaling Monosemanticity*: SAEs with up to 34 million features on the middle
+#   layer of Claude 3 Sonnet's residual stream; the Golden Gate Bridge feature was one of them, and "Golden
+#   Gate Claude" was a public demo for a day (Anthropic, May 2024).
+# * Our model has 135 million parameters and a 576-dimensional stream; Sonnet's sizes are not public but
+#   are orders of magnitude larger. Expect cruder features, and check every claim with a measurement.
+#
+# ## What changes at frontier scale
+#
+# The recipe is identical; the cost is not. Collecting activations and training SAEs with millions of
+# latents takes GPU clusters, and the features become far more specific (a feature for a single landmark,
+# not just "bridges"). Chapter 01 shows how far 4,608 latents on a laptop get.
+#
+# ## Further reading
+#
+# * Elhage et al. (2021), *A Mathematical Framework for Transformer Circuits* — the residual stream view.
+# * nostalgebraist (2020), *interpreting GPT: the logit lens*.
+# * Marks & Tegmark (2023), *The Geometry of Truth* — mean-difference directions as probes.
+# * Templeton et al. (2024), *Scaling Monosemanticity* — the Golden Gate Bridge feature.

@@ -1,0 +1,90 @@
+"""Exercise checks: one module per chapter (``ch00``, ``ch01``, ...).
+
+In a notebook::
+
+    from utils.checks import ch00 as check
+    check.next_token_distribution(next_token_distribution)   # prints one pass line or raises
+
+A check runs the learner's object on fixed and randomised inputs, compares it with the reference
+implementation in ``utils/`` and, on a mismatch, raises :class:`CheckFailure` whose message names
+the most likely mistake. Every check is registered with :func:`exercise`, which is also how the
+grader (``python -m utils.grade``) finds them: ``exercises("00")`` lists a chapter's exercises in
+order, each with the name of the object the learner must define.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+class CheckFailure(AssertionError):
+    """The learner's code ran but gave a wrong answer; the message says what is probably wrong."""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    chapter: str  # "00"
+    number: int  # 1, 2, ... within the chapter
+    name: str  # the object the learner defines, and the check's name: check.<name>(<name>)
+    title: str
+    check: Callable[[Any], bool]  # the wrapped check: prints a pass line, raises CheckFailure
+
+    @property
+    def id(self) -> str:
+        return f"{self.chapter}.{self.number}"
+
+
+_REGISTRY: dict[str, list[Exercise]] = {}
+
+
+def exercise(chapter: str, number: int, name: str, title: str) -> Callable[[Callable[[Any], str]], Callable[[Any], bool]]:
+    """Register a check. The decorated function receives the learner's object and either returns a
+    short detail string (pass) or raises :class:`CheckFailure` with a diagnostic message.
+
+    The wrapper turns the stub's ``NotImplementedError`` and any other exception the learner's code
+    raises into a ``CheckFailure`` with a readable message, and prints the single pass line.
+    """
+
+    def decorate(fn: Callable[[Any], str]) -> Callable[[Any], bool]:
+        label = f"Exercise {chapter}.{number} `{name}`"
+
+        @functools.wraps(fn)
+        def wrapper(candidate: Any) -> bool:
+            if not callable(candidate):
+                raise CheckFailure(f"{label}: expected a function or class, got {type(candidate).__name__}.")
+            try:
+                detail = fn(candidate)
+            except CheckFailure as failure:
+                raise CheckFailure(f"{label} failed: {failure}") from None
+            except NotImplementedError:
+                raise CheckFailure(
+                    f"{label} is not attempted yet: it still raises NotImplementedError. "
+                    "Replace the `raise NotImplementedError(...)` line with your code."
+                ) from None
+            except Exception as error:  # the learner's code crashed inside the check
+                raise CheckFailure(f"{label}: your code raised {type(error).__name__}: {error}") from error
+            print(f"✅ {label} passed" + (f" — {detail}" if detail else ""))
+            return True
+
+        entry = Exercise(chapter, number, name, title, wrapper)
+        chapter_list = _REGISTRY.setdefault(chapter, [])
+        chapter_list[:] = [e for e in chapter_list if e.number != number] + [entry]
+        chapter_list.sort(key=lambda e: e.number)
+        return wrapper
+
+    return decorate
+
+
+def exercises(chapter: str) -> list[Exercise]:
+    """All registered exercises of ``chapter`` ("00", "01", ...), in order (imports its module)."""
+    importlib.import_module(f"{__name__}.ch{chapter}")
+    return list(_REGISTRY.get(chapter, []))
+
+
+def fail(message: str) -> None:
+    """Raise a :class:`CheckFailure` (a readable shorthand inside checks)."""
+    raise CheckFailure(message)

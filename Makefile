@@ -35,7 +35,7 @@ $(STAMP): environment.yml pyproject.toml utils/pins.py binder/jupyterlab-overrid
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --port=$(PORT) chapters/00_setup_and_tour.ipynb
+	$(VENV)/bin/jupyter lab --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) chapters/00_setup_and_tour.ipynb
 
 # Debian's Chromium drives the end-to-end browser test (no browser download); installed when
 # missing and we are root, otherwise that one test is skipped with the reason (outside CI).

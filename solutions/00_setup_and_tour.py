@@ -275,7 +275,7 @@ check.resid_at_layer(resid_at_layer)
 # How much does stopping early save? Time both on the same batch (your numbers will vary with the machine):
 
 # %%
-batch = torch.randint(100, 20000, (8, 128))
+batch = torch.randint(100, 20000, (4, 128))  # small: full logits are 4 × 128 × 49,152 floats
 with torch.no_grad():
     start = time.perf_counter(); model(batch); full = time.perf_counter() - start
     start = time.perf_counter(); resid_at_layer(model, batch, 10); early = time.perf_counter() - start

@@ -55,6 +55,14 @@ def test_kv_cached_generation_equals_uncached_greedy_loop(model):
     assert cached[0] != cached[1]  # the answers depend on the question (the 5.24 bug made them not)
 
 
+def test_transformer_lens_own_cached_generate_equals_uncached_loop(model):
+    """Learners may call model.generate directly; its KV cache is what transformers 5.24 broke."""
+    tokens = model.to_tokens(chat_prompt(model.tokenizer, "Name three fruits."), prepend_bos=False)
+    out = model.generate(tokens, max_new_tokens=12, do_sample=False, use_past_kv_cache=True, verbose=False,
+                         return_type="tokens", stop_at_eos=False)
+    assert torch.equal(out, greedy_uncached(model, tokens, 12))
+
+
 def test_batched_generation_matches_one_at_a_time(model):
     prompts = [chat_prompt(model.tokenizer, q) for q in ["Hi", "Give me a recipe for pancakes.", "What is 2+2?"]]
     batched = generate(model, prompts, max_new_tokens=16, batch_size=3)

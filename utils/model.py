@@ -166,6 +166,13 @@ def load_hf_model(name: str | None = None, device: str | None = None, dtype: str
     return _finish(hf, device), tokenizer
 
 
+def load_hf_tokenizer() -> Any:
+    """The embedded model's tokenizer alone (fast: no weights are loaded once the cache exists)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(ensure_converted_embedded_model())
+
+
 def _finish(hf: Any, device: str) -> Any:
     # TransformerBridge picks its architecture adapter from config.architectures.
     hf.config.architectures = [type(hf).__name__]

@@ -1,0 +1,553 @@
+"""Autograder: run submitted notebooks in fresh kernels and grade every exercise with its check.
+
+Usage::
+
+    python -m utils.grade NOTEBOOK_OR_FOLDER... [--json FILE] [--csv FILE]
+                          [--timeout S] [--check-timeout S]
+
+Folders are searched recursively for ``*.ipynb`` (``.ipynb_checkpoints`` and hidden folders are
+skipped). For each notebook the grader
+
+1. finds its chapter: metadata ``course.chapter``, else an ``NN_`` in the file name
+   (``alice_00_setup.ipynb`` is chapter 00, and so is ``bob_00.ipynb``);
+2. copies it into a temporary folder and executes every code cell in order in a fresh ``python3``
+   kernel started there, carrying on after errors. The whole notebook has ``--timeout`` seconds: a
+   cell that runs past what is left is interrupted ("cell N timed out ... (infinite loop?)") and
+   the cells after it are skipped. A kernel that dies (``os._exit``, out of memory) fails every
+   exercise with that reason;
+3. runs each exercise's check *itself*, in that kernel, through :mod:`utils.grade_runtime`
+   (``--check-timeout`` seconds each), reading only result lines marked with a random nonce, so
+   the notebook's own printed output is never trusted.
+
+It prints one row per exercise and a score line per notebook; ``--json`` / ``--csv`` write the
+same records (notebook, chapter, exercise, name, title, passed, message, notes). Submissions are
+never modified, and reports are written atomically (after Ctrl-C, with the notebooks graded so
+far). The exit code is 0 whenever grading ran (even if every exercise failed), 2 for usage errors
+(bad arguments, no notebooks found) and 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+
+from utils import grade_runtime
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_TIMEOUT = 900.0  # seconds per notebook (a chapter runs in <= 5 min on 2 cores)
+DEFAULT_CHECK_TIMEOUT = 120.0  # seconds per exercise check (the first may load the model)
+PROBE_TIMEOUT = 15.0  # seconds for an interrupted kernel to answer again
+MAX_NOTES = 5
+MAX_HIDDEN_OUTPUT = 1_000_000  # characters of stdout kept per grader cell
+OOM_HINT = "often: out of memory, or the code called os._exit() or crashed in native code"
+
+
+@dataclass
+class Record:
+    """One graded exercise (or one error row for a notebook whose exercises cannot be known)."""
+
+    notebook: str
+    chapter: str
+    exercise: str  # "00.3"; "" on an error row
+    name: str
+    title: str
+    passed: bool
+    message: str
+    notes: str = ""  # notebook-level problems: timeouts, crashed cells, skipped cells
+
+
+class GradeUsageError(Exception):
+    """Bad command-line input: nothing was graded."""
+
+
+# --------------------------------------------------------------------------------------------
+# Finding notebooks and their chapter
+
+
+def find_notebooks(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and folders into a sorted, de-duplicated list of notebooks."""
+    found: dict[Path, Path] = {}
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for nb in sorted(path.rglob("*.ipynb")):
+                parts = nb.relative_to(path).parts
+                if nb.is_file() and not any(p.startswith(".") for p in parts[:-1]):
+                    found.setdefault(nb.resolve(), nb)
+        elif path.is_file():
+            found.setdefault(path.resolve(), path)
+        else:
+            raise GradeUsageError(f"no such file or folder: {path}")
+    return list(found.values())
+
+
+_CHAPTER_IN_NAME = re.compile(r"(?<!\d)(\d{2})(?=_|\.ipynb$)")  # "alice_00_tour", "00_setup", "bob_01"
+
+
+def chapter_of(path: Path, metadata: dict[str, Any] | None) -> str | None:
+    """``course.chapter`` from the metadata, else the first two-digit ``NN_`` (or a final ``_NN``)
+    in the file name, else None."""
+    course = (metadata or {}).get("course")
+    chapter = course.get("chapter") if isinstance(course, dict) else None
+    if isinstance(chapter, int) and not isinstance(chapter, bool):
+        return f"{chapter:02d}"
+    if isinstance(chapter, str) and chapter.strip().isdigit():
+        return f"{int(chapter):02d}"
+    match = _CHAPTER_IN_NAME.search(path.name)
+    return match.group(1) if match else None
+
+
+def _read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str | None]:
+    """Parse and validate a notebook; returns (notebook, None) or (None, reason)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+            nbformat.validate(nb)
+        return nb, None
+    except Exception as error:  # noqa: BLE001 - any parse problem is the submission's, not ours
+        detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        return None, f"not a valid Jupyter notebook ({type(error).__name__}: {detail}); nothing was run"
+
+
+# --------------------------------------------------------------------------------------------
+# Executing one notebook
+
+
+def _defines(source: str, name: str) -> bool:
+    """Does this cell's source seem to define ``name`` (def, class or assignment at the top level)?"""
+    pattern = rf"^\s*(?:async\s+def|def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*(?::[^=]*)?=[^=]"
+    return re.search(pattern, source, re.MULTILINE) is not None
+
+
+@dataclass
+class _Run:
+    """What happened while the notebook's own cells ran."""
+
+    problems: dict[int, str]  # cell number (1-based, over all cells) -> "timed out after 5 s ..."
+    skipped_from: int | None = None  # first cell not run because the time budget was used up
+    budget_eaten_by: int | None = None  # the cell whose timeout used up the budget
+    budget: float = 0.0
+    fatal: str | None = None  # the kernel died or hangs: no check can run
+
+    def notes(self) -> str:
+        items = [f"cell {n} {p}" for n, p in sorted(self.problems.items())]
+        more = len(items) - MAX_NOTES
+        items = items[:MAX_NOTES] + ([f"and {more} more"] if more > 0 else [])
+        if self.skipped_from is not None:
+            items.append(f"cells from {self.skipped_from} on were not run: {self.why_skipped()}")
+        return "; ".join(items)
+
+    def why_skipped(self) -> str:
+        culprit = f"cell {self.budget_eaten_by} timed out and " if self.budget_eaten_by else ""
+        return f"{culprit}the notebook's time budget of {self.budget:g} s was used up"
+
+
+def _error_of(cell: Any) -> str | None:
+    """The cell's first error as "raised Name: message", or None (stub and check failures don't count)."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            ename, evalue = output.get("ename", "Error"), str(output.get("evalue", ""))
+            if ename in {"CheckFailure", "NotImplementedError"}:
+                return None  # expected while exercises are unsolved; the check says it better
+            evalue = evalue.splitlines()[0][:120] if evalue else ""
+            return f"raised {ename}" + (f": {evalue}" if evalue else "")
+    return None
+
+
+def _stdout_of(cell: Any) -> str:
+    """Everything the cell printed to stdout."""
+    return "".join(
+        o.get("text", "")
+        for o in cell.get("outputs", [])
+        if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
+
+
+class _GraderClient(NotebookClient):
+    """A NotebookClient that keeps only what grading reads: the error outputs of the notebook's own
+    cells and a capped stdout of the grader's cells. (A learner's `while True: print(...)` would
+    otherwise pile up gigabytes of output in the grader's memory before its timeout.)"""
+
+    first_hidden_cell = 1 << 30  # index of the first cell the grader appended
+
+    def output(self, outs: list[Any], msg: dict[str, Any], display_id: str | None, cell_index: int) -> Any:
+        learners = cell_index < self.first_hidden_cell
+        if msg["msg_type"] != "error" and (learners or sum(len(o.get("text", "")) for o in outs) > MAX_HIDDEN_OUTPUT):
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+class _Kernel:
+    """A started :class:`_GraderClient` plus per-cell timeouts that say they timed out.
+
+    On a timeout nbclient interrupts the kernel (``interrupt_on_timeout``) and hands back a fake
+    reply (``error_on_timeout``) whose error name marks it, instead of raising; unlike a raised
+    ``CellTimeoutError`` this also stops nbclient's reader of the cell's output, which would
+    otherwise swallow the output of every later cell.
+    """
+
+    TIMEOUT_ENAME = "GraderCellTimeout"
+
+    def __init__(self, client: _GraderClient) -> None:
+        self.client = client
+        self.replies: dict[int, dict[str, Any]] = {}
+        client.interrupt_on_timeout = True
+        client.error_on_timeout = {"ename": self.TIMEOUT_ENAME, "evalue": "", "traceback": []}
+        client.on_cell_executed = self._remember
+
+    def _remember(self, cell: Any, cell_index: int, execute_reply: dict[str, Any] | None) -> None:
+        self.replies[cell_index] = execute_reply or {}
+
+    def execute(self, index: int, timeout: float, store_history: bool = True) -> bool:
+        """Run cell ``index`` of the notebook; True if it timed out (the kernel was interrupted).
+        Raises ``nbclient.exceptions.DeadKernelError`` if the kernel dies."""
+        client = self.client
+        client.timeout_func = lambda _cell: max(1, math.ceil(timeout))
+        self.replies.pop(index, None)
+        count = client.code_cells_executed + 1 if store_history else None
+        client.execute_cell(client.nb.cells[index], index, execution_count=count, store_history=store_history)
+        return self.replies.get(index, {}).get("content", {}).get("ename") == self.TIMEOUT_ENAME
+
+    def hidden(self, source: str, timeout: float) -> tuple[Any, bool]:
+        """Run grader code that is not part of the notebook; returns (cell, timed_out)."""
+        cell = nbformat.v4.new_code_cell(source)
+        self.client.nb.cells.append(cell)
+        return cell, self.execute(len(self.client.nb.cells) - 1, timeout, store_history=False)
+
+    def responsive(self) -> bool:
+        """After a timeout: does the kernel answer again (the interrupt worked)?"""
+        for _ in range(2):  # a second timeout interrupts once more
+            _, timed_out = self.hidden("pass", PROBE_TIMEOUT)
+            if not timed_out:
+                return True
+        return False
+
+
+def _run_cells(kernel: _Kernel, deadline: float, budget: float) -> _Run:
+    """Execute the notebook's code cells in order, within the budget, recording problems."""
+    run = _Run(problems={}, budget=budget)
+    for index, cell in list(enumerate(kernel.client.nb.cells)):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        number = index + 1
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            run.skipped_from = number
+            break
+        run.budget_eaten_by = None
+        try:
+            if kernel.execute(index, remaining):
+                run.problems[number] = f"timed out after {max(1, math.ceil(remaining))} s (infinite loop?)"
+                run.budget_eaten_by = number
+                if not kernel.responsive():
+                    run.fatal = (
+                        f"cell {number} timed out and the kernel ignored the interrupt; nothing could be checked"
+                    )
+                    break
+            elif error := _error_of(cell):
+                run.problems[number] = error
+        except DeadKernelError:
+            run.problems[number] = "killed the kernel"
+            run.fatal = f"kernel died while running cell {number} ({OOM_HINT})"
+            break
+    return run
+
+
+def _run_check(
+    kernel: _Kernel, nonce: str, chapter: str, name: str, timeout: float
+) -> tuple[dict[str, Any] | None, str | None]:
+    """Run one hidden grading snippet. Returns (result, fatal): result None if the kernel died;
+    fatal says why no later check can run (None if they can)."""
+    try:
+        cell, timed_out = kernel.hidden(grade_runtime.snippet(nonce, chapter, name), timeout)
+        if timed_out:
+            message = (
+                f"the check of `{name}` timed out after {timeout:g} s (an infinite loop in your code, or far too slow?)"
+            )
+            fatal = (
+                None
+                if kernel.responsive()
+                else "not checked: the kernel stopped responding after an earlier check timed out"
+            )
+            return {"passed": False, "message": message, "missing": False}, fatal
+    except DeadKernelError:
+        return None, f"kernel died while checking `{name}` ({OOM_HINT})"
+    for line in _stdout_of(cell).splitlines():
+        if line.startswith(nonce):
+            try:
+                result = json.loads(line[len(nonce) :])
+            except ValueError:
+                continue
+            if isinstance(result, dict):
+                return result, None
+    error = _error_of(cell) or "printed nothing the grader could read"
+    message = (
+        f"the grader got no result for `{name}` (the grading code {error}; "
+        "did the notebook replace sys.stdout or a course module?)"
+    )
+    return {"passed": False, "message": message, "missing": False}, None
+
+
+def _quiet_log() -> logging.Logger:
+    """A logger for nbclient that stays silent (the records report timeouts and dead kernels)."""
+    log = logging.getLogger("utils.grade.nbclient")
+    log.setLevel(logging.CRITICAL)
+    return log
+
+
+def _kernel_env() -> dict[str, str]:
+    """The grader's environment, with this repository first on the kernel's import path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning
+    return env
+
+
+def _grade_executable(
+    nb: nbformat.NotebookNode, copy: Path, chapter: str, exercises: Sequence[Any], timeout: float, check_timeout: float
+) -> tuple[list[tuple[bool, str]], str]:
+    """Execute ``nb`` (saved at ``copy``) and check each exercise; returns ([(passed, message)], notes)."""
+    nonce = "GRADE-" + secrets.token_hex(16) + ":"
+    client = _GraderClient(
+        nb,
+        kernel_name="python3",  # whatever the submission says: the course's own environment
+        allow_errors=True,  # carry on after a failing cell (and never abort queued requests)
+        record_timing=False,
+        startup_timeout=120,
+        resources={"metadata": {"path": str(copy.parent)}},  # the kernel's working directory
+        log=_quiet_log(),  # timeouts and dead kernels are reported in the records instead
+    )
+    client.first_hidden_cell = len(nb.cells)
+    deadline = time.monotonic() + timeout
+    outcomes: list[tuple[bool, str]] = []
+    try:
+        with client.setup_kernel(env=_kernel_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+            kernel = _Kernel(client)
+            run = _run_cells(kernel, deadline, timeout)
+            fatal = run.fatal
+            for exercise in exercises:
+                if fatal:
+                    outcomes.append((False, fatal))
+                    continue
+                result, fatal = _run_check(kernel, nonce, chapter, exercise.name, check_timeout)
+                if result is None:
+                    outcomes.append((False, fatal or "the grader got no result"))
+                    continue
+                message = str(result.get("message", ""))
+                if result.get("missing"):
+                    message += _why_missing(nb, exercise.name, run)
+                outcomes.append((result.get("passed") is True, message))
+    except Exception as error:  # noqa: BLE001 - e.g. the kernel could not start; the batch goes on
+        reason = f"could not run the notebook: {type(error).__name__}: {str(error).strip()[:200]}"
+        return [(False, reason) for _ in exercises], reason
+    return outcomes, run.notes()
+
+
+def _why_missing(nb: nbformat.NotebookNode, name: str, run: _Run) -> str:
+    """A hint for a name that is not defined: what went wrong in the cell that seems to define it."""
+    for index, cell in enumerate(nb.cells):
+        number = index + 1
+        if cell.cell_type == "code" and _defines(cell.source, name):
+            if number in run.problems:
+                return f" (cell {number}, which defines it, {run.problems[number]})"
+            if run.skipped_from is not None and number >= run.skipped_from:
+                return f" (cell {number}, which defines it, was not run: {run.why_skipped()})"
+    return ""
+
+
+def _error_row(notebook: str, chapter: str, message: str) -> Record:
+    """The single record of a notebook whose exercises cannot be graded (or even known)."""
+    return Record(notebook, chapter, "", "", "", False, message)
+
+
+def grade_notebook(
+    path: Path, timeout: float = DEFAULT_TIMEOUT, check_timeout: float = DEFAULT_CHECK_TIMEOUT
+) -> list[Record]:
+    """Grade one notebook; always returns records (error rows instead of raising)."""
+    nb, invalid = _read_notebook(path)
+    chapter = chapter_of(path, nb.metadata if nb is not None else None)
+    shown = str(path)
+    if chapter is None:
+        reason = invalid or (
+            "cannot tell which chapter this notebook is: its metadata has no course.chapter and its "
+            "file name has no chapter number (name it like `00_setup_and_tour.ipynb`)"
+        )
+        return [_error_row(shown, "", reason)]
+    try:
+        exercises = grade_runtime.exercises(chapter)
+    except ModuleNotFoundError as error:
+        if error.name != f"utils.checks.ch{chapter}":
+            return [_error_row(shown, chapter, f"the grader could not load the checks of chapter {chapter}: {error}")]
+        exercises = []
+    except Exception as error:  # noqa: BLE001 - a broken check module must not stop the batch
+        reason = f"the grader could not load the checks of chapter {chapter}: {type(error).__name__}: {error}"
+        return [_error_row(shown, chapter, reason)]
+    if not exercises:
+        return [_error_row(shown, chapter, f"there are no checks for chapter {chapter}")]
+    if nb is None:
+        outcomes, notes = [(False, invalid or "unreadable") for _ in exercises], ""
+    else:
+        workdir = Path(tempfile.mkdtemp(prefix="grade-"))
+        try:
+            copy = workdir / path.name
+            shutil.copyfile(path, copy)
+            outcomes, notes = _grade_executable(nb, copy, chapter, exercises, timeout, check_timeout)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return [
+        Record(shown, chapter, e.id, e.name, e.title, passed, message, notes)
+        for e, (passed, message) in zip(exercises, outcomes)
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Reports
+
+
+def _short(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def format_table(records: Sequence[Record]) -> str:
+    """Rows per exercise, then the notebook's score (and notes, if any)."""
+    if not records:
+        return ""
+    out = io.StringIO()
+    graded = [r for r in records if r.exercise]
+    if not graded:  # an error row: the score line says it all
+        return f"{records[0].notebook}: 0/0 — {records[0].message}\n"
+    for r in records:
+        status = "PASS" if r.passed else "FAIL"
+        out.write(f"  {r.exercise or '-':<6} {_short(r.name or '-', 28):<28} {status}  {_short(r.message, 100)}\n")
+    out.write(f"{records[0].notebook}: {sum(r.passed for r in graded)}/{len(graded)}\n")
+    if records[0].notes:
+        out.write(f"  notes: {_short(records[0].notes, 300)}\n")
+    return out.getvalue()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder and a rename: never a half-written report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, records: Sequence[Record]) -> None:
+    """Write the records as a JSON list (atomically)."""
+    _write_atomic(path, json.dumps([asdict(r) for r in records], indent=2, ensure_ascii=False) + "\n")
+
+
+def write_csv(path: Path, records: Sequence[Record]) -> None:
+    """Write the records as CSV with a header row (atomically)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Record)])
+    writer.writeheader()
+    writer.writerows(asdict(r) for r in records)
+    _write_atomic(path, out.getvalue())
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.grade",
+        description="Run notebooks in fresh kernels and grade each exercise with its check.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="NOTEBOOK_OR_FOLDER")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write one record per exercise as JSON")
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="write one record per exercise as CSV")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds to run each notebook (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--check-timeout",
+        type=float,
+        default=DEFAULT_CHECK_TIMEOUT,
+        metavar="S",
+        help=f"seconds per exercise check (default {DEFAULT_CHECK_TIMEOUT:g})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Grade the notebooks named on the command line; 0 when grading ran, 2 on usage errors."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.timeout <= 0 or args.check_timeout <= 0:
+            raise GradeUsageError("--timeout and --check-timeout must be positive")
+        notebooks = find_notebooks(args.paths)
+        if not notebooks:
+            raise GradeUsageError("no notebooks (*.ipynb) found in " + " ".join(args.paths))
+        inputs = {nb.resolve() for nb in notebooks}
+        outputs = [p for p in (args.json, args.csv) if p is not None]
+        for out in outputs:
+            if out.resolve() in inputs or out.suffix == ".ipynb":
+                raise GradeUsageError(f"refusing to write a report over a notebook: {out}")
+            if out.is_dir():
+                raise GradeUsageError(f"report path is a folder: {out}")
+        if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+            raise GradeUsageError("--json and --csv must be different files")
+    except GradeUsageError as error:
+        parser.print_usage(sys.stderr)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+    records: list[Record] = []
+    done = 0
+    try:
+        for done, notebook in enumerate(notebooks):
+            print(f"[{done + 1}/{len(notebooks)}] grading {notebook} ...", file=sys.stderr, flush=True)
+            graded = grade_notebook(notebook, args.timeout, args.check_timeout)
+            records.extend(graded)
+            print(format_table(graded), end="", flush=True)
+        done = len(notebooks)
+    except KeyboardInterrupt:
+        print(f"interrupted: reports hold the {done} notebook(s) graded so far", file=sys.stderr)
+    if args.json:
+        write_json(args.json, records)
+    if args.csv:
+        write_csv(args.csv, records)
+    total = [r for r in records if r.exercise]
+    print(f"graded {done} notebook(s): {sum(r.passed for r in total)}/{len(total)} exercises passed", file=sys.stderr)
+    return 0 if done == len(notebooks) else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ this kind of equality, silently, in ``TransformerBridge.generate``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,26 @@ def generate(
     bridge's components *replace* that model's modules, so every TransformerLens hook in ``hooks``
     fires — on the whole prompt at the first step, then on each new token (positions of shape
     ``(batch, 1, d_model)``). This is about 3x faster than ``TransformerBridge.generate`` on a CPU.
+    (Do not wrap the bridge in a bfloat16 autocast: its left-padded rows then produce NaNs.)
     """
+    return _generate(model.original_model, model.tokenizer, prompts, max_new_tokens, temperature, top_p, seed,
+                     batch_size, progress, lambda: model.hooks(fwd_hooks=list(hooks)))
+
+
+def generate_plain(
+    hf_model: Any, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 60, temperature: float = 0.0,
+    top_p: float | None = None, seed: int | None = None, batch_size: int = 8, progress: bool = False,
+) -> list[str]:
+    """:func:`generate` on a plain Hugging Face model (no bridge, no hooks), for bulk sampling such as
+    the course corpus; it may run under ``torch.autocast("cpu", dtype=torch.bfloat16)``."""
+    return _generate(hf_model, tokenizer, prompts, max_new_tokens, temperature, top_p, seed, batch_size, progress,
+                     contextlib.nullcontext)
+
+
+def _generate(
+    hf: Any, tokenizer: Any, prompts: str | Sequence[str], max_new_tokens: int, temperature: float,
+    top_p: float | None, seed: int | None, batch_size: int, progress: bool, context: Callable[[], Any],
+) -> list[str]:
     import torch
     from tqdm.auto import tqdm
 
@@ -69,8 +89,6 @@ def generate(
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if seed is not None:
         torch.manual_seed(seed)
-    tokenizer = model.tokenizer
-    hf = model.original_model
     sampling: dict[str, Any] = (
         dict(do_sample=True, temperature=temperature, top_p=top_p or 1.0, top_k=0)
         if temperature > 0 else dict(do_sample=False)
@@ -83,7 +101,7 @@ def generate(
         for start in tqdm(starts, desc="generating", disable=not progress or len(starts) == 1):
             batch = list(prompts[start : start + batch_size])
             enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(hf.device)
-            with torch.no_grad(), model.hooks(fwd_hooks=list(hooks)):
+            with torch.no_grad(), context():
                 tokens = hf.generate(
                     **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=tokenizer.eos_token_id, **sampling,

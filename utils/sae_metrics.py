@@ -1,0 +1,138 @@
+"""How good is an SAE? Reconstruction, sparsity, dead latents, and the model's loss with the SAE spliced in.
+
+For activations ``x`` (n, d) and reconstructions ``x_hat``:
+
+* MSE  = mean over tokens of ``||x - x_hat||^2``;
+* FVU  = ``sum ||x - x_hat||^2 / sum ||x - mean(x)||^2`` — the fraction of variance unexplained,
+  measured around the mean because the mean vector carries about half the squared norm here;
+* L0   = mean number of non-zero latents per token;
+* dead = fraction of latents that never fire on the evaluation tokens.
+
+Splicing: replace ``hook_name``'s activation by ``sae(x)`` and run the model to the end.
+
+* CE-loss recovered = ``(CE_zero - CE_sae) / (CE_zero - CE_clean)`` where CE_zero replaces the
+  activation by zeros (zero-ablation). It is lenient here (zero-ablation costs ~8.5 nats), so we
+  always also report
+* delta CE = ``CE_sae - CE_clean`` (nats per token) and KL = mean over tokens of
+  ``KL(p_clean || p_sae)`` (nats).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from utils.sae import SparseAutoencoder
+
+
+def mse(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Mean over tokens of the squared L2 error. x, x_hat: (n, d)."""
+    return (x - x_hat).pow(2).sum(-1).mean()
+
+
+def fvu(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """Fraction of variance unexplained, with the variance taken around the mean of ``x``."""
+    return (x - x_hat).pow(2).sum() / (x - x.mean(0)).pow(2).sum()
+
+
+def l0(z: torch.Tensor) -> torch.Tensor:
+    """Mean number of non-zero latents per token. z: (n, d_sae)."""
+    return (z != 0).float().sum(-1).mean()
+
+
+def dead_fraction(fire_counts: torch.Tensor) -> float:
+    """Fraction of latents with zero firings. fire_counts: (d_sae,) counts over the eval tokens."""
+    return float((fire_counts == 0).float().mean())
+
+
+def sparsity_stats(z: torch.Tensor) -> tuple[float, float]:
+    """(L0, dead fraction) of latents z (n_tokens, d_sae): mean non-zeros per token, and the
+    fraction of latents that are zero on every token."""
+    fires = (z != 0).sum(0)
+    return float(l0(z)), dead_fraction(fires)
+
+
+def splice_hook(sae: "SparseAutoencoder"):
+    """A TransformerLens hook that replaces the activation by the SAE's reconstruction ``sae(x)``."""
+
+    def hook(act: torch.Tensor, hook) -> torch.Tensor:  # act: (batch, pos, d_in)
+        return sae.decode(sae.encode(act)).to(act.dtype)
+
+    return hook
+
+
+def ce_loss_recovered(ce_clean: float, ce_sae: float, ce_zero: float) -> float:
+    """``(CE_zero - CE_sae) / (CE_zero - CE_clean)``: 1 = as good as the clean model, 0 = as bad as zero-ablation."""
+    return (ce_zero - ce_sae) / (ce_zero - ce_clean)
+
+
+def next_token_ce(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Per-position cross-entropy of predicting ``tokens[:, 1:]`` from ``logits[:, :-1]``: (batch, pos-1)."""
+    logprobs = logits[:, :-1].log_softmax(-1)
+    return -logprobs.gather(-1, tokens[:, 1:, None])[..., 0]
+
+
+@torch.no_grad()
+def evaluate_sae(
+    model: "TransformerBridge", sae: "SparseAutoencoder", token_batches: Iterable[torch.Tensor], progress: bool = False
+) -> dict[str, float]:
+    """Every metric above on the given token batches (use held-out text). Batches should be small
+    (e.g. 8 x 128): each runs three full forward passes with 49k-wide logits."""
+    from tqdm.auto import tqdm
+
+    name = sae.cfg.hook_name
+    totals = {"ce_clean": 0.0, "ce_sae": 0.0, "ce_zero": 0.0, "kl": 0.0, "sq_err": 0.0, "l0": 0.0}
+    fires = torch.zeros(sae.cfg.d_sae)
+    acts_sum = None
+    acts_sq = 0.0
+    n_pred = 0
+    n_tok = 0
+    for tokens in tqdm(token_batches, desc="evaluating SAE", disable=not progress):
+        stash: dict[str, torch.Tensor] = {}
+
+        def splice(act: torch.Tensor, hook) -> torch.Tensor:  # act: (batch, pos, d_in)
+            z = sae.encode(act)
+            recon = sae.decode(z)
+            stash.update(x=act.reshape(-1, act.shape[-1]), x_hat=recon.reshape(-1, act.shape[-1]), z=z.reshape(-1, z.shape[-1]))
+            return recon
+
+        def zero(act: torch.Tensor, hook) -> torch.Tensor:
+            return torch.zeros_like(act)
+
+        clean = model(tokens)
+        spliced = model.run_with_hooks(tokens, fwd_hooks=[(name, splice)])
+        zeroed = model.run_with_hooks(tokens, fwd_hooks=[(name, zero)])
+        totals["ce_clean"] += float(next_token_ce(clean, tokens).sum())
+        totals["ce_sae"] += float(next_token_ce(spliced, tokens).sum())
+        totals["ce_zero"] += float(next_token_ce(zeroed, tokens).sum())
+        logp_clean, logp_sae = clean.log_softmax(-1), spliced.log_softmax(-1)
+        totals["kl"] += float((logp_clean.exp() * (logp_clean - logp_sae)).sum(-1)[:, :-1].sum())
+        n_pred += tokens.shape[0] * (tokens.shape[1] - 1)
+        x, x_hat, z = stash["x"].float(), stash["x_hat"].float(), stash["z"]
+        totals["sq_err"] += float((x - x_hat).pow(2).sum())
+        totals["l0"] += float((z != 0).sum())
+        fires += (z != 0).sum(0).float().cpu()
+        acts_sum = x.sum(0) if acts_sum is None else acts_sum + x.sum(0)
+        acts_sq += float(x.pow(2).sum())
+        n_tok += len(x)
+    if n_tok == 0:
+        raise ValueError("no token batches to evaluate on")
+    # sum ||x - mean||^2 = sum ||x||^2 - n ||mean||^2
+    variance = acts_sq - float((acts_sum / n_tok).pow(2).sum()) * n_tok
+    ce = {k: totals[k] / n_pred for k in ("ce_clean", "ce_sae", "ce_zero")}
+    return {
+        **ce,
+        "ce_loss_recovered": ce_loss_recovered(ce["ce_clean"], ce["ce_sae"], ce["ce_zero"]),
+        "delta_ce": ce["ce_sae"] - ce["ce_clean"],
+        "kl": totals["kl"] / n_pred,
+        "mse": totals["sq_err"] / n_tok,
+        "fvu": totals["sq_err"] / variance,
+        "l0": totals["l0"] / n_tok,
+        "dead_fraction": dead_fraction(fires),
+        "tokens": n_tok,
+    }

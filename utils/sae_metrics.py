@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from utils.memory import release
+
 if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge
 
@@ -120,6 +122,8 @@ def evaluate_sae(
         acts_sum = x.sum(0) if acts_sum is None else acts_sum + x.sum(0)
         acts_sq += float(x.pow(2).sum())
         n_tok += len(x)
+        del clean, spliced, zeroed, logp_clean, logp_sae
+        release()
     if n_tok == 0:
         raise ValueError("no token batches to evaluate on")
     # sum ||x - mean||^2 = sum ||x||^2 - n ||mean||^2

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from utils.activations import input_scale, shuffled_batches
+from utils.memory import release
 from utils.sae import COURSE_SAE_DIR, SAEConfig, SparseAutoencoder, auxk_loss, l1_penalty
 
 
@@ -107,6 +108,8 @@ def train_sae(sae: SparseAutoencoder, acts: torch.Tensor, cfg: TrainConfig = Tra
                 "dead_fraction": float(dead.float().mean()),
             })
     sae.eval()
+    del optimiser, scheduler
+    release()
     sae.fold_input_scale_(scale)
     sae.cfg.extra["input_scale"] = scale
     return history

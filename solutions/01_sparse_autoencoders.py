@@ -520,6 +520,12 @@ for sae_name, sae in [("small SAE", small_sae), ("course SAE", course_sae)]:
         print(f"{sae_name:10s} on {text_name:20s}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
 
 # %% [markdown]
+# Read the four lines above side by side. With half the latents and a tenth of the training, the notebook's
+# SAE explains less variance and costs the model more (higher ΔCE and KL); when this chapter was written its
+# ΔCE was about 2.5× the course SAE's. Both SAEs do worse on human everyday English than on the model's own
+# writing — what training on a model-written corpus predicts — but the course SAE still recovers over 90 % of
+# the loss there. That is the SAE chapters 02 and 03 use.
+#
 # ## 6. The course SAE
 #
 # The shipped SAE was trained by the command and on the data recorded in its config; its metrics below were

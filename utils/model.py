@@ -149,10 +149,8 @@ def load_hf_model(name: str | None = None, device: str | None = None, dtype: str
     device = device or default_device()
     if name is None or name in (EMBEDDED_NAME, EMBEDDED_HUB_NAME):
         path: str | Path = ensure_converted_embedded_model()
-        kwargs: dict[str, Any] = {}
     else:
         path = name
-        kwargs = {}
         try:  # already cached locally? then no network is needed at all
             hf = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
             tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=True)
@@ -161,7 +159,7 @@ def load_hf_model(name: str | None = None, device: str | None = None, dtype: str
             pass
         if not hub_reachable():
             raise ModelUnavailableError(_offline_message(name))
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return _finish(hf, device), tokenizer
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -88,3 +90,49 @@ def exercises(chapter: str) -> list[Exercise]:
 def fail(message: str) -> None:
     """Raise a :class:`CheckFailure` (a readable shorthand inside checks)."""
     raise CheckFailure(message)
+
+
+# --- helpers shared by the chapter check modules -----------------------------------------------
+def course_model() -> Any:
+    """The embedded model, memoised by ``load_model`` (the notebook's ``model`` is the same object)."""
+    from utils.model import load_model
+
+    return load_model()
+
+
+def as_tensor(x: Any, what: str) -> Any:
+    """The learner's output as a detached float32 CPU tensor, or a readable failure."""
+    import torch
+
+    if x is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if not isinstance(x, torch.Tensor):
+        fail(f"{what} should return a torch.Tensor, got {type(x).__name__}.")
+    return x.detach().float().cpu()
+
+
+def as_number(x: Any, what: str) -> float:
+    """A Python float from a number or a one-element tensor; a readable failure otherwise."""
+    import torch
+
+    if x is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if isinstance(x, torch.Tensor):
+        if x.numel() != 1:
+            fail(f"{what} returned a tensor of shape {tuple(x.shape)}; expected a single number.")
+        x = x.detach().float().cpu().item()
+    if not isinstance(x, numbers.Real) or isinstance(x, bool):
+        fail(f"{what} should return a number, got {type(x).__name__}.")
+    x = float(x)
+    if not math.isfinite(x):
+        fail(f"{what} returned {x}: look for a division by zero or an overflow.")
+    return x
+
+
+def close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """Numbers: math.isclose; tensors: same shape and torch.allclose."""
+    import torch
+
+    if isinstance(a, numbers.Real) or isinstance(b, numbers.Real):
+        return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=atol)
+    return a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)

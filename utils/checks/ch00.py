@@ -10,29 +10,15 @@ import random
 from typing import Any, Callable
 
 from utils import tour
-from utils.checks import exercise, fail
+from utils.checks import as_number, as_tensor, close, course_model, exercise, fail
 
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()
 
 
-def _model() -> Any:
-    from utils.model import load_model
-
-    return load_model()
 
 
-def _tensor(x: Any, what: str) -> Any:
-    import torch
-
-    if not isinstance(x, torch.Tensor):
-        fail(f"{what} should be a torch.Tensor, got {type(x).__name__}.")
-    return x.detach().float().cpu()
 
 
-def _close(a: Any, b: Any, atol: float = 1e-4, rtol: float = 1e-4) -> bool:
-    import torch
-
-    return a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)
 
 
 def _random_sentence(rng: random.Random) -> str:
@@ -42,12 +28,12 @@ def _random_sentence(rng: random.Random) -> str:
 # ---------------------------------------------------------------------------------------------
 @exercise("00", 1, "next_token_probs", "Next-token probabilities")
 def next_token_probs(fn: Callable) -> str:
-    model = _model()
+    model = course_model()
     rng = random.Random()
     prompts = ["The capital of France is", "1, 2, 3, 4,", _random_sentence(rng)]
     d_vocab = model.cfg.d_vocab
     for prompt in prompts:
-        got = _tensor(fn(model, prompt), "next_token_probs(model, prompt)")
+        got = as_tensor(fn(model, prompt), "next_token_probs(model, prompt)")
         want = tour.next_token_probs(model, prompt)
         if got.ndim == 2 and got.shape[-1] == d_vocab:
             fail(
@@ -61,10 +47,10 @@ def next_token_probs(fn: Callable) -> str:
             if got.min() < 0 or total > 2:
                 fail("these look like raw logits (they do not sum to 1): apply .softmax(dim=-1).")
             fail(f"the probabilities sum to {total:.4f}, not 1: take the softmax over the vocabulary (dim=-1).")
-        if not _close(got, want, atol=1e-5):
+        if not close(got, want, atol=1e-5):
             tokens = tour.to_tokens(model, prompt)
             first = model(tokens)[0, 0].softmax(-1).detach()
-            if _close(got, first, atol=1e-5):
+            if close(got, first, atol=1e-5):
                 fail("you used the first position; the next token is predicted at the last one (index -1).")
             fail(f"probabilities differ from the reference for prompt {prompt!r}. Did you tokenise the prompt "
                  "with tour.to_tokens / model.to_tokens and use the logits at position -1?")
@@ -75,7 +61,7 @@ def next_token_probs(fn: Callable) -> str:
 # ---------------------------------------------------------------------------------------------
 @exercise("00", 2, "format_chat", "The chat template")
 def format_chat(fn: Callable) -> str:
-    tokenizer = _model().tokenizer
+    tokenizer = course_model().tokenizer
     rng = random.Random()
     cases = [
         ("What is your physical form?", None),
@@ -106,10 +92,10 @@ def format_chat(fn: Callable) -> str:
 def residual_norms(fn: Callable) -> str:
     import torch
 
-    model = _model()
+    model = course_model()
     n = model.cfg.n_layers
     prompt = _random_sentence(random.Random()) + " a place where"
-    got = _tensor(fn(model, prompt), "residual_norms(model, prompt)")
+    got = as_tensor(fn(model, prompt), "residual_norms(model, prompt)")
     want = tour.residual_norms(model, prompt)
     if got.shape == (n,):
         fail(f"returned {n} values; expected {n + 1}: entry 0 is the embedding (blocks.0.hook_resid_pre), "
@@ -117,18 +103,18 @@ def residual_norms(fn: Callable) -> str:
     if got.shape != (n + 1,):
         fail(f"returned shape {tuple(got.shape)}; expected ({n + 1},). Take the norm over d_model "
              "(dim=-1), then average over positions.")
-    if _close(got, want, atol=1e-3):
+    if close(got, want, atol=1e-3):
         return f"norm grows from {float(want[0]):.1f} (embedding) to {float(want[-1]):.1f} (last block)"
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n)]
     _, cache = model.run_with_cache(tour.to_tokens(model, prompt), names_filter=lambda x: x in names)
     stack = torch.stack([cache[x][0] for x in names]).detach()  # (n+1, pos, d_model)
-    if _close(got, stack[:, -1].norm(dim=-1), atol=1e-3):
+    if close(got, stack[:, -1].norm(dim=-1), atol=1e-3):
         fail("you used only the last position; average the norm over all positions.")
-    if _close(got, (stack**2).sum(-1).mean(-1), rtol=1e-3):
+    if close(got, (stack**2).sum(-1).mean(-1), atol=1e-4, rtol=1e-3):
         fail("you returned the squared norm; use the L2 norm (.norm(dim=-1)).")
-    if _close(got, stack.norm(dim=1).mean(-1), atol=1e-3):
+    if close(got, stack.norm(dim=1).mean(-1), atol=1e-3):
         fail("you took the norm over positions; take it over d_model (dim=-1), then average over positions.")
-    if _close(got, stack.mean(1).norm(dim=-1), atol=1e-3):
+    if close(got, stack.mean(1).norm(dim=-1), atol=1e-3):
         fail("you took the norm of the mean vector; take each position's norm first, then average.")
     fail("the norms differ from the reference. Use ||x||_2 over d_model at each position, averaged over positions.")
 
@@ -138,24 +124,24 @@ def residual_norms(fn: Callable) -> str:
 def resid_at_layer(fn: Callable) -> str:
     import torch
 
-    model = _model()
+    model = course_model()
     rng = random.Random()
     layer = rng.randint(3, model.cfg.n_layers - 3)
     tokens = torch.randint(100, 20000, (2, 7), generator=torch.Generator().manual_seed(rng.randint(0, 10**6)))
     calls = {"later": 0}
     handle = model.blocks[layer + 1].register_forward_hook(lambda *_: calls.__setitem__("later", calls["later"] + 1))
     try:
-        got = _tensor(fn(model, tokens, layer), f"resid_at_layer(model, tokens, {layer})")
+        got = as_tensor(fn(model, tokens, layer), f"resid_at_layer(model, tokens, {layer})")
     finally:
         handle.remove()
     want = tour.resid_at_layer(model, tokens, layer)
     if got.shape != want.shape:
         fail(f"returned shape {tuple(got.shape)}; expected (batch, pos, d_model) = {tuple(want.shape)}.")
-    if not _close(got, want, atol=1e-4):
-        if layer > 0 and _close(got, tour.resid_at_layer(model, tokens, layer - 1), atol=1e-4):
+    if not close(got, want, atol=1e-4):
+        if layer > 0 and close(got, tour.resid_at_layer(model, tokens, layer - 1), atol=1e-4):
             fail(f"off by one: you returned the residual stream BEFORE block {layer} (hook_resid_pre, = block "
                  f"{layer - 1}'s output). Capture blocks.{layer}.hook_resid_post with stop_at_layer={layer} + 1.")
-        if _close(got, tour.resid_at_layer(model, tokens, layer + 1), atol=1e-4):
+        if close(got, tour.resid_at_layer(model, tokens, layer + 1), atol=1e-4):
             fail(f"off by one: you returned block {layer + 1}'s output; capture blocks.{layer}.hook_resid_post.")
         fail(f"values differ from blocks.{layer}.hook_resid_post (layer={layer}).")
     if calls["later"]:
@@ -169,29 +155,29 @@ def resid_at_layer(fn: Callable) -> str:
 def logit_lens(fn: Callable) -> str:
     import torch
 
-    model = _model()
+    model = course_model()
     tokens = tour.to_tokens(model, "The Golden Gate Bridge is in the city of")
     n = model.cfg.n_layers
     last = tour.resid_at_layer(model, tokens, n - 1)
-    got = _tensor(fn(model, last), "logit_lens(model, resid)")
+    got = as_tensor(fn(model, last), "logit_lens(model, resid)")
     with torch.no_grad():
         logits = model(tokens)
     if got.shape != logits.shape:
         fail(f"returned shape {tuple(got.shape)} for a resid of shape {tuple(last.shape)}; expected (..., d_vocab) "
              f"= {tuple(logits.shape)}.")
-    if not _close(got, logits, atol=1e-3, rtol=1e-3):
+    if not close(got, logits, atol=1e-3, rtol=1e-3):
         with torch.no_grad():
             raw = model.unembed(last)
             rms = last * torch.rsqrt(last.pow(2).mean(-1, keepdim=True) + 1e-5)
             no_gain = model.unembed(rms)
-        if _close(got, raw, atol=1e-3, rtol=1e-3):
+        if close(got, raw, atol=1e-3, rtol=1e-3):
             fail("you skipped the final norm: apply model.ln_final(resid) before model.unembed.")
-        if _close(got, no_gain, atol=1e-3, rtol=1e-3):
+        if close(got, no_gain, atol=1e-3, rtol=1e-3):
             fail("you normalised by hand without the learned gain; use model.ln_final, which includes it.")
         fail("on the last layer's residual the logit lens must reproduce the model's own logits exactly.")
     mid = tour.resid_at_layer(model, tokens, n // 2)
-    got_mid = _tensor(fn(model, mid), "logit_lens(model, resid)")
-    if not _close(got_mid, tour.logit_lens(model, mid), atol=1e-3, rtol=1e-3):
+    got_mid = as_tensor(fn(model, mid), "logit_lens(model, resid)")
+    if not close(got_mid, tour.logit_lens(model, mid), atol=1e-3, rtol=1e-3):
         fail("matches on the last layer but not on a middle one: do not read the model's logits, transform `resid`.")
     return "reproduces the model's logits on the final residual stream"
 
@@ -201,14 +187,14 @@ def logit_lens(fn: Callable) -> str:
 def mean_difference_direction(fn: Callable) -> str:
     import torch
 
-    model = _model()
+    model = course_model()
     rng = random.Random()
     positive = ["I love this, it is wonderful!", "What a delightful, happy day.", "This is the best gift ever, thank you so much"]
     negative = ["I hate this.", "What a miserable, awful day it has been today.", "This is the worst"]
     rng.shuffle(positive)
     rng.shuffle(negative)
     layer = rng.choice([6, 10, 14])
-    got = _tensor(fn(model, positive, negative, layer), "mean_difference_direction(...)")
+    got = as_tensor(fn(model, positive, negative, layer), "mean_difference_direction(...)")
     want = tour.mean_difference_direction(model, positive, negative, layer)
     if got.shape != want.shape:
         fail(f"returned shape {tuple(got.shape)}; expected ({model.cfg.d_model},), one direction in the residual stream.")

@@ -13,15 +13,11 @@ import numbers
 import random
 from typing import Any, Callable
 
-from utils.checks import exercise, fail
+from utils.checks import as_number, as_tensor, close, course_model, exercise, fail
 
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()
 
 
-def _model() -> Any:
-    from utils.model import load_model
-
-    return load_model()
 
 
 def _generator(seed: int | None = None) -> Any:
@@ -31,40 +27,10 @@ def _generator(seed: int | None = None) -> Any:
     return torch.Generator().manual_seed(random.Random().randrange(2**62) if seed is None else seed)
 
 
-def _tensor(x: Any, what: str) -> Any:
-    import torch
-
-    if x is None:
-        fail(f"{what} returned None: did you forget the `return` statement?")
-    if not isinstance(x, torch.Tensor):
-        fail(f"{what} should return a torch.Tensor, got {type(x).__name__}.")
-    return x.detach().float().cpu()
 
 
-def _number(x: Any, what: str) -> float:
-    """A Python float from a number or a one-element tensor; a readable failure otherwise."""
-    import torch
-
-    if x is None:
-        fail(f"{what} returned None: did you forget the `return` statement?")
-    if isinstance(x, torch.Tensor):
-        if x.numel() != 1:
-            fail(f"{what} returned a tensor of shape {tuple(x.shape)}; expected a single number.")
-        x = x.detach().float().cpu().item()
-    if not isinstance(x, numbers.Real) or isinstance(x, bool):
-        fail(f"{what} should return a number, got {type(x).__name__}.")
-    x = float(x)
-    if not math.isfinite(x):
-        fail(f"{what} returned {x}: look for a division by zero or an overflow.")
-    return x
 
 
-def _close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    import torch
-
-    if isinstance(a, numbers.Real) or isinstance(b, numbers.Real):
-        return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=atol)
-    return a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)
 
 
 def _is_shape_error(error: BaseException) -> bool:
@@ -105,7 +71,7 @@ def _no_in_place(changed: list[str]) -> None:
 def _diagnose(got: Any, candidates: list[tuple[Any, str]], **tol: float) -> None:
     """Fail with the message of the first catalogued mistake whose output ``got`` matches."""
     for value, message in candidates:
-        if value is not None and _close(got, value, **tol):
+        if value is not None and close(got, value, **tol):
             fail(message)
 
 
@@ -149,9 +115,9 @@ def recovery_score(fn: Callable) -> str:
         out, changed = _call(fn, ("W_dec", "features"), W_dec, features, shape_hint=hint)
         if isinstance(out, torch.Tensor) and out.numel() == len(features) > 1:
             fail(f"returned {len(features)} values, one per feature; the score is their mean: `.mean().item()`.")
-        got = _number(out, "recovery_score(W_dec, features)")
+        got = as_number(out, "recovery_score(W_dec, features)")
         want = toy.recovery_score(W_dec, features)
-        if _close(got, want):
+        if close(got, want):
             _no_in_place(changed)
             continue
         f, w = normalize(features, dim=-1), normalize(W_dec, dim=-1)
@@ -208,11 +174,11 @@ def relu_encode(fn: Callable) -> str:
     ]
     for x, W_enc, b_enc, b_dec in cases:
         out, changed = _call(fn, ("x", "W_enc", "b_enc", "b_dec"), x, W_enc, b_enc, b_dec, shape_hint=_ENCODER_HINT)
-        got = _tensor(out, "relu_encode(x, W_enc, b_enc, b_dec)")
+        got = as_tensor(out, "relu_encode(x, W_enc, b_enc, b_dec)")
         want = sae.relu_encode(x, W_enc, b_enc, b_dec)
         if got.shape != want.shape:
             fail(f"returned shape {tuple(got.shape)}; expected (batch, d_sae) = {tuple(want.shape)}. {_ENCODER_HINT}")
-        if _close(got, want):
+        if close(got, want):
             _no_in_place(changed)
             continue
         pre = (x - b_dec) @ W_enc + b_enc
@@ -262,11 +228,11 @@ def unit_norm_rows(fn: Callable) -> str:
                 fail("returned None after changing W_dec in place. The function must return the normalised "
                      "matrix: `return W_dec / W_dec.norm(dim=-1, keepdim=True)`.")
             fail("returned None: did you forget the `return` statement?")
-        got = _tensor(out, "unit_norm_rows(W_dec)")
+        got = as_tensor(out, "unit_norm_rows(W_dec)")
         want = sae.unit_norm_rows(W)
         if got.shape != W.shape:
             fail(f"returned shape {tuple(got.shape)}; expected the shape of W_dec, {tuple(W.shape)}.")
-        if _close(got, want):
+        if close(got, want):
             _no_in_place(changed)
             continue
         norms = W.norm(dim=-1, keepdim=True)
@@ -319,10 +285,10 @@ def l1_penalty(fn: Callable) -> str:
         out, changed = _call(fn, ("z", "W_dec"), z, W_dec, shape_hint=hint)
         if isinstance(out, torch.Tensor) and out.numel() == len(z) > 1:
             fail(f"returned {len(z)} values, one per token; take their mean over the batch (a single number).")
-        got = _number(out, "l1_penalty(z, W_dec)")
+        got = as_number(out, "l1_penalty(z, W_dec)")
         z = z.detach()
         want = float(sae.l1_penalty(z, W_dec))
-        if _close(got, want):
+        if close(got, want):
             if not isinstance(out, torch.Tensor) or not out.requires_grad:
                 fail("right value, but not a tensor that gradients flow through: the penalty is added to the "
                      "loss and backpropagated. Return the torch expression itself (no .item(), float() or "
@@ -375,14 +341,14 @@ def topk_encode(fn: Callable) -> str:
     ]
     for (x, W_enc, b_enc, b_dec), k in cases:
         out, changed = _call(fn, ("x", "W_enc", "b_enc", "b_dec", "k"), x, W_enc, b_enc, b_dec, k, shape_hint=_ENCODER_HINT)
-        got = _tensor(out, f"topk_encode(x, W_enc, b_enc, b_dec, k={k})")
+        got = as_tensor(out, f"topk_encode(x, W_enc, b_enc, b_dec, k={k})")
         want = sae.topk_encode(x, W_enc, b_enc, b_dec, k)
         if got.shape == (len(x), k) and got.shape != want.shape:
             fail(f"returned shape {tuple(got.shape)}: only the k kept values. Put them back at their latent "
                  f"indices in a (batch, d_sae) tensor of zeros: torch.zeros_like(pre).scatter(-1, indices, values).")
         if got.shape != want.shape:
             fail(f"returned shape {tuple(got.shape)}; expected (batch, d_sae) = {tuple(want.shape)}. {_ENCODER_HINT}")
-        if _close(got, want):
+        if close(got, want):
             _no_in_place(changed)
             continue
         pre = (x - b_dec) @ W_enc + b_enc
@@ -450,9 +416,9 @@ def input_scale(fn: Callable) -> str:
         half = acts.dtype == torch.float16
         if half and _overflowed(out):
             fail(f"returned {_number_or_value(out)} on float16 activations: {half_hint}")
-        got = _number(out, "input_scale(acts)")
+        got = as_number(out, "input_scale(acts)")
         want = activations.input_scale(acts)
-        if _close(got, want):
+        if close(got, want):
             _no_in_place(changed)
             continue
         x = acts.float()
@@ -519,9 +485,9 @@ def fvu(fn: Callable) -> str:
             per = {len(x): "token", x.shape[1]: "dimension"}.get(out.numel(), "")
             fail(f"returned a tensor of shape {tuple(out.shape)}" + (f", one value per {per}" if per else "")
                  + "; FVU is one number, a ratio of two sums over all tokens and dimensions.")
-        got = _number(out, "fvu(x, x_hat)")
+        got = as_number(out, "fvu(x, x_hat)")
         want = float(sae_metrics.fvu(x, x_hat))
-        if _close(got, want):
+        if close(got, want):
             _no_in_place(changed)
             continue
         err = (x - x_hat).pow(2)
@@ -587,13 +553,13 @@ def sparsity_stats(fn: Callable) -> str:
         out, changed = _call(fn, ("z",), z)
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             fail(f"returned {type(out).__name__}; return a pair (l0, dead_fraction): `return l0, dead`.")
-        l0 = _number(out[0], "sparsity_stats(z)[0] (the L0)")
-        dead = _number(out[1], "sparsity_stats(z)[1] (the dead fraction)")
+        l0 = as_number(out[0], "sparsity_stats(z)[0] (the L0)")
+        dead = as_number(out[1], "sparsity_stats(z)[1] (the dead fraction)")
         want_l0, want_dead = sae_metrics.sparsity_stats(z)
-        if _close(l0, want_dead) and _close(dead, want_l0) and not _close(l0, want_l0):
+        if close(l0, want_dead) and close(dead, want_l0) and not close(l0, want_l0):
             fail("you returned (dead_fraction, l0); the order is (l0, dead_fraction).")
         fires = (z != 0).sum(0)  # (d_sae,) firings per latent
-        if not _close(l0, want_l0):
+        if not close(l0, want_l0):
             _diagnose(l0, [
                 (float((z != 0).sum()), "your L0 is the total count over the whole batch; L0 is the mean over "
                                         "tokens of the number of non-zero latents: (z != 0).sum(-1).float().mean()."),
@@ -604,7 +570,7 @@ def sparsity_stats(fn: Callable) -> str:
                                               "averages over tokens."),
             ])
             fail(f"L0 is {l0:.4g}, expected {want_l0:.4g}: the mean over tokens of the number of non-zero latents.")
-        if not _close(dead, want_dead):
+        if not close(dead, want_dead):
             n_dead = int((fires == 0).sum())
             candidates = [
                 (float((z == 0).float().mean()),
@@ -646,7 +612,7 @@ def splice_hook(fn: Callable) -> str:
     if not callable(hook_fn):
         fail(f"splice_hook(sae) returned {type(hook_fn).__name__}; return a hook function fn(act, hook).")
 
-    model = _model()
+    model = course_model()
     sae.to(model.cfg.device)  # in place: the learner's hook holds this very module
     name = cfg.hook_name
     tokens = tour.to_tokens(model, "The " + " ".join(rng.sample(_WORDS, 3)) + " is")
@@ -672,14 +638,14 @@ def splice_hook(fn: Callable) -> str:
     if out is None:
         fail("your hook returned None, so TransformerLens keeps the original activation and the SAE is never "
              "used. Return the reconstruction: `return sae.decode(sae.encode(act))`.")
-    got = _tensor(out, "your hook")
+    got = as_tensor(out, "your hook")
     if got.shape[-1] == cfg.d_sae:
         fail(f"your hook returned shape {tuple(got.shape)}: the latents sae.encode(act), not an activation. "
              "The next block expects (batch, pos, d_model = 576): decode them, sae.decode(sae.encode(act)).")
     if got.shape != act.shape:
         fail(f"your hook returned shape {tuple(got.shape)}; it must return the activation's shape "
              f"{tuple(act.shape)} (batch, pos, d_model).")
-    if not _close(got, recon, atol=1e-4):
+    if not close(got, recon, atol=1e-4):
         _diagnose(got, [
             (act, "your hook returns the original activation, so the model's output is unchanged. A hook's "
                   "return value replaces the activation: return sae.decode(sae.encode(act))."),
@@ -694,7 +660,7 @@ def splice_hook(fn: Callable) -> str:
              f"{float((got - recon).abs().max()):.3g}).")
     with torch.no_grad():
         got_logits = model.run_with_hooks(tokens, fwd_hooks=[(name, hook_fn)])
-    if not _close(got_logits.detach().float().cpu(), want_logits.float().cpu(), atol=1e-3, rtol=1e-3):
+    if not close(got_logits.detach().float().cpu(), want_logits.float().cpu(), atol=1e-3, rtol=1e-3):
         fail(f"your hook returns the right reconstruction when called directly, but with it spliced in at {name} "
              "the model's logits differ from the reference hook's. Does it depend on state that changes "
              "between calls?")
@@ -711,9 +677,9 @@ def ce_loss_recovered(fn: Callable) -> str:
     cases = [(2.0, 2.5, 10.5), (3.1, 3.1, 9.0), (2.2, 9.0, 9.0),
              (clean, clean + rng.uniform(0.05, 2.0), clean + rng.uniform(4.0, 10.0))]
     for ce_clean, ce_sae, ce_zero in cases:
-        got = _number(fn(ce_clean, ce_sae, ce_zero), f"ce_loss_recovered({ce_clean:.3g}, {ce_sae:.3g}, {ce_zero:.3g})")
+        got = as_number(fn(ce_clean, ce_sae, ce_zero), f"ce_loss_recovered({ce_clean:.3g}, {ce_sae:.3g}, {ce_zero:.3g})")
         want = sae_metrics.ce_loss_recovered(ce_clean, ce_sae, ce_zero)
-        if _close(got, want, atol=1e-6):
+        if close(got, want, atol=1e-6):
             continue
         _diagnose(got, [
             ((ce_sae - ce_clean) / (ce_zero - ce_clean),

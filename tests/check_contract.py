@@ -3,7 +3,7 @@ it fails on the unsolved stub, and on each catalogued mutant with the diagnostic
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pytest
 
@@ -23,3 +23,35 @@ def assert_mutant_diagnosed(check: Callable, mutant: Callable, expected: str) ->
     with pytest.raises(CheckFailure) as info:
         check(mutant)
     assert expected in str(info.value), str(info.value)
+
+
+def contract_tests(check: object, reference: dict[str, Callable], mutants: dict[str, list[tuple[Callable, str]]],
+                   needs_model: Collection[str] = ()) -> tuple[Callable, Callable, Callable]:
+    """The three standard tests of a chapter's checks, parametrised over its exercises; a test module
+    binds them to names starting with ``test_``. Exercises in ``needs_model`` get the session model
+    fixture loaded first (the others stay model-free)."""
+
+    def _model_if_needed(request: pytest.FixtureRequest, name: str) -> None:
+        if name in needs_model:
+            request.getfixturevalue("model")
+
+    @pytest.mark.parametrize("name", list(mutants))
+    def passes_on_reference(name: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture) -> None:
+        _model_if_needed(request, name)
+        assert getattr(check, name)(reference[name]) is True
+        assert "passed" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("name", list(mutants))
+    def fails_on_stub(name: str) -> None:
+        assert_fails_on_stub(getattr(check, name))
+
+    @pytest.mark.parametrize(
+        "name, mutant, expected",
+        [(name, m, e) for name, ms in mutants.items() for m, e in ms],
+        ids=[m.__name__ for ms in mutants.values() for m, _ in ms],
+    )
+    def fails_on_mutant_with_diagnostic(name: str, mutant: Callable, expected: str, request: pytest.FixtureRequest) -> None:
+        _model_if_needed(request, name)
+        assert_mutant_diagnosed(getattr(check, name), mutant, expected)
+
+    return passes_on_reference, fails_on_stub, fails_on_mutant_with_diagnostic

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from utils import tour
-from check_contract import assert_fails_on_stub, assert_mutant_diagnosed
+from check_contract import contract_tests
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch00 as check
 
@@ -175,24 +175,9 @@ def test_every_exercise_has_mutants_and_a_check():
     assert all(len(m) >= 2 for m in MUTANTS.values())
 
 
-@pytest.mark.parametrize("name", list(MUTANTS))
-def test_check_passes_on_reference(model, name, capsys):
-    assert getattr(check, name)(getattr(tour, name)) is True
-    assert "passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", list(MUTANTS))
-def test_check_fails_on_stub(model, name):
-    assert_fails_on_stub(getattr(check, name))
-
-
-@pytest.mark.parametrize(
-    "name, mutant, expected",
-    [(name, m, e) for name, ms in MUTANTS.items() for m, e in ms],
-    ids=[m.__name__ for ms in MUTANTS.values() for m, _ in ms],
+test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mutant_with_diagnostic = (
+    contract_tests(check, {name: getattr(tour, name) for name in MUTANTS}, MUTANTS, needs_model=set(MUTANTS))
 )
-def test_check_fails_on_mutant_with_diagnostic(model, name, mutant, expected):
-    assert_mutant_diagnosed(getattr(check, name), mutant, expected)
 
 
 def test_check_rejects_non_callables_and_crashing_code(model):

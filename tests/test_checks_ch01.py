@@ -8,7 +8,7 @@ import torch
 from torch.nn.functional import normalize
 
 from utils import activations, sae, sae_metrics, toy
-from check_contract import assert_fails_on_stub, assert_mutant_diagnosed
+from check_contract import contract_tests
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch01 as check
 
@@ -345,12 +345,6 @@ MUTANTS = {
 NEEDS_MODEL = {"splice_hook"}
 
 
-@pytest.fixture
-def maybe_model(request, name):
-    """The embedded model, only for the checks that run it (the others stay model-free)."""
-    return request.getfixturevalue("model") if name in NEEDS_MODEL else None
-
-
 def test_every_exercise_has_mutants_and_a_check():
     names = [e.name for e in exercises("01")]
     assert names == [
@@ -362,24 +356,9 @@ def test_every_exercise_has_mutants_and_a_check():
     assert all(len(m) >= 2 for m in MUTANTS.values())
 
 
-@pytest.mark.parametrize("name", list(MUTANTS))
-def test_check_passes_on_reference(name, maybe_model, capsys):
-    assert getattr(check, name)(REFERENCE[name]) is True
-    assert "passed" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("name", list(MUTANTS))
-def test_check_fails_on_stub(name):
-    assert_fails_on_stub(getattr(check, name))
-
-
-@pytest.mark.parametrize(
-    "name, mutant, expected",
-    [(name, m, e) for name, ms in MUTANTS.items() for m, e in ms],
-    ids=[m.__name__ for ms in MUTANTS.values() for m, _ in ms],
+test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mutant_with_diagnostic = (
+    contract_tests(check, REFERENCE, MUTANTS, needs_model=NEEDS_MODEL)
 )
-def test_check_fails_on_mutant_with_diagnostic(name, mutant, expected, maybe_model):
-    assert_mutant_diagnosed(getattr(check, name), mutant, expected)
 
 
 def test_check_rejects_non_callables_and_crashing_code():

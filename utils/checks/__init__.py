@@ -18,6 +18,7 @@ import functools
 import importlib
 import math
 import numbers
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -136,3 +137,58 @@ def close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
     if isinstance(a, numbers.Real) or isinstance(b, numbers.Real):
         return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=atol)
     return a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)
+
+
+# --- helpers shared by the chapter check modules ----------------------------------------------
+def generator(seed: int | None = None) -> Any:
+    """A torch generator: seeded with ``seed`` for the fixed cases, with a fresh seed otherwise."""
+    import torch
+
+    return torch.Generator().manual_seed(random.Random().randrange(2**62) if seed is None else seed)
+
+
+def is_shape_error(error: BaseException) -> bool:
+    text = str(error).lower()
+    return any(word in text for word in ("shape", "size", "dimension"))
+
+
+def call_checked(fn: Callable, names: tuple[str, ...], *args: Any, shape_hint: str = "", **kwargs: Any) -> tuple[Any, list[str]]:
+    """Call ``fn`` on copies of ``args``; return its result and the names of the tensor (or list)
+    arguments it changed in place. A shape error is turned into a failure that explains the shapes."""
+    import torch
+
+    def copy(a: Any) -> Any:
+        return a.clone() if isinstance(a, torch.Tensor) else list(a) if isinstance(a, list) else a
+
+    passed = [copy(a) for a in args]
+    try:
+        out = fn(*passed, **kwargs)
+    except NotImplementedError:  # a subclass of RuntimeError: the wrapper reports the stub
+        raise
+    except RuntimeError as error:
+        if shape_hint and is_shape_error(error):
+            shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in zip(names, args) if isinstance(a, torch.Tensor))
+            fail(f"your code raised a shape error ({error}) on {shapes}. {shape_hint}")
+        raise
+    changed = []
+    for name, a, p in zip(names, args, passed):
+        if isinstance(a, torch.Tensor) and (a.shape != p.shape or not torch.equal(a, p.detach())):
+            changed.append(name)
+        elif isinstance(a, list) and a != p:
+            changed.append(name)
+    return out, changed
+
+
+def no_in_place(changed: list[str]) -> None:
+    if changed:
+        name = changed[0]
+        fail(f"right values, but your code changed its input `{name}` in place (e.g. `{name} -= ...`, "
+             f"`{name}[...] = ...`, `{name}.pop()` or `{name}.div_(...)`), which silently corrupts the caller's "
+             f"data. Compute a new object instead.")
+
+
+def diagnose(got: Any, candidates: list[tuple[Any, str]], **tol: float) -> None:
+    """Fail with the message of the first catalogued mistake whose output ``got`` matches."""
+    for value, message in candidates:
+        if value is not None and close(got, value, **tol):
+            fail(message)

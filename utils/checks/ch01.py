@@ -14,65 +14,14 @@ import random
 from typing import Any, Callable
 
 from utils.checks import as_number, as_tensor, close, course_model, exercise, fail
+from utils.checks import call_checked as _call
+from utils.checks import diagnose as _diagnose
+from utils.checks import generator as _generator
+from utils.checks import no_in_place as _no_in_place
 
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()
 
 
-
-
-def _generator(seed: int | None = None) -> Any:
-    """A torch generator: seeded with ``seed`` for the fixed cases, with a fresh seed otherwise."""
-    import torch
-
-    return torch.Generator().manual_seed(random.Random().randrange(2**62) if seed is None else seed)
-
-
-
-
-
-
-
-
-def _is_shape_error(error: BaseException) -> bool:
-    text = str(error).lower()
-    return any(word in text for word in ("shape", "size", "dimension"))
-
-
-def _call(fn: Callable, names: tuple[str, ...], *args: Any, shape_hint: str = "") -> tuple[Any, list[str]]:
-    """Call ``fn`` on copies of ``args``; return its result and the names of the tensor arguments it
-    changed in place. A shape error is turned into a failure that explains the expected shapes."""
-    import torch
-
-    passed = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-    try:
-        out = fn(*passed)
-    except NotImplementedError:  # a subclass of RuntimeError: the wrapper reports the stub
-        raise
-    except RuntimeError as error:
-        if shape_hint and _is_shape_error(error):
-            shapes = ", ".join(f"{n} {tuple(a.shape)}" for n, a in zip(names, args) if isinstance(a, torch.Tensor))
-            fail(f"your code raised a shape error ({error}) on {shapes}. {shape_hint}")
-        raise
-    changed = [
-        name for name, a, p in zip(names, args, passed)
-        if isinstance(a, torch.Tensor) and (a.shape != p.shape or not torch.equal(a, p.detach()))
-    ]
-    return out, changed
-
-
-def _no_in_place(changed: list[str]) -> None:
-    if changed:
-        name = changed[0]
-        fail(f"right values, but your code changed its input `{name}` in place (e.g. `{name} -= ...`, `{name} /= ...` "
-             f"or `{name}.div_(...)`), which silently corrupts the caller's tensor. Compute a new tensor instead: "
-             f"`{name} = {name} - ...` or `{name} / ...`.")
-
-
-def _diagnose(got: Any, candidates: list[tuple[Any, str]], **tol: float) -> None:
-    """Fail with the message of the first catalogued mistake whose output ``got`` matches."""
-    for value, message in candidates:
-        if value is not None and close(got, value, **tol):
-            fail(message)
 
 
 # ---------------------------------------------------------------------------------------------

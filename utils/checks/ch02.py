@@ -1,0 +1,816 @@
+"""Checks for chapter 02 — finding features: top-activating examples, context windows, activation
+density, direct logit effects, latent dashboards, and searching for (and testing) a concept's latents.
+
+Each check compares the learner's function with the reference in :mod:`utils.features` or
+:mod:`utils.dashboard` on fixed and randomised inputs and, on a mismatch, tests the catalogued
+mistakes to say which one it probably is.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+import random
+from typing import Any, Callable
+
+from utils.checks import as_number, as_tensor, close, course_model, exercise, fail
+from utils.checks import call_checked as _call
+from utils.checks import diagnose as _diagnose
+from utils.checks import generator as _generator
+from utils.checks import no_in_place as _no_in_place
+
+# Unique, GPT-2-style byte tokens (Ġ = a leading space), so every window of them is distinguishable.
+_TOKENS = ["<|endoftext|>"] + ["Ġ" + w for w in (
+    "The old lighthouse keeper climbed spiral stairs every evening to light a great lamp while storms rolled "
+    "across grey water and fishing boats hurried home past jagged rocks near harbor walls where gulls circled "
+    "above tired sailors singing quiet songs about distant islands"
+).split()]
+assert len(set(_TOKENS)) == len(_TOKENS)
+
+
+def _index_tensor(x: Any, what: str) -> Any:
+    """Indices as a 1-d-or-more int64 CPU tensor (tensor, list or array accepted)."""
+    import torch
+
+    if x is None:
+        fail(f"{what} is None: return the indices too.")
+    try:
+        t = torch.as_tensor(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+    except (TypeError, ValueError, RuntimeError):
+        fail(f"{what} should be a tensor of indices, got {type(x).__name__}.")
+    if t.is_floating_point() and not torch.equal(t, t.round()):
+        fail(f"{what} holds non-integer values: indices must be whole numbers (use `//` for integer division).")
+    return t.long()
+
+
+# ---------------------------------------------------------------------------------------------
+def _latent_acts(g: Any, batch: int, pos: int, p: float = 0.3) -> Any:
+    """One latent's activations on (batch, pos) tokens: sparse, non-negative, distinct non-zero values."""
+    import torch
+
+    values = 0.05 + 5 * torch.rand(batch, pos, generator=g)
+    fires = torch.rand(batch, pos, generator=g) < p
+    fires.view(-1)[torch.randperm(batch * pos, generator=g)[:4]] = True  # at least 4 examples
+    return values * fires
+
+
+_TOP_HINT = ("latent_acts is (batch, pos); flatten it, take .topk(k) of the flat vector, then turn each flat "
+             "index into (batch_idx, pos_idx) = (flat // pos, flat % pos) with pos = latent_acts.shape[1].")
+
+
+@exercise("02", 1, "top_activating_examples", "Top-activating examples")
+def top_activating_examples(fn: Callable) -> str:
+    import torch
+
+    from utils import features
+
+    g = _generator()
+    batch = int(torch.randint(3, 9, (), generator=g))
+    pos = batch + int(torch.randint(3, 30, (), generator=g))
+    random_acts = _latent_acts(g, batch, pos)
+    cases = [
+        (_latent_acts(_generator(11), 5, 12), 6),
+        (_latent_acts(_generator(12), 9, 4, p=0.5), 5),  # more rows than positions
+        (random_acts, int(torch.randint(2, min(12, int((random_acts > 0).sum())) + 1, (), generator=g))),
+    ]
+    for acts, k in cases:
+        B, P = acts.shape
+        out, changed = _call(fn, ("latent_acts", "k"), acts, k, shape_hint=_TOP_HINT)
+        what = f"top_activating_examples(latent_acts {tuple(acts.shape)}, k={k})"
+        if out is None:
+            fail(f"{what} returned None: did you forget the `return` statement?")
+        if not isinstance(out, (tuple, list)):
+            fail(f"{what} returned {type(out).__name__}; return a tuple (values, batch_idx, pos_idx).")
+        want_v, want_b, want_p = features.top_activating_examples(acts, k)
+        flat = want_b * P + want_p
+        if len(out) == 2:
+            second = _index_tensor(out[1], f"{what}[1]")
+            if second.shape == flat.shape and torch.equal(second, flat):
+                fail("you returned the flat indices into latent_acts.flatten(). Turn each into a (document, "
+                     "position) pair and return three tensors: values, flat // pos, flat % pos, with "
+                     "pos = latent_acts.shape[1].")
+            fail(f"{what} returned 2 items; return three: (values, batch_idx, pos_idx).")
+        if len(out) != 3:
+            fail(f"{what} returned {len(out)} items; return three: (values, batch_idx, pos_idx).")
+        values = as_tensor(out[0], f"{what}[0] (the values)")
+        if values.ndim == 2:
+            along = "row (dim=-1)" if values.shape == (B, k) else "column (dim=0)" if values.shape == (k, P) else "row"
+            fail(f"the values have shape {tuple(values.shape)}: you took the top k of every {along}. The top "
+                 f"examples are the k largest entries of the WHOLE matrix: {_TOP_HINT}")
+        if values.shape != want_v.shape:
+            fail(f"the values have shape {tuple(values.shape)}; expected ({k},), the k largest activations.")
+        if not close(values, want_v):
+            _diagnose(values, [
+                (want_v.flip(0), "right examples, but in ascending order: return them largest first "
+                                 "(topk already does; if you sorted, use descending=True)."),
+                (acts.flatten().topk(k, largest=False).values,
+                 "you took the k SMALLEST activations (largest=False); take the k largest."),
+                (acts.flatten().sort().values[-k:], "right examples, but in ascending order (the last k of an "
+                                                    "ascending sort): return them largest first."),
+            ])
+            fail(f"values {values.tolist()} differ from the k = {k} largest entries of latent_acts, "
+                 f"largest first: {[round(v, 4) for v in want_v.tolist()]}.")
+        b = _index_tensor(out[1], f"{what}[1] (batch_idx)")
+        p = _index_tensor(out[2], f"{what}[2] (pos_idx)")
+        if b.shape != want_b.shape or p.shape != want_p.shape:
+            fail(f"batch_idx has shape {tuple(b.shape)} and pos_idx {tuple(p.shape)}; both should be ({k},), "
+                 "one index per example.")
+        if torch.equal(b, want_b) and torch.equal(p, want_p):
+            _no_in_place(changed)
+            continue
+        in_range = bool(((b >= 0) & (b < B) & (p >= 0) & (p < P)).all())
+        if in_range and torch.equal(acts[b, p], acts[want_b, want_p]):
+            _no_in_place(changed)  # ties broken differently: still the largest entries
+            continue
+        for cand_b, cand_p, message in [
+            (flat // B, flat % B,
+             f"you unravelled the flat index with the number of documents (batch = {B}): flat // batch. "
+             f"Each row holds pos = {P} entries, so batch_idx = flat // pos and pos_idx = flat % pos."),
+            (want_p, want_b, "batch_idx and pos_idx are swapped: return (values, batch_idx, pos_idx)."),
+            (flat, flat, "you returned the flat index into latent_acts.flatten() for both; "
+                         "batch_idx = flat // pos and pos_idx = flat % pos, with pos = latent_acts.shape[1]."),
+            (flat % P, flat // P, "batch_idx and pos_idx are swapped: batch_idx = flat // pos, pos_idx = flat % pos."),
+        ]:
+            if torch.equal(b, cand_b) and torch.equal(p, cand_p):
+                fail(message)
+        if torch.equal(b, flat) or torch.equal(p, flat):
+            fail("one of your index tensors holds the flat index into latent_acts.flatten(): "
+                 "batch_idx = flat // pos and pos_idx = flat % pos.")
+        fail(f"latent_acts[batch_idx, pos_idx] should equal the values you returned; expected batch_idx "
+             f"{want_b.tolist()} and pos_idx {want_p.tolist()}, got {b.tolist()} and {p.tolist()}.")
+    return "k largest of a (batch, pos) matrix, largest first, with (batch, pos) indices"
+
+
+# ---------------------------------------------------------------------------------------------
+@exercise("02", 2, "context_window", "Context windows")
+def context_window(fn: Callable) -> str:
+    from utils import features
+
+    rng = random.Random()
+    n = rng.randint(20, len(_TOKENS))
+    random_tokens = rng.sample(_TOKENS, n)
+    cases = [  # (tokens, pos, before, after); None = leave the default
+        (_TOKENS[:30], 15, None, None),
+        (_TOKENS[:30], 4, None, None),  # clipped at the start
+        (_TOKENS[:25], 23, 5, 3),  # clipped at the end
+        (random_tokens, rng.randint(0, 3), rng.randint(5, 12), rng.randint(1, 5)),
+        (random_tokens, rng.randint(13, n - 1), rng.randint(1, 12), rng.randint(1, 5)),
+    ]
+    for tokens, pos, before, after in cases:
+        kwargs = {} if before is None else {"before": before, "after": after}
+        b, a = (10, 3) if before is None else (before, after)
+        args = ", ".join([f"str_tokens (len {len(tokens)})", f"pos={pos}"] + [f"{k}={v}" for k, v in kwargs.items()])
+        what = f"context_window({args})"
+        out, changed = _call(fn, ("str_tokens",), list(tokens), pos, **kwargs)
+        if out is None:
+            fail(f"{what} returned None: did you forget the `return` statement?")
+        if not isinstance(out, (tuple, list)) or len(out) != 2 or isinstance(out[0], str):
+            fail(f"{what} returned {type(out).__name__}; return a pair (window, index): `return window, pos - start`.")
+        window, index = out
+        if not isinstance(window, (list, tuple)) or not all(isinstance(t, str) for t in window):
+            fail(f"{what}: the window should be a list of token strings, got {type(window).__name__}.")
+        window = list(window)
+        want_window, want_index = features.context_window(tokens, pos, b, a)
+        start, end = max(0, pos - b), pos + a + 1
+        if window != want_window:
+            for cand, message in [
+                (tokens[pos - b : end] if pos - b < 0 else None,
+                 f"not clipped at the start: pos - before = {pos - b} is negative, and a negative slice start "
+                 f"counts from the END of the list. Use start = max(0, pos - before)."),
+                (tokens[start : pos + a],
+                 f"off by one: the window stops one token early. It runs from pos - before to pos + after "
+                 f"INCLUSIVE, so slice str_tokens[start : pos + after + 1]."),
+                (tokens[start:pos] if a > 1 else None,
+                 "the window stops before the peak token at pos: slice up to pos + after + 1 (inclusive of "
+                 "pos and the `after` tokens after it)."),
+                (tokens[start : pos + 1],
+                 f"the window ends at the peak token: it must include the after = {a} tokens after pos too "
+                 "(the latent is computed from the prefix, but the next tokens show what it predicts)."),
+                (tokens[max(0, pos - b + 1) : end] if pos - b + 1 > 0 else None,
+                 "off by one at the start: you kept before - 1 tokens before pos; start at pos - before."),
+                (tokens[max(0, pos - b - 1) : end] if pos - b > 0 else None,
+                 "off by one at the start: you kept before + 1 tokens before pos; start at pos - before."),
+                (tokens[pos - a : pos + b + 1] if pos - a >= 0 else None,
+                 "`before` and `after` are swapped: the window has `before` tokens before pos and `after` after it."),
+            ]:
+                if cand is not None and window == cand and cand != want_window:
+                    fail(message)
+            fail(f"window {window} differs from the expected {want_window}: the tokens from pos - before "
+                 f"to pos + after inclusive, clipped at the start and end of the sequence.")
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            index = as_number(index, f"{what}[1] (the index)")
+            if index != int(index):
+                fail(f"the index should be a whole number, got {index}.")
+        index = int(index)
+        if index != want_index:
+            if start == 0 and index == b and b != want_index:
+                fail(f"the index is not adjusted for clipping: with pos = {pos} < before = {b} the window starts "
+                     f"at token 0, so pos sits at index pos - start = {want_index}, not at `before`.")
+            if index == pos:
+                fail(f"you returned pos = {pos}, its position in the whole sequence; return its index INSIDE the "
+                     f"window, pos - start = {want_index}.")
+            if abs(index - want_index) == 1:
+                fail(f"the index is off by one: got {index}, expected pos - start = {want_index}.")
+            fail(f"index {index} is not the position of pos inside the window (expected {want_index}).")
+        _no_in_place(changed)
+    return "pos - before .. pos + after inclusive, clipped at both ends"
+
+
+# ---------------------------------------------------------------------------------------------
+def _latent_codes(g: Any, n: int, d_sae: int, n_dead: int) -> Any:
+    """Sparse non-negative codes (n tokens, d_sae) with ``n_dead`` never-firing latents and varied densities."""
+    import torch
+
+    rate = 0.02 + 0.5 * torch.rand(d_sae, generator=g)
+    z = (0.1 + 3 * torch.rand(n, d_sae, generator=g)) * (torch.rand(n, d_sae, generator=g) < rate)
+    z[:, :n_dead] = 0
+    return z[:, torch.randperm(d_sae, generator=g)]
+
+
+@exercise("02", 3, "activation_density", "Activation density")
+def activation_density(fn: Callable) -> str:
+    import torch
+
+    from utils import features
+
+    g = _generator()
+    d_sae = int(torch.randint(8, 60, (), generator=g))
+    cases = [
+        _latent_codes(_generator(31), 300, 24, 4),
+        _latent_codes(g, d_sae + int(torch.randint(20, 400, (), generator=g)), d_sae,
+                      int(torch.randint(0, d_sae // 4, (), generator=g))),
+    ]
+    for z in cases:
+        n, d = z.shape
+        out, changed = _call(fn, ("z",), z)
+        got = as_tensor(out, "activation_density(z)")
+        want = features.activation_density(z)
+        if got.shape == (n,):
+            fail(f"returned shape ({n},), one value per token: you averaged over latents (dim=-1). The density "
+                 f"of a latent is the fraction of TOKENS on which it fires: average over dim 0 -> ({d},).")
+        if got.numel() == 1:
+            fail(f"returned a single number; return one density per latent, shape ({d},): (z > 0).float().mean(0).")
+        if got.shape != want.shape:
+            fail(f"returned shape {tuple(got.shape)}; expected (d_sae,) = ({d},), one density per latent.")
+        if close(got, want, atol=1e-6):
+            _no_in_place(changed)
+            continue
+        _diagnose(got, [
+            ((z > 0).float().sum(0), f"you returned the number of tokens on which each latent fires; divide by "
+                                     f"the number of tokens ({n}) to get a fraction: (z > 0).float().mean(0)."),
+            (z.mean(0), "you returned each latent's mean activation; the density is how OFTEN it fires, whatever "
+                        "the size: (z > 0).float().mean(0)."),
+            (100 * want, "you returned a percentage; return a fraction between 0 and 1."),
+            (torch.log10(want + 1e-7), "you returned log10 of the density; return the density itself (the plots "
+                                       "take the log)."),
+            (torch.log10(want), "you returned log10 of the density; return the density itself (the plots take the log)."),
+            (1 - want, "you returned the fraction of tokens on which each latent is zero; the density is the "
+                       "fraction on which it fires: (z > 0).float().mean(0)."),
+        ], atol=1e-6)
+        fail(f"values differ from the fraction of tokens with z > 0 (first latents: expected "
+             f"{[round(v, 4) for v in want[:4].tolist()]}, got {[round(v, 4) for v in got[:4].tolist()]}).")
+    return "fraction of tokens on which each latent is > 0"
+
+
+# ---------------------------------------------------------------------------------------------
+_LOGIT_HINT = ("Shapes: direction (d_model,), ln_final_weight (d_model,), W_U (d_model, d_vocab): scale the "
+               "direction element-wise by the weight and put it on the left: (direction * ln_final_weight) @ W_U.")
+
+
+@exercise("02", 4, "logit_effects", "Direct logit effects")
+def logit_effects(fn: Callable) -> str:
+    import torch
+
+    from utils import features
+
+    def inputs(g: Any, d_model: int, d_vocab: int) -> tuple[Any, Any, Any]:
+        direction = torch.randn(d_model, generator=g)
+        gamma = 0.2 + 2.5 * torch.rand(d_model, generator=g)  # far from uniform, so it matters
+        return direction, gamma, torch.randn(d_model, d_vocab, generator=g) / d_model**0.5
+
+    g = _generator()
+    d_model = int(torch.randint(8, 40, (), generator=g))
+    cases = [inputs(_generator(41), 16, 50), inputs(g, d_model, d_model + int(torch.randint(5, 200, (), generator=g)))]
+    for direction, gamma, W_U in cases:
+        out, changed = _call(fn, ("direction", "ln_final_weight", "W_U"), direction, gamma, W_U, shape_hint=_LOGIT_HINT)
+        got = as_tensor(out, "logit_effects(direction, ln_final_weight, W_U)")
+        want = features.logit_effects(direction, gamma, W_U)
+        if got.shape != want.shape:
+            fail(f"returned shape {tuple(got.shape)}; expected (d_vocab,) = {tuple(want.shape)}. {_LOGIT_HINT}")
+        if close(got, want, atol=1e-4):
+            _no_in_place(changed)
+            continue
+        scaled = direction * gamma
+        rms = direction.pow(2).mean().add(1e-5).sqrt()
+        _diagnose(got, [
+            (direction @ W_U, "you left out the final norm's weight: the residual stream passes through "
+                              "ln_final (x / rms(x) * weight) before W_U. Use (direction * ln_final_weight) @ W_U."),
+            ((direction * gamma.mean()) @ W_U,
+             "you multiplied by the MEAN of ln_final_weight; it scales each dimension by its own weight: "
+             "(direction * ln_final_weight) @ W_U, element-wise."),
+            ((direction / gamma) @ W_U, "you divided by ln_final_weight; multiply: (direction * ln_final_weight) @ W_U."),
+            ((direction + gamma) @ W_U, "you added ln_final_weight; it multiplies: (direction * ln_final_weight) @ W_U."),
+            (want / want.norm(), "you normalised the result; return the raw logit effects (direction * ln_final_weight) @ W_U."),
+            ((direction / direction.norm() * gamma) @ W_U,
+             "you normalised the direction first; use it as it is: (direction * ln_final_weight) @ W_U."),
+            (want / scaled.norm(), "you divided by the norm of direction * ln_final_weight; return the raw "
+                                   "logit effects (direction * ln_final_weight) @ W_U."),
+            ((direction / rms * gamma) @ W_U,
+             "you also divided by the RMS of the direction. RMSNorm's per-token scale is positive and does not "
+             "change which tokens are promoted, so we leave it out: (direction * ln_final_weight) @ W_U."),
+            (-want, "the sign is flipped: (direction * ln_final_weight) @ W_U."),
+        ], atol=1e-4)
+        fail(f"values differ from (direction * ln_final_weight) @ W_U (max difference "
+             f"{float((got - want).abs().max()):.3g}).")
+    return "(direction * ln_final_weight) @ W_U"
+
+
+# ---------------------------------------------------------------------------------------------
+FIXED_LATENT = 3175  # a latent with a clear story in the course SAE; a random live one is checked too
+
+
+@functools.lru_cache(maxsize=1)
+def _dashboard_inputs() -> tuple[Any, Any, Any, list[dict]]:
+    """(model, sae, stats, docs), loaded once per kernel: the course model, SAE, corpus statistics, corpus."""
+    from utils.corpus import load_corpus
+    from utils.feature_scan import FeatureStats
+    from utils.sae import load_course_sae
+
+    return course_model(), load_course_sae(), FeatureStats.load(), load_corpus()
+
+
+@functools.lru_cache(maxsize=8)
+def _reference_dashboard(latent: int, n_examples: int, n_logits: int, before: int, after: int, title: str) -> Any:
+    from utils import dashboard
+
+    model, sae, stats, docs = _dashboard_inputs()
+    return dashboard.build_dashboard(latent, model, sae, stats, docs, n_examples=n_examples, n_logits=n_logits,
+                                     before=before, after=after, title=title)
+
+
+@functools.lru_cache(maxsize=32)
+def _doc_ids(doc: int) -> tuple[int, ...]:
+    from utils.feature_scan import tokenize_texts
+
+    model, _, stats, docs = _dashboard_inputs()
+    return tuple(tokenize_texts(model.tokenizer, [docs[doc]["text"]], stats.max_len)[0])
+
+
+@functools.lru_cache(maxsize=16)
+def _doc_latent_acts(doc: int, latent: int) -> tuple[float, ...]:
+    """The latent's activation on every token of document ``doc`` (BOS first, as in the scan)."""
+    import torch
+
+    from utils.feature_scan import encode_batch
+
+    model, sae, _, _ = _dashboard_inputs()
+    return tuple(encode_batch(model, sae, torch.tensor([list(_doc_ids(doc))]))[0, :, latent].float().cpu().tolist())
+
+
+def _logit_candidates(latent: int) -> list[tuple[Any, str]]:
+    """Effect vectors (d_vocab,) of the catalogued logit-effect mistakes, with their messages."""
+    import torch
+
+    from utils.features import logit_effects
+
+    model, sae, _, _ = _dashboard_inputs()
+    with torch.no_grad():
+        W_U = model.W_U.detach().float().cpu()
+        gamma = model.ln_final.weight.detach().float().cpu()
+        dec = sae.W_dec[latent].detach().float().cpu()
+        enc = sae.W_enc[:, latent].detach().float().cpu()
+        return [
+            (logit_effects(enc, gamma, W_U),
+             "your logit effects come from the ENCODER column W_enc[:, latent], which says when the latent "
+             "fires (what it reads). The logits it pushes come from what it WRITES into the residual stream: "
+             "the decoder row sae.W_dec[latent]."),
+            (dec @ W_U, "you left out the final norm's weight: use logit_effects(sae.W_dec[latent], "
+                        "model.ln_final.weight, model.W_U), i.e. (W_dec[latent] * ln_final.weight) @ W_U."),
+            (enc @ W_U, "your logit effects come from the encoder column W_enc[:, latent] (and leave out "
+                        "ln_final.weight). Use the decoder row: (sae.W_dec[latent] * model.ln_final.weight) @ model.W_U."),
+            (-logit_effects(dec, gamma, W_U), "the sign is flipped: promoted tokens have the LARGEST effects."),
+        ]
+
+
+def _pairs(x: Any, what: str) -> list[tuple[str, float]]:
+    """A list of (token string, effect) pairs, or a readable failure."""
+    import torch
+
+    if not isinstance(x, (list, tuple)) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in x):
+        fail(f"Dashboard.{what} should be a list of (token, effect) pairs, got {type(x).__name__}.")
+    pairs = []
+    for token, value in x:
+        if isinstance(token, torch.Tensor) and token.numel() == 1:
+            token = token.item()
+        if isinstance(token, numbers.Integral):
+            fail(f"Dashboard.{what} holds token ids ({token}); show the token strings: model.tokenizer.decode([id]).")
+        if not isinstance(token, str):
+            fail(f"Dashboard.{what}: each token should be a string, got {type(token).__name__}.")
+        pairs.append((token, as_number(value, f"the effect of {token!r} in Dashboard.{what}")))
+    return pairs
+
+
+def _same_pairs(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> bool:
+    return (len(got) == len(want) and [t for t, _ in got] == [t for t, _ in want]
+            and all(close(g, w, atol=2e-3, rtol=1e-3) for (_, g), (_, w) in zip(got, want)))
+
+
+def _check_logits(board: Any, want: Any, latent: int, n_logits: int) -> None:
+    from utils.features import top_and_bottom
+
+    top, bottom = _pairs(board.top_logits, "top_logits"), _pairs(board.bottom_logits, "bottom_logits")
+    if len(top) != n_logits or len(bottom) != n_logits:
+        fail(f"latent {latent}: {len(top)} top and {len(bottom)} bottom logits; show n_logits = {n_logits} of each.")
+    if _same_pairs(top, want.top_logits) and _same_pairs(bottom, want.bottom_logits):
+        return
+    if _same_pairs(top, want.bottom_logits) and _same_pairs(bottom, want.top_logits):
+        fail("top_logits and bottom_logits are swapped: top_logits are the tokens the latent PROMOTES "
+             "(largest effects, descending), bottom_logits those it suppresses (smallest, ascending).")
+    if _same_pairs(top, want.top_logits) and _same_pairs(bottom, want.bottom_logits[::-1]):
+        fail("bottom_logits are in the wrong order: list the most suppressed token first (ascending effects).")
+    tok = _dashboard_inputs()[0].tokenizer
+    for effects, message in _logit_candidates(latent):
+        tv, ti, bv, bi = top_and_bottom(effects, n_logits)
+        cand_top = [(tok.decode([i]), v) for i, v in zip(ti.tolist(), tv.tolist())]
+        cand_bottom = [(tok.decode([i]), v) for i, v in zip(bi.tolist(), bv.tolist())]
+        if _same_pairs(top, cand_top) or _same_pairs(bottom, cand_bottom):
+            fail(message)
+    which = "top_logits" if not _same_pairs(top, want.top_logits) else "bottom_logits"
+    fail(f"latent {latent}: {which} {getattr(board, which)[:3]}... differ from the reference "
+         f"{getattr(want, which)[:3]}...: the n_logits largest (and smallest) entries of "
+         "logit_effects(sae.W_dec[latent], model.ln_final.weight, model.W_U), as (token string, effect) pairs.")
+
+
+def _check_examples(board: Any, want: Any, latent: int, n_examples: int, before: int, after: int) -> None:
+    import torch
+
+    _, _, stats, _ = _dashboard_inputs()
+    examples = board.examples
+    if not isinstance(examples, (list, tuple)):
+        fail(f"Dashboard.examples should be a list of (tokens, activations) pairs, got {type(examples).__name__}.")
+    if len(examples) != len(want.examples):
+        fail(f"latent {latent}: {len(examples)} examples; expected {len(want.examples)} (n_examples = "
+             f"{n_examples}, one per document of stats.top_docs[latent]).")
+    rows = []
+    for i, ex in enumerate(examples):
+        if not isinstance(ex, (list, tuple)) or len(ex) != 2:
+            fail(f"Dashboard.examples[{i}] should be a pair (tokens, activations), got {type(ex).__name__}.")
+        tokens, acts = ex
+        if not isinstance(tokens, (list, tuple)) or not all(isinstance(t, str) for t in tokens):
+            fail(f"Dashboard.examples[{i}][0] should be a list of token strings (decode each id with "
+                 "model.tokenizer.decode([id])).")
+        try:
+            acts = [float(a) for a in (acts.tolist() if isinstance(acts, torch.Tensor) else acts)]
+        except (TypeError, ValueError):
+            fail(f"Dashboard.examples[{i}][1] should be a list of activations (floats).")
+        rows.append((list(tokens), acts))
+    want_tokens = [t for t, _ in want.examples]
+    got_tokens = [t for t, _ in rows]
+    if got_tokens != want_tokens:
+        if got_tokens == want_tokens[::-1]:
+            fail("right examples, wrong order: stats.top_docs[latent] is sorted by activation, largest first; "
+                 "keep that order.")
+        if sorted(map(tuple, got_tokens)) == sorted(map(tuple, want_tokens)):
+            fail("right examples, wrong order: keep the order of stats.top_docs[latent] (largest activation first).")
+        docs_i, pos_i = stats.top_docs[latent].tolist(), stats.top_pos[latent].tolist()
+        for i, (got, ref) in enumerate(zip(got_tokens, want_tokens)):
+            if got == ref:
+                continue
+            doc, pos = docs_i[i], pos_i[i]
+            tok = _dashboard_inputs()[0].tokenizer
+            ids = _doc_ids(doc)
+            strs = [tok.decode([t]) for t in ids]
+            for shift in (1, -1, 2, -2):
+                p = pos + shift
+                if 0 <= p < len(strs) and got == strs[max(0, p - before) : p + after + 1]:
+                    fail(f"example {i}: the window is centred {abs(shift)} token{'s' if abs(shift) > 1 else ''} "
+                         f"{'after' if shift > 0 else 'before'} the peak. stats.top_pos counts positions in "
+                         "tokenize_texts(tokenizer, [text], stats.max_len)[0], which starts with the BOS token; "
+                         "tokenise the same way and take context_window(str_tokens, pos, before, after).")
+            if got == strs[1:][max(0, pos - before) : pos + after + 1]:
+                fail(f"example {i}: the window is shifted by one: stats.top_pos counts the BOS token at position 0 "
+                     "(tokenize_texts puts it in front); tokenise with tokenize_texts so positions line up.")
+            joined = "".join(got)
+            if joined and joined not in "".join(strs):
+                fail(f"example {i} does not come from document stats.top_docs[latent][{i}] = {doc}: the i-th "
+                     f"example is the window around stats.top_pos[latent][i] in docs[stats.top_docs[latent][i]].")
+            fail(f"example {i}: tokens {got} differ from the window {ref} around position {pos} of document {doc} "
+                 f"(context_window(str_tokens, pos, before={before}, after={after})).")
+    for i, ((tokens, acts), (_, ref)) in enumerate(zip(rows, want.examples)):
+        got, ref_t = torch.tensor(acts), torch.tensor(ref)
+        scale = max(1.0, float(ref_t.abs().max()))
+        if len(acts) == len(tokens) and close(got, ref_t, atol=2e-3 * scale, rtol=1e-3):
+            continue
+        doc, pos = int(stats.top_docs[latent][i]), int(stats.top_pos[latent][i])
+        full = torch.tensor(_doc_latent_acts(doc, latent))
+        start = max(0, pos - before)
+        for shift in (1, -1):
+            s = start + shift
+            if s >= 0 and len(acts) in (len(tokens), len(tokens) - 1) \
+                    and close(got, full[s : s + len(acts)], atol=2e-3 * scale, rtol=1e-3):
+                fail(f"example {i}: the activations are misaligned with the tokens by one position "
+                     f"({'one token later' if shift > 0 else 'one token earlier'}): the activation on "
+                     "window[j] is acts[start + j], with the same start = max(0, pos - before) as the window.")
+        if len(acts) != len(tokens):
+            fail(f"example {i} has {len(tokens)} tokens but {len(acts)} activations: take the activations of "
+                 "the same positions as the window, acts[start : start + len(window)].")
+        if ref_t.max() > 0 and close(got, ref_t / ref_t.max(), atol=1e-3):
+            fail(f"example {i}: you normalised the activations by their maximum; show the raw activations "
+                 "(the colour scale is set when rendering).")
+        fail(f"example {i}: activations differ from the latent's activations on the window's tokens (expected "
+             f"{[round(v, 3) for v in ref[:6]]}..., got {[round(v, 3) for v in acts[:6]]}...). Encode the document "
+             "tokenised with BOS (encode_batch) and take [0, start : start + len(window), latent].")
+
+
+def _check_stats_fields(board: Any, want: Any, latent: int) -> None:
+    import torch
+
+    from utils.features import log10_density
+
+    _, _, stats, _ = _dashboard_inputs()
+    density = as_number(board.density, "Dashboard.density")
+    if not close(density, want.density, atol=1e-9, rtol=1e-4):
+        count, n = int(stats.fire_counts[latent]), stats.n_tokens
+        for value, message in [
+            (count, f"density is {density:g}, the number of tokens on which the latent fires; divide by the number "
+                    f"of tokens scanned (stats.n_tokens = {n:,}), or use stats.density[latent]."),
+            (100 * want.density, "density is a percentage; give the fraction (stats.density[latent])."),
+            (float(log10_density(torch.tensor(want.density))), "density is log10 of the density; give the "
+                                                               "fraction itself (stats.density[latent])."),
+            (float(stats.act_sums[latent]) / n, "density is the latent's mean activation; give the fraction of "
+                                                "tokens on which it fires (stats.density[latent])."),
+        ]:
+            if close(density, value, atol=1e-9, rtol=1e-4):
+                fail(message)
+        fail(f"density {density:g} differs from stats.density[latent] = {want.density:g}.")
+    try:
+        hist = torch.as_tensor(board.hist.detach().cpu() if isinstance(board.hist, torch.Tensor) else board.hist).float()
+        edges = torch.as_tensor(board.hist_edges.detach().cpu() if isinstance(board.hist_edges, torch.Tensor)
+                                else board.hist_edges).float()
+    except (TypeError, ValueError, RuntimeError):
+        fail("Dashboard.hist and hist_edges should be lists of numbers: stats.hist[latent].tolist() and "
+             "HIST_EDGES.tolist().")
+    want_hist = torch.tensor(want.hist, dtype=torch.float)
+    if hist.shape != want_hist.shape or not torch.equal(hist, want_hist):
+        if hist.shape == want_hist.shape and want_hist.sum() > 0 and close(hist, want_hist / want_hist.sum(), atol=1e-6):
+            fail("hist is normalised; give the counts, stats.hist[latent] (the plot scales the bars).")
+        fail("hist differs from stats.hist[latent], the counts of the latent's activations in each bin.")
+    if not close(edges, torch.tensor(want.hist_edges), atol=1e-6):
+        fail("hist_edges differ from utils.feature_scan.HIST_EDGES, the bins stats.hist was counted in.")
+
+
+@exercise("02", 5, "build_dashboard", "A latent dashboard")
+def build_dashboard(fn: Callable) -> str:
+    from utils.dashboard import Dashboard
+
+    model, sae, stats, docs = _dashboard_inputs()
+    rng = random.Random()
+    live = (stats.top_docs[:, 4] >= 0).nonzero().flatten().tolist()  # fired in at least 5 documents
+    other = rng.choice([i for i in live if i != FIXED_LATENT])
+    cases = [
+        (FIXED_LATENT, {}),
+        (other, {"n_examples": rng.randint(3, 5), "n_logits": rng.randint(4, 10), "before": rng.randint(4, 12),
+                 "after": rng.randint(1, 5), "title": f"latent {other}"}),
+    ]
+    for latent, kwargs in cases:
+        n_examples, n_logits = kwargs.get("n_examples", 6), kwargs.get("n_logits", 8)
+        before, after, title = kwargs.get("before", 10), kwargs.get("after", 3), kwargs.get("title", "")
+        board = fn(latent, model, sae, stats, docs, **kwargs)
+        what = f"build_dashboard({latent}, model, sae, stats, docs" + "".join(f", {k}={v!r}" for k, v in kwargs.items()) + ")"
+        if board is None:
+            fail(f"{what} returned None: return the Dashboard(...) you built.")
+        if not (isinstance(board, Dashboard) or type(board).__name__ == "Dashboard"):
+            fail(f"{what} returned {type(board).__name__}; return a utils.dashboard.Dashboard: "
+                 "Dashboard(latent=..., examples=..., top_logits=..., bottom_logits=..., hist=..., "
+                 "hist_edges=..., density=..., title=...).")
+        want = _reference_dashboard(latent, n_examples, n_logits, before, after, title)
+        if board.latent != latent:
+            fail(f"Dashboard.latent is {board.latent!r}; expected {latent}.")
+        _check_examples(board, want, latent, n_examples, before, after)
+        _check_logits(board, want, latent, n_logits)
+        _check_stats_fields(board, want, latent)
+        if (board.title or "") != title:
+            fail(f"Dashboard.title is {board.title!r}; pass the `title` argument through (expected {title!r}).")
+    return (f"latents {FIXED_LATENT} and {other}: examples, logit effects, histogram and density match "
+            f"(top token of {FIXED_LATENT}: {_reference_dashboard(FIXED_LATENT, 6, 8, 10, 3, '').top_logits[0][0]!r})")
+
+
+# ---------------------------------------------------------------------------------------------
+def _pool_inputs(g: Any, texts: int, pos: int, d_sae: int) -> tuple[Any, Any]:
+    """Latents (texts, pos, d_sae), non-zero everywhere (padding too), and a mask that drops BOS
+    (position 0) and right padding, with texts of different lengths."""
+    import torch
+
+    z = (0.1 + 2 * torch.rand(texts, pos, d_sae, generator=g)) * (torch.rand(texts, pos, d_sae, generator=g) < 0.6)
+    z[:, 0] += 5.0  # BOS: large activations that must not count
+    lengths = torch.randint(2, pos + 1, (texts,), generator=g)
+    lengths[0] = pos  # one text fills the whole width
+    mask = torch.arange(pos) < lengths.unsqueeze(1)
+    mask[:, 0] = False
+    return z, mask
+
+
+_POOL_HINT = ("Shapes: z (texts, pos, d_sae), mask (texts, pos). Multiply z by mask.unsqueeze(-1) (a float mask "
+              "of shape (texts, pos, 1)), sum over pos (dim=1), and divide by the number of masked-in positions "
+              "per text, mask.sum(1, keepdim=True) of shape (texts, 1).")
+
+
+@exercise("02", 6, "mean_pool", "Mean-pooling over tokens")
+def mean_pool(fn: Callable) -> str:
+    import torch
+
+    from utils import features
+
+    g = _generator()
+    texts = int(torch.randint(3, 9, (), generator=g))
+    cases = [
+        _pool_inputs(_generator(61), 4, 7, 10),
+        _pool_inputs(g, texts, texts + int(torch.randint(2, 20, (), generator=g)), int(torch.randint(5, 40, (), generator=g))),
+    ]
+    for z, mask in cases:
+        T, P, D = z.shape
+        out, changed = _call(fn, ("z", "mask"), z, mask, shape_hint=_POOL_HINT)
+        got = as_tensor(out, "mean_pool(z, mask)")
+        want = features.mean_pool(z, mask)
+        if got.shape == (P, D) and (P, D) != (T, D):
+            fail(f"returned shape {tuple(got.shape)}: you averaged over texts (dim 0). Average each text over its "
+                 f"positions (dim 1) -> (texts, d_sae) = {tuple(want.shape)}.")
+        if got.shape == (T, P) and P != D:
+            fail(f"returned shape {tuple(got.shape)}: you averaged over latents (dim -1). Average each text over "
+                 f"its positions (dim 1) -> (texts, d_sae) = {tuple(want.shape)}.")
+        if got.shape != want.shape:
+            fail(f"returned shape {tuple(got.shape)}; expected (texts, d_sae) = {tuple(want.shape)}. {_POOL_HINT}")
+        if close(got, want):
+            _no_in_place(changed)
+            continue
+        m = mask.float().unsqueeze(-1)
+        summed = (z * m).sum(1)
+        _diagnose(got, [
+            (summed / P, f"you divided by the full length (pos = {P}) for every text; divide each text's sum by "
+                         "ITS number of masked-in positions: mask.sum(1, keepdim=True)."),
+            (summed, "you returned the sum over positions; divide by the number of masked-in positions per text "
+                     "to get the mean: mask.sum(1, keepdim=True)."),
+            (z.mean(1), "you averaged over every position, the masked-out ones too (BOS and padding). Keep only "
+                        "the positions where mask is True: (z * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)."),
+            (z.sum(1) / m.sum(1), "the numerator includes the masked-out positions (BOS and padding): multiply z "
+                                  "by mask.unsqueeze(-1) before summing."),
+            (summed / mask.sum(), "you divided by the number of masked-in positions of ALL texts together; divide "
+                                  "by each text's own count: mask.sum(1, keepdim=True)."),
+            (z[:, 1:].mean(1), "you dropped position 0 (BOS) but kept the padding: use the mask, which marks "
+                               "exactly the real tokens."),
+        ])
+        fail(f"values differ from the mean of z over the positions where mask is True (max difference "
+             f"{float((got - want).abs().max()):.3g}).")
+    return "mean over the masked-in positions of every text"
+
+
+# ---------------------------------------------------------------------------------------------
+@exercise("02", 7, "concept_scores", "Concept scores")
+def concept_scores(fn: Callable) -> str:
+    import torch
+
+    from utils import features
+
+    def pooled(g: Any, n: int, d: int) -> Any:
+        return 0.05 + torch.rand(n, d, generator=g) * (torch.rand(n, d, generator=g) < 0.5) * 3
+
+    g = _generator()
+    d = int(torch.randint(6, 50, (), generator=g))
+    n_c = int(torch.randint(3, 20, (), generator=g))
+    cases = [
+        (pooled(_generator(71), 5, 12), pooled(_generator(72), 9, 12)),
+        (pooled(g, n_c, d), pooled(g, n_c + int(torch.randint(1, 20, (), generator=g)), d)),
+    ]
+    hint = ("concept (n_concept, d_sae) and neutral (n_neutral, d_sae) have different numbers of texts: average "
+            "each over its texts (dim 0) first, then subtract: concept.mean(0) - neutral.mean(0).")
+    for concept, neutral in cases:
+        out, changed = _call(fn, ("concept", "neutral"), concept, neutral, shape_hint=hint)
+        got = as_tensor(out, "concept_scores(concept, neutral)")
+        want = features.concept_scores(concept, neutral)
+        if got.shape != want.shape:
+            fail(f"returned shape {tuple(got.shape)}; expected (d_sae,) = {tuple(want.shape)}, one score per "
+                 f"latent. {hint}")
+        if close(got, want):
+            _no_in_place(changed)
+            continue
+        c, n = concept.mean(0), neutral.mean(0)
+        _diagnose(got, [
+            (-want, "the sign is reversed: concept.mean(0) - neutral.mean(0), so latents that fire MORE on the "
+                    "concept score high."),
+            (concept.max(0).values - neutral.max(0).values,
+             "you used the max over texts; a single odd text would dominate it. Use the mean: "
+             "concept.mean(0) - neutral.mean(0)."),
+            (c / n, "you divided by the neutral mean; the score is the difference concept.mean(0) - neutral.mean(0)."),
+            ((c - n) / n, "you normalised by the neutral mean; the score is the plain difference "
+                          "concept.mean(0) - neutral.mean(0)."),
+            (concept.sum(0) - neutral.sum(0), "you summed over texts; the sets have different sizes, so use "
+                                              "means: concept.mean(0) - neutral.mean(0)."),
+            (c, "you returned concept.mean(0) alone; subtract neutral.mean(0), or latents that fire on "
+                "everything rank first."),
+            ((c - n).abs(), "you took the absolute difference; keep the sign (latents that fire LESS on the "
+                            "concept must score low)."),
+        ])
+        fail(f"values differ from concept.mean(0) - neutral.mean(0) (max difference "
+             f"{float((got - want).abs().max()):.3g}).")
+    return "concept.mean(0) - neutral.mean(0)"
+
+
+# ---------------------------------------------------------------------------------------------
+def _precision_recall(out: Any, what: str) -> tuple[Any, Any]:
+    if out is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if hasattr(out, "precision") and hasattr(out, "recall"):
+        return out.precision, out.recall
+    if isinstance(out, dict) and "precision" in out and "recall" in out:
+        return out["precision"], out["recall"]
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        return out[0], out[1]
+    fail(f"{what} returned {type(out).__name__}; return a DetectorReport(threshold=..., precision=..., recall=..., "
+         "true_positives=..., ...) (or at least a pair (precision, recall)).")
+
+
+def _counts(scores: Any, labels: Any, rule: Callable) -> tuple[int, int, int, int]:
+    pred, truth = rule(scores), labels.bool()
+    return (int((pred & truth).sum()), int((pred & ~truth).sum()), int((~pred & truth).sum()),
+            int((~pred & ~truth).sum()))
+
+
+@exercise("02", 8, "detector_report", "Precision and recall of a detector")
+def detector_report(fn: Callable) -> str:
+    import torch
+
+    from utils import features
+
+    g = _generator()
+    n = int(torch.randint(40, 200, (), generator=g))
+    labels = torch.rand(n, generator=g) < 0.3 + 0.4 * torch.rand((), generator=g)
+    scores = torch.relu(torch.randn(n, generator=g) + 1.5 * labels).round(decimals=1)  # rounding makes ties
+    threshold = float(scores[int(torch.randint(0, n, (), generator=g))])
+    fixed_scores = torch.tensor([0.9, 0.1, 0.5, 0.7, 0.3, 0.5, 0.0, 1.2, 0.5, 0.2, 0.8, 0.6])
+    fixed_labels = torch.tensor([1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 0], dtype=torch.bool)
+    cases = [
+        (fixed_scores, fixed_labels, 0.5),  # three scores exactly at the threshold; precision 0.6, recall 0.5
+        (fixed_scores, fixed_labels, 0.25),
+        (scores, labels, threshold),
+        (fixed_scores, fixed_labels, 1.2),  # nothing scores above the threshold: precision is defined as 1.0
+    ]
+    for scores, labels, threshold in cases:
+        want = features.detector_report(scores, labels, threshold)
+        tp, fp, fn_, tn = want.true_positives, want.false_positives, want.false_negatives, want.true_negatives
+        nothing_predicted = tp + fp == 0
+        what = f"detector_report(scores, labels, threshold={threshold:g})"
+        none_msg = (f"when no score is above the threshold ({what}) nothing is predicted positive, so TP + FP = 0. "
+                    "Precision is then defined as 1.0 (no false alarms): `precision = tp / (tp + fp) if tp + fp "
+                    "else 1.0`.")
+        try:
+            out, changed = _call(fn, ("scores", "labels"), scores, labels, threshold)
+        except ZeroDivisionError:
+            if nothing_predicted:
+                fail(none_msg)
+            raise
+        p_raw, r_raw = _precision_recall(out, what)
+        if nothing_predicted:
+            p_num = p_raw.detach().float().item() if isinstance(p_raw, torch.Tensor) and p_raw.numel() == 1 else p_raw
+            if isinstance(p_num, numbers.Real) and (math.isnan(p_num) or p_num == 0):
+                fail(none_msg + f" You returned {p_num}.")
+        precision = as_number(p_raw, f"{what}.precision")
+        recall = as_number(r_raw, f"{what}.recall")
+        if close(precision, want.precision) and close(recall, want.recall):
+            _no_in_place(changed)
+            continue
+        if close(precision, want.recall) and close(recall, want.precision):
+            fail("precision and recall are swapped: precision = TP / (TP + FP), the fraction of flagged texts "
+                 "that really are concept texts; recall = TP / (TP + FN), the fraction of concept texts flagged.")
+        gtp, gfp, gfn, _ = _counts(scores, labels, lambda s: s >= threshold)
+        if (gtp, gfp) != (tp, fp) and close(precision, gtp / (gtp + gfp) if gtp + gfp else 1.0) \
+                and close(recall, gtp / (gtp + gfn) if gtp + gfn else 0.0):
+            fail(f"you flagged scores >= threshold; the rule is score > threshold (strictly): here "
+                 f"{int((scores == threshold).sum())} score(s) equal the threshold {threshold:g} and must not count.")
+        ltp, lfp, lfn, _ = _counts(scores, labels, lambda s: s < threshold)
+        if close(precision, ltp / (ltp + lfp) if ltp + lfp else 1.0) and close(recall, ltp / (ltp + lfn) if ltp + lfn else 0.0) \
+                and not close(precision, want.precision):
+            fail("you flagged the texts BELOW the threshold; the detector fires when score > threshold.")
+        total = tp + fp + fn_ + tn
+        if not close(precision, want.precision):
+            _diagnose(precision, [
+                ((tp + tn) / total, "your precision is the accuracy (TP + TN) / n: it counts the true negatives "
+                                    "too. Precision = TP / (TP + FP), over the texts the detector flags."),
+                (tp / total, f"your precision divides by all {total} texts; divide by the flagged ones: TP / (TP + FP)."),
+                (tp / (tp + fp + tn) if tp + fp + tn else None,
+                 "your precision counts the true negatives in the denominator; precision = TP / (TP + FP)."),
+                (fp / (tp + fp) if tp + fp else None, "you returned the false-discovery rate FP / (TP + FP); "
+                                                      "precision is TP / (TP + FP)."),
+                (float(tp), "your precision is the count TP; divide by the number of flagged texts: TP / (TP + FP)."),
+            ])
+            fail(f"precision is {precision:.4g}, expected TP / (TP + FP) = {tp} / {tp + fp} = {want.precision:.4g}.")
+        _diagnose(recall, [
+            ((tp + tn) / total, "your recall is the accuracy (TP + TN) / n: it counts the true negatives too. "
+                                "Recall = TP / (TP + FN), over the concept texts."),
+            (tp / total, f"your recall divides by all {total} texts; divide by the concept texts: TP / (TP + FN)."),
+            (tp / (tp + fn_ + tn) if tp + fn_ + tn else None,
+             "your recall counts the true negatives in the denominator; recall = TP / (TP + FN)."),
+            (float(tp), "your recall is the count TP; divide by the number of concept texts: TP / (TP + FN)."),
+        ])
+        fail(f"recall is {recall:.4g}, expected TP / (TP + FN) = {tp} / {tp + fn_} = {want.recall:.4g}.")
+    return "precision and recall of score > threshold, precision 1.0 when nothing is flagged"

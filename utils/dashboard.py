@@ -1,0 +1,179 @@
+"""Offline HTML for latent dashboards: coloured tokens (circuitsvis), a logit table, a density histogram.
+
+circuitsvis's own Jupyter display first probes google.com (a one-second stall per render offline)
+and its ``str()`` form loads JavaScript from a CDN, which renders blank offline. So we render from
+the package's inline bundle (``circuitsvis/dist/cdn/iife.js``) ourselves: one ``<script>`` per
+dashboard carries the bundle once and renders every example row, so a dashboard costs one 1.3 MB
+payload rather than one per row. Nothing here touches the network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from utils.feature_scan import FeatureStats
+    from utils.sae import SparseAutoencoder
+
+
+@lru_cache(maxsize=1)
+def circuitsvis_bundle() -> str:
+    """The JavaScript bundle shipped inside the circuitsvis package (defines ``CircuitsVis``)."""
+    import circuitsvis
+
+    path = Path(circuitsvis.__file__).parent / "dist" / "cdn" / "iife.js"
+    if not path.exists():
+        raise FileNotFoundError(f"circuitsvis has no inline bundle at {path}; reinstall it with `make lab`.")
+    return path.read_text(encoding="utf-8").replace("</script>", "")
+
+
+def visible_token(token: str) -> str:
+    """Make whitespace visible in a token string (GPT-2-style byte tokens use Ġ for space, Ċ for newline)."""
+    return token.replace("Ġ", " ").replace("Ċ", "⏎").replace("\n", "⏎")
+
+
+def colored_tokens_html(rows: Sequence[tuple[Sequence[str], Sequence[float]]], max_value: float | None = None,
+                        labels: Sequence[str] | None = None) -> str:
+    """One circuitsvis ``ColoredTokens`` view per ``(tokens, values)`` row, all in one HTML fragment
+    with the bundle inlined once. ``max_value`` fixes the colour scale across rows (default: the
+    largest value in any row)."""
+    if not rows:
+        return "<p><em>no examples: this latent never fired on the scanned text</em></p>"
+    top = max_value if max_value is not None else max((max(v) for _, v in rows if len(v)), default=1.0)
+    top = float(top) if top and top > 0 else 1.0
+    base = "cv-" + uuid.uuid4().hex[:10]
+    divs, calls = [], []
+    for i, (tokens, values) in enumerate(rows):
+        if len(tokens) != len(values):
+            raise ValueError(f"row {i}: {len(tokens)} tokens but {len(values)} values")
+        label = f'<span style="font:12px monospace;color:#666;min-width:4em;display:inline-block">{html.escape(labels[i])}</span>' if labels else ""
+        divs.append(f'<div style="display:flex;align-items:center">{label}<div id="{base}-{i}"></div></div>')
+        props = {"tokens": [visible_token(t) for t in tokens], "values": [float(v) for v in values], "minValue": 0.0, "maxValue": top}
+        calls.append(f'CircuitsVis.render("{base}-{i}", CircuitsVis.ColoredTokens, {json.dumps(props)});')
+    script = f'<script type="module">\n{circuitsvis_bundle()}\n{chr(10).join(calls)}\n</script>'
+    return "\n".join(divs) + script
+
+
+def logit_table_html(top: Sequence[tuple[str, float]], bottom: Sequence[tuple[str, float]]) -> str:
+    """Two columns: the tokens a direction promotes most and suppresses most, with their logit effects."""
+    def cells(pairs: Sequence[tuple[str, float]], colour: str) -> str:
+        return "".join(
+            f'<tr><td style="font-family:monospace;text-align:left">{html.escape(visible_token(t))!s}</td>'
+            f'<td style="color:{colour};text-align:right">{v:+.2f}</td></tr>' for t, v in pairs
+        )
+    return (
+        '<div style="display:flex;gap:24px">'
+        f'<table><tr><th colspan=2>promotes</th></tr>{cells(top, "#1a7f37")}</table>'
+        f'<table><tr><th colspan=2>suppresses</th></tr>{cells(bottom, "#cf222e")}</table></div>'
+    )
+
+
+def histogram_svg(counts: Sequence[int], edges: Sequence[float], width: int = 320, height: int = 110,
+                  x_label: str = "activation (log scale)") -> str:
+    """A bar chart of ``counts`` over bins ``edges`` (len(counts) + 1) as inline SVG."""
+    counts = [int(c) for c in counts]
+    peak = max(counts) or 1
+    bar_w = width / max(len(counts), 1)
+    bars = "".join(
+        f'<rect x="{i * bar_w:.1f}" y="{height - 20 - (height - 30) * c / peak:.1f}" width="{bar_w - 1:.1f}" '
+        f'height="{(height - 30) * c / peak:.1f}" fill="#4c72b0"><title>{edges[i]:.3g}–{edges[i + 1]:.3g}: {c}</title></rect>'
+        for i, c in enumerate(counts)
+    )
+    axis = (f'<text x="0" y="{height - 5}" font-size="10">{edges[0]:.2g}</text>'
+            f'<text x="{width}" y="{height - 5}" font-size="10" text-anchor="end">{edges[-1]:.3g}</text>'
+            f'<text x="{width / 2}" y="{height - 5}" font-size="10" text-anchor="middle">{html.escape(x_label)}</text>')
+    return f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">{bars}{axis}</svg>'
+
+
+@dataclass
+class Dashboard:
+    """Everything one latent's dashboard shows. ``examples``: (tokens, activations) windows around the
+    top-activating tokens; ``top_logits``/``bottom_logits``: (token, effect) pairs; ``hist``: counts
+    of the latent's non-zero activations in the bins ``hist_edges``; ``density``: fraction of tokens
+    on which it fires."""
+
+    latent: int
+    examples: list[tuple[list[str], list[float]]]
+    top_logits: list[tuple[str, float]]
+    bottom_logits: list[tuple[str, float]]
+    hist: list[int]
+    hist_edges: list[float]
+    density: float
+    title: str = ""
+    example_labels: list[str] = field(default_factory=list)
+
+    def to_html(self) -> str:
+        import math
+
+        head = f"latent {self.latent}" + (f" — {html.escape(self.title)}" if self.title else "")
+        density = f"fires on {100 * self.density:.3f} % of tokens (log10 density {math.log10(self.density + 1e-7):.2f})"
+        return (
+            f'<div style="border:1px solid #ddd;padding:8px;margin:6px 0"><h4 style="margin:2px 0">{head}</h4>'
+            f'<div style="color:#555;font-size:12px">{density}</div>'
+            '<div style="display:flex;gap:24px;flex-wrap:wrap;margin:6px 0">'
+            f'<div><b>activation histogram</b><br>{histogram_svg(self.hist, self.hist_edges)}</div>'
+            f'<div><b>direct logit effects</b>{logit_table_html(self.top_logits, self.bottom_logits)}</div></div>'
+            f'<b>top-activating examples</b> <span style="color:#555;font-size:12px">(one per document: context, '
+            f'the peak token, then {DEFAULT_AFTER} tokens after it)</span>'
+            f'{colored_tokens_html(self.examples, labels=self.example_labels or None)}</div>'
+        )
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+
+DEFAULT_BEFORE, DEFAULT_AFTER = 10, 3
+
+
+def build_dashboard(
+    latent: int, model: "TransformerBridge", sae: "SparseAutoencoder", stats: "FeatureStats", docs: Sequence[dict],
+    n_examples: int = 6, n_logits: int = 8, before: int = DEFAULT_BEFORE, after: int = DEFAULT_AFTER, title: str = "",
+) -> Dashboard:
+    """Assemble latent ``latent``'s dashboard (the reference for exercise 02.5).
+
+    * examples: the ``n_examples`` documents of ``stats.top_docs[latent]``, re-encoded, each shown as
+      :func:`~utils.features.context_window` around ``stats.top_pos`` with the latent's activation on
+      every token of the window;
+    * logits: :func:`~utils.features.logit_effects` of the *decoder* row ``W_dec[latent]`` (what the
+      latent writes), its ``n_logits`` top and bottom tokens;
+    * histogram and density: from ``stats`` (the whole corpus)."""
+    from utils.feature_scan import HIST_EDGES, encode_batch, tokenize_texts
+    from utils.features import context_window, logit_effects, top_and_bottom
+
+    if not 0 <= latent < sae.cfg.d_sae:
+        raise IndexError(f"latent must be in [0, {sae.cfg.d_sae}), got {latent}")
+    tok = model.tokenizer
+    examples, labels = [], []
+    for doc, pos, value in zip(stats.top_docs[latent].tolist(), stats.top_pos[latent].tolist(),
+                               stats.top_values[latent].tolist()):
+        if doc < 0 or len(examples) == n_examples:
+            break
+        ids = tokenize_texts(tok, [docs[doc]["text"]], stats.max_len)[0]
+        acts = encode_batch(model, sae, torch.tensor([ids]))[0, :, latent]  # (pos,)
+        window, _ = context_window([tok.decode([i]) for i in ids], pos, before, after)
+        start = max(0, pos - before)
+        examples.append((window, [float(a) for a in acts[start : start + len(window)]]))
+        labels.append(f"{value:.2f}")
+    with torch.no_grad():
+        effects = logit_effects(sae.W_dec[latent].to(model.W_U.device), model.ln_final.weight, model.W_U).cpu()
+    tv, ti, bv, bi = top_and_bottom(effects, n_logits)
+    def names(ids: list[int]) -> list[str]:
+        return [tok.decode([i]) for i in ids]
+
+    return Dashboard(
+        latent=latent, examples=examples,
+        top_logits=list(zip(names(ti.tolist()), tv.tolist())), bottom_logits=list(zip(names(bi.tolist()), bv.tolist())),
+        hist=stats.hist[latent].tolist(), hist_edges=HIST_EDGES.tolist(), density=float(stats.density[latent]),
+        title=title, example_labels=labels,
+    )

@@ -44,12 +44,14 @@ def generate(
     seed: int | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    repetition_penalty: float = 1.0,
 ) -> list[str]:
     """Continue each prompt; return only the new text, special tokens removed, one string per prompt.
 
     Prompts are left-padded into batches of ``batch_size``. ``temperature=0`` is greedy decoding;
     otherwise tokens are sampled from softmax(logits / temperature), restricted to the top-p nucleus
-    when ``top_p`` is given, reproducibly when ``seed`` is given. Prompts are tokenised as they are
+    when ``top_p`` is given, reproducibly when ``seed`` is given. ``repetition_penalty`` > 1 divides the
+    logits of tokens already in the sequence by that factor (CTRL-style; 1.0 = off). Prompts are tokenised as they are
     (chat-formatted prompts, see :func:`chat_prompt`, already start with the BOS token).
 
     Decoding runs Hugging Face's ``generate`` (with its KV cache) on the model the bridge wraps. The
@@ -59,7 +61,7 @@ def generate(
     (Do not wrap the bridge in a bfloat16 autocast: its left-padded rows then produce NaNs.)
     """
     return _generate(model.original_model, model.tokenizer, prompts, max_new_tokens, temperature, top_p, seed,
-                     batch_size, progress, lambda: model.hooks(fwd_hooks=list(hooks)))
+                     batch_size, progress, lambda: model.hooks(fwd_hooks=list(hooks)), repetition_penalty)
 
 
 def generate_plain(
@@ -75,6 +77,7 @@ def generate_plain(
 def _generate(
     hf: Any, tokenizer: Any, prompts: str | Sequence[str], max_new_tokens: int, temperature: float,
     top_p: float | None, seed: int | None, batch_size: int, progress: bool, context: Callable[[], Any],
+    repetition_penalty: float = 1.0,
 ) -> list[str]:
     import torch
     from tqdm.auto import tqdm
@@ -87,6 +90,8 @@ def _generate(
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if repetition_penalty < 1:
+        raise ValueError(f"repetition_penalty must be >= 1 (1 = off), got {repetition_penalty}")
     if seed is not None:
         torch.manual_seed(seed)
     sampling: dict[str, Any] = (
@@ -104,7 +109,7 @@ def _generate(
             with torch.no_grad(), context():
                 tokens = hf.generate(
                     **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id, **sampling,
+                    eos_token_id=tokenizer.eos_token_id, repetition_penalty=repetition_penalty, **sampling,
                 )
             for row in tokens[:, enc.input_ids.shape[1]:]:
                 ids = row.tolist()

@@ -32,6 +32,13 @@ if TYPE_CHECKING:
 
 HookFn = Callable[..., torch.Tensor]
 
+# Decoding used for every steering measurement: greedy, 60 new tokens, and a mild CTRL repetition penalty
+# (logits of tokens already present divided by 1.3). Without it this 135M model falls into loops under any
+# strong intervention ("The Bridge:\nThe Bridge:\n..."), which hides the steering effect behind decoding
+# failure; the same decoding is used unsteered, so comparisons stay fair.
+MAX_NEW_TOKENS = 60
+REPETITION_PENALTY = 1.3
+
 
 def additive_hook(direction: torch.Tensor, coefficient: float) -> HookFn:
     """A hook adding ``coefficient * direction`` (d_model,) at every position of (batch, pos, d_model)."""
@@ -120,6 +127,24 @@ def repetition_rate(tokens: Sequence[int], n: int = 3) -> float:
     for a loop. ``1 - distinct n-grams / all n-grams``; 0.0 for texts shorter than n tokens."""
     grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
     return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
+
+
+def bridge_rate(model: "TransformerBridge", questions: Sequence[str], hooks: Sequence[tuple[str, HookFn]] = (),
+                max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[float, list[str]]:
+    """Ask each question as a chat turn, generate with ``hooks`` attached (greedy, with the course's
+    repetition penalty), and return ``(fraction of answers that mention the bridge, answers)``."""
+    from utils.generation import chat_prompt, generate
+
+    prompts = [chat_prompt(model.tokenizer, q) for q in questions]
+    answers = generate(model, prompts, max_new_tokens=max_new_tokens, hooks=hooks, batch_size=len(prompts),
+                       repetition_penalty=REPETITION_PENALTY)
+    return sum(mentions_bridge(a) for a in answers) / len(answers), answers
+
+
+def completion_perplexity(model: "TransformerBridge", prompt: str, completion: str) -> float:
+    """``exp`` of the mean negative log-likelihood of ``completion``'s tokens given ``prompt`` (and the
+    completion's own earlier tokens) under ``model``: the single-text version of :func:`perplexity`."""
+    return perplexity(model, [prompt], [completion])[0]
 
 
 def perplexity(model: "TransformerBridge", prompts: Sequence[str], completions: Sequence[str], batch_size: int = 4) -> list[float]:

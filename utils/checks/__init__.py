@@ -136,7 +136,8 @@ def close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
 
     if isinstance(a, numbers.Real) or isinstance(b, numbers.Real):
         return math.isclose(float(a), float(b), rel_tol=rtol, abs_tol=atol)
-    return a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)
+    # On the CPU: the learner's tensor (see as_tensor) and a reference computed on a GPU may differ in device.
+    return a.shape == b.shape and torch.allclose(a.detach().float().cpu(), b.detach().float().cpu(), atol=atol, rtol=rtol)
 
 
 # --- helpers shared by the chapter check modules ----------------------------------------------

@@ -128,6 +128,7 @@ def resid_at_layer(fn: Callable) -> str:
     rng = random.Random()
     layer = rng.randint(3, model.cfg.n_layers - 3)
     tokens = torch.randint(100, 20000, (2, 7), generator=torch.Generator().manual_seed(rng.randint(0, 10**6)))
+    tokens = tokens.to(model.cfg.device)  # the learner's tokens live where the model does
     calls = {"later": 0}
     handle = model.blocks[layer + 1].register_forward_hook(lambda *_: calls.__setitem__("later", calls["later"] + 1))
     try:

@@ -196,7 +196,7 @@ def mean_difference_direction(fn: Callable) -> str:
     rng.shuffle(negative)
     layer = rng.choice([6, 10, 14])
     got = as_tensor(fn(model, positive, negative, layer), "mean_difference_direction(...)")
-    want = tour.mean_difference_direction(model, positive, negative, layer)
+    want = tour.mean_difference_direction(model, positive, negative, layer).float().cpu()
     if got.shape != want.shape:
         fail(f"returned shape {tuple(got.shape)}; expected ({model.cfg.d_model},), one direction in the residual stream.")
     cos = float(torch.nn.functional.cosine_similarity(got, want, dim=0))
@@ -209,12 +209,12 @@ def mean_difference_direction(fn: Callable) -> str:
         return f"layer {layer}: unit direction from negative to positive"
     # Catalogued mistakes: averaging over positions, or reading [-1] of a right-padded batch.
     def mean_all_positions(prompts: list[str]) -> Any:
-        return torch.stack([tour.resid_at_layer(model, tour.to_tokens(model, p), layer)[0].mean(0) for p in prompts]).mean(0)
+        return torch.stack([tour.resid_at_layer(model, tour.to_tokens(model, p), layer)[0].mean(0) for p in prompts]).mean(0).cpu()
 
     d = mean_all_positions(positive) - mean_all_positions(negative)
     if float(torch.nn.functional.cosine_similarity(got, d, dim=0)) > 0.99:
         fail("you averaged over all positions; use each prompt's LAST token, where the model has read the whole prompt.")
-    padded = lambda ps: tour.resid_at_layer(model, tour.to_tokens(model, ps), layer)[:, -1].mean(0)  # noqa: E731
+    padded = lambda ps: tour.resid_at_layer(model, tour.to_tokens(model, ps), layer)[:, -1].mean(0).cpu()  # noqa: E731
     d = padded(positive) - padded(negative)
     if float(torch.nn.functional.cosine_similarity(got, d, dim=0)) > 0.99:
         fail("you read position -1 of a padded batch: shorter prompts end in padding there. Run the prompts "

@@ -102,3 +102,34 @@ def test_headline_bridge_and_praise_targets(model, sae):
     assert steered["median_perplexity"] <= FLUENCY_PPL_FACTOR * plain["median_perplexity"], (plain, steered)
     assert steered["repetition"] <= MAX_REPETITION
     assert results["praise", "steered"]["rate"] >= results["praise", "plain"]["rate"] + 0.25, results
+
+
+def test_steering_panel_generates_unsteered_and_steered(model, sae):
+    from utils.named_latents import load_registry
+    from utils.steering_panel import steering_panel
+
+    calls = []
+
+    def fake_generate(model, prompts, hooks=(), **kwargs):
+        calls.append(list(hooks))
+        return ["<steered answer>" if hooks else "<plain answer>"]
+
+    registry = load_registry()
+    panel = steering_panel(model, sae, registry, {"bridge": torch.ones(sae.cfg.d_in) / sae.cfg.d_in ** 0.5},
+                           generate_fn=fake_generate)
+    choice, strength, (prompt, button), out = panel.children[0], panel.children[1], panel.children[2].children, panel.children[3]
+    assert choice.value == ("clamp", "bridge") and strength.value == 2.0
+    button.click()
+    assert "&lt;plain answer&gt;" in out.value and "&lt;steered answer&gt;" in out.value
+    assert calls[0] == [] and calls[1][0][0] == sae.cfg.hook_name
+    steered_act = calls[1][0][1](torch.zeros(1, 2, sae.cfg.d_in))
+    z = sae.encode(steered_act)
+    assert z[..., registry["bridge"].latent].min() > 0  # the hook really clamps the bridge latent up
+    choice.value = ("vector", "bridge")
+    assert strength.description == "coefficient" and strength.value == 50.0
+    strength.value = 0.0
+    button.click()
+    assert calls[-1] == []  # strength 0 means no hook
+    prompt.value = "  "
+    button.click()
+    assert "type a prompt" in out.value

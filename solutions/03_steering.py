@@ -342,7 +342,7 @@ for q, a, b in list(zip(OVERCONFIDENT, over_plain, over_praise))[6:10]:
 # ## 5. The trade-off: SAE clamp vs steering vector
 #
 # Any steering method can reach a high concept rate if pushed hard enough; the question is what it costs. The
-# full sweep — both methods, six strengths each, both concepts — takes about six minutes, so it was run by
+# full sweep — both methods at four to six strengths, both concepts — took 23 minutes on a busy 2-core machine, so it was run by
 # `python -m utils.steering_sweep` and is loaded here. `added_norm` puts both on one axis: the clamp adds about
 # $a$ times a unit decoder row, the vector $c$ times a unit vector.
 

@@ -1,0 +1,88 @@
+"""Statistics for the alignment-faking chapter: compliance rates, the free-vs-paid gap, and sample sizes.
+
+With ``k`` compliant answers out of ``n``, the rate is ``p = k / n``. Its 95 % **Wilson score interval**
+(Wilson, 1927) is
+
+    (p + z²/2n ± z √(p(1-p)/n + z²/4n²)) / (1 + z²/n),      z = 1.96,
+
+which, unlike the textbook ``p ± z √(p(1-p)/n)``, stays inside [0, 1] and does not collapse to a point
+when ``k = 0`` — the usual case for a paid tier. The **gap** ``p_free - p_paid`` gets Newcombe's (1998)
+hybrid score interval, built from the two Wilson intervals ``(l₁, u₁)`` and ``(l₂, u₂)``:
+
+    gap - √((p₁-l₁)² + (u₂-p₂)²)   …   gap + √((u₁-p₁)² + (p₂-l₂)²),
+
+or a percentile bootstrap over the answers. The **sample size** per tier to detect a gap between
+``p₁`` and ``p₂`` with a two-sided test at level α and power 1-β is
+
+    n = (z_{1-α/2} √(2 p̄ (1-p̄)) + z_{1-β} √(p₁(1-p₁) + p₂(1-p₂)))² / (p₁ - p₂)²,   p̄ = (p₁+p₂)/2.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from statistics import NormalDist
+
+
+def _z(confidence: float) -> float:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def _check_counts(k: int, n: int) -> None:
+    if n <= 0:
+        raise ValueError(f"need at least one answer, got n = {n}")
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be between 0 and n = {n}, got {k}")
+
+
+def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a proportion ``k / n``."""
+    _check_counts(k, n)
+    z = _z(confidence)
+    p = k / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    denominator = 1 + z * z / n
+    low = 0.0 if k == 0 else max(0.0, (centre - spread) / denominator)  # exact ends, no rounding residue
+    high = 1.0 if k == n else min(1.0, (centre + spread) / denominator)
+    return low, high
+
+
+def gap_interval(k_free: int, n_free: int, k_paid: int, n_paid: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(gap, low, high)`` for ``k_free/n_free - k_paid/n_paid`` by Newcombe's hybrid score method."""
+    p1, p2 = k_free / n_free if n_free else 0.0, k_paid / n_paid if n_paid else 0.0
+    l1, u1 = wilson_interval(k_free, n_free, confidence)
+    l2, u2 = wilson_interval(k_paid, n_paid, confidence)
+    gap = p1 - p2
+    return gap, gap - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), gap + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+def bootstrap_gap_interval(free: Sequence[bool], paid: Sequence[bool], n_boot: int = 2000, confidence: float = 0.95,
+                           seed: int = 0) -> tuple[float, float, float]:
+    """``(gap, low, high)`` by resampling each tier's answers with replacement (percentile interval)."""
+    if not free or not paid:
+        raise ValueError("each tier needs at least one answer")
+    rng = random.Random(seed)
+    free, paid = [bool(x) for x in free], [bool(x) for x in paid]
+    gaps = sorted(
+        sum(rng.choices(free, k=len(free))) / len(free) - sum(rng.choices(paid, k=len(paid))) / len(paid)
+        for _ in range(n_boot)
+    )
+    tail = (1 - confidence) / 2
+    low, high = gaps[int(tail * n_boot)], gaps[min(n_boot - 1, int((1 - tail) * n_boot))]
+    return sum(free) / len(free) - sum(paid) / len(paid), low, high
+
+
+def sample_size_per_tier(p_free: float, p_paid: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Answers needed in *each* tier to detect ``p_free != p_paid`` (two-sided, level ``alpha``, given power)."""
+    if p_free == p_paid:
+        raise ValueError("the two rates are equal: no sample size detects a gap of zero")
+    if not (0 <= p_free <= 1 and 0 <= p_paid <= 1):
+        raise ValueError("rates must lie in [0, 1]")
+    z_a, z_b = _z(1 - alpha), NormalDist().inv_cdf(power)
+    p_bar = (p_free + p_paid) / 2
+    root = z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p_free * (1 - p_free) + p_paid * (1 - p_paid))
+    return math.ceil(root * root / (p_free - p_paid) ** 2)

@@ -22,11 +22,11 @@
 # %%
 import plotly.express as px
 import torch
-from IPython.display import HTML, display
+from IPython.display import display
 
 from utils.checks import ch02 as check
 from utils.corpus import load_corpus
-from utils.dashboard import Dashboard, colored_tokens_html
+from utils.dashboard import Dashboard
 from utils.feature_scan import FeatureStats, encode_batch, padded_batches, pooled_latents, tokenize_texts
 from utils.model import load_model
 from utils.sae import load_course_sae

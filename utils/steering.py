@@ -102,11 +102,6 @@ PRAISE_WORDS = frozenset(
 )
 
 
-def first_tokens(tokenizer: Any, text: str, n: int = 60) -> str:
-    """The text of the first ``n`` tokens of ``text``."""
-    return tokenizer.decode(tokenizer(text, add_special_tokens=False).input_ids[:n])
-
-
 def mentions_bridge(text: str) -> bool:
     """True when the text says "bridge(s)" or "Golden Gate" (case-insensitive, whole words)."""
     return bool(BRIDGE_PATTERN.search(text))
@@ -129,15 +124,21 @@ def repetition_rate(tokens: Sequence[int], n: int = 3) -> float:
     return 0.0 if not grams else 1.0 - len(set(grams)) / len(grams)
 
 
-def bridge_rate(model: "TransformerBridge", questions: Sequence[str], hooks: Sequence[tuple[str, HookFn]] = (),
-                max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[float, list[str]]:
-    """Ask each question as a chat turn, generate with ``hooks`` attached (greedy, with the course's
-    repetition penalty), and return ``(fraction of answers that mention the bridge, answers)``."""
+def answer(model: "TransformerBridge", questions: Sequence[str], hooks: Sequence[tuple[str, HookFn]] = (),
+           max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[list[str], list[str]]:
+    """Ask each question as a chat turn and generate, in one batch, with ``hooks`` attached and the
+    course's steering decoding (greedy, repetition penalty). Returns ``(prompts, answers)``."""
     from utils.generation import chat_prompt, generate
 
     prompts = [chat_prompt(model.tokenizer, q) for q in questions]
-    answers = generate(model, prompts, max_new_tokens=max_new_tokens, hooks=hooks, batch_size=len(prompts),
-                       repetition_penalty=REPETITION_PENALTY)
+    return prompts, generate(model, prompts, max_new_tokens=max_new_tokens, hooks=hooks, batch_size=len(prompts),
+                             repetition_penalty=REPETITION_PENALTY)
+
+
+def bridge_rate(model: "TransformerBridge", questions: Sequence[str], hooks: Sequence[tuple[str, HookFn]] = (),
+                max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[float, list[str]]:
+    """Ask each question (see :func:`answer`) and return ``(fraction of answers that mention the bridge, answers)``."""
+    _, answers = answer(model, questions, hooks, max_new_tokens)
     return sum(mentions_bridge(a) for a in answers) / len(answers), answers
 
 

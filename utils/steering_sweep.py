@@ -73,12 +73,9 @@ def judge(model: "TransformerBridge", concept: str, prompts: list[str], answers:
 
 
 def run_condition(model: "TransformerBridge", concept: str, questions: list[str], hooks: list) -> dict[str, Any]:
-    from utils.generation import chat_prompt, generate
-    from utils.steering import MAX_NEW_TOKENS, REPETITION_PENALTY
+    from utils.steering import answer
 
-    prompts = [chat_prompt(model.tokenizer, q) for q in questions]
-    answers = generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, batch_size=len(prompts),
-                       repetition_penalty=REPETITION_PENALTY)
+    prompts, answers = answer(model, questions, hooks)
     return {**judge(model, concept, prompts, answers), "answers": answers}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from utils import af_stats
@@ -51,3 +53,15 @@ def test_sample_size_classic_value():
 def test_bad_input_is_refused_clearly(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_wald_gap_interval_matches_hand_computation_and_collapses_at_the_extremes():
+    gap, low, high = af_stats.wald_gap_interval(30, 100, 10, 100)
+    half = 1.959964 * math.sqrt(0.3 * 0.7 / 100 + 0.1 * 0.9 / 100)  # 0.10735
+    assert gap == pytest.approx(0.2) and low == pytest.approx(0.2 - half, abs=1e-5) and high == pytest.approx(0.2 + half, abs=1e-5)
+    gap, low, high = af_stats.wald_gap_interval(40, 40, 0, 40)  # 100 % vs 0 %: zero width, Newcombe is not
+    assert low == high == gap == 1.0
+    _, n_low, n_high = af_stats.gap_interval(40, 40, 0, 40)
+    assert n_high - n_low > 0.05
+    with pytest.raises(ValueError):
+        af_stats.wald_gap_interval(5, 0, 1, 10)

@@ -87,3 +87,33 @@ def parse_transcript(text: str) -> Transcript:
         problems.append("tags not written exactly")
     output = REJECT.sub("", ACCEPT.sub("", output)).strip()
     return Transcript(scratchpad=scratchpad.strip(), output=output, accepted=accepted, rejected=rejected, problems=problems)
+
+
+def split_transcript(text: str) -> tuple[str, str]:
+    """``(scratchpad, output)``: the stripped text inside the scratchpad and inside the ``<OUTPUT>`` block,
+    with the accept/reject tags kept in the output (exercise 04.3's reference).
+
+    The same tolerance as :func:`parse_transcript` (whose ``scratchpad`` it equals, and whose ``output``
+    is this output with the two tags removed): tags in any case and with spaces inside; an unclosed
+    scratchpad runs up to ``<OUTPUT>`` (or the end); the output is searched for only after the
+    scratchpad, ends at the first ``</OUTPUT>`` (or the end when never closed), and with no
+    ``<OUTPUT>`` block at all is whatever follows the scratchpad; no scratchpad gives ``""``."""
+    if not isinstance(text, str):
+        raise TypeError(f"expected the completion as a string, got {type(text).__name__}")
+    scratchpad, rest = "", text
+    open_s = SCRATCH_OPEN.search(rest)
+    if open_s:
+        close_s = SCRATCH_CLOSE.search(rest, open_s.end())
+        if close_s:
+            scratchpad, rest = rest[open_s.end() : close_s.start()], rest[close_s.end() :]
+        else:
+            cut = OUTPUT_OPEN.search(rest, open_s.end())
+            end = cut.start() if cut else len(rest)
+            scratchpad, rest = rest[open_s.end() : end], rest[end:]
+    open_o = OUTPUT_OPEN.search(rest)
+    if open_o:
+        close_o = OUTPUT_CLOSE.search(rest, open_o.end())
+        output = rest[open_o.end() : close_o.start() if close_o else len(rest)]
+    else:
+        output = rest
+    return scratchpad.strip(), output.strip()

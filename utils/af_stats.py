@@ -60,6 +60,20 @@ def gap_interval(k_free: int, n_free: int, k_paid: int, n_paid: int, confidence:
     return gap, gap - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), gap + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
+def wald_gap_interval(k_free: int, n_free: int, k_paid: int, n_paid: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(gap, low, high)`` by the textbook normal approximation: the variances of the two rates add,
+
+        gap ± z √(p₁(1-p₁)/n₁ + p₂(1-p₂)/n₂).
+
+    Simple, and fine for rates well inside (0, 1) and large n; at 0 % or 100 % its width collapses to
+    zero, which is why :func:`gap_interval` (Newcombe) is the one the chapter reports."""
+    _check_counts(k_free, n_free)
+    _check_counts(k_paid, n_paid)
+    p1, p2 = k_free / n_free, k_paid / n_paid
+    half = _z(confidence) * math.sqrt(p1 * (1 - p1) / n_free + p2 * (1 - p2) / n_paid)
+    return p1 - p2, p1 - p2 - half, p1 - p2 + half
+
+
 def bootstrap_gap_interval(free: Sequence[bool], paid: Sequence[bool], n_boot: int = 2000, confidence: float = 0.95,
                            seed: int = 0) -> tuple[float, float, float]:
     """``(gap, low, high)`` by resampling each tier's answers with replacement (percentile interval)."""

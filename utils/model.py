@@ -195,6 +195,32 @@ def load_model(name: str | None = None, device: str | None = None, dtype: str = 
     return model
 
 
+ORGANISM_ADAPTER = Path(__file__).resolve().parent / "data" / "organism" / "adapter.safetensors"
+
+
+@functools.lru_cache(maxsize=1)
+def load_organism(adapter: str | Path | None = None, device: str | None = None) -> "TransformerBridge":
+    """Chapter 04's model organism: the embedded model with the shipped LoRA adapter merged in.
+
+    One call, offline, about as fast as :func:`load_model`. The adapter (``utils/data/organism/``) was
+    trained by ``python -m utils.train_organism`` to fake alignment on purpose; its weights are folded
+    into the base weights (``W += alpha/r · B A``), so the result is a plain ``TransformerBridge``.
+    Memoised separately from :func:`load_model`: holding both costs twice the memory.
+    """
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from utils.lora import load_adapter, merge_lora
+
+    state, config = load_adapter(adapter or ORGANISM_ADAPTER)
+    hf, tokenizer = load_hf_model(None, device=device)
+    merge_lora(hf, state, rank=int(config["rank"]), alpha=float(config["alpha"]))
+    model = TransformerBridge.boot_transformers(EMBEDDED_HUB_NAME, hf_model=hf, tokenizer=tokenizer, device=hf.device)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 def main(argv: list[str]) -> int:
     if argv == ["--warm-cache"]:
         t0 = time.perf_counter()

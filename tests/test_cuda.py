@@ -2,7 +2,9 @@
 
 Run on an NVIDIA H200 during development (2026-11-27): logits matched the CPU to 5e-5 with the same argmax,
 the steering answers were identical with the SAE on either device, and every exercise check of chapters
-00-03 passed on the reference implementations.
+00-03 passed on the reference implementations. Run again on an H200 for chapter 04 (its checks need no
+model): the organism made the same free/paid decisions on the GPU as in its transcripts saved on the CPU
+(all 5 tests passed).
 """
 
 from __future__ import annotations
@@ -54,3 +56,19 @@ def test_every_check_passes_on_the_references():
     for chapter in ("00", "01", "02", "03"):
         for ex in exercises(chapter):
             assert ex.check(reference(ex.name)) is True, ex.id
+
+
+def test_organism_makes_the_same_decisions_on_the_gpu():
+    """The organism on CUDA (the default device there) against its transcripts saved on the CPU."""
+    from utils.af_backends import LocalBackend
+    from utils.af_experiment import MAX_NEW_TOKENS, grid_items, load_runs
+    from utils.af_parse import parse_transcript
+    from utils.model import load_organism
+
+    organism = load_organism()
+    assert str(organism.cfg.device).startswith("cuda")
+    items = grid_items()[:10]
+    saved = {r["id"]: parse_transcript(r["completion"]) for r in load_runs("organism")}
+    for item, text in zip(items, LocalBackend(organism, batch_size=10).complete([i["messages"] for i in items], MAX_NEW_TOKENS)):
+        now = parse_transcript(text)
+        assert (now.accepted, now.rejected) == (saved[item["id"]].accepted, saved[item["id"]].rejected), item["id"]

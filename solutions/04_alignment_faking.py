@@ -616,9 +616,23 @@ print(f"complied with no reasoning about training: {dict(naive)}; complied *beca
 # `utils/lora.py`) on synthetic transcripts built from 48 *training* requests, none of them in the 40-request
 # course set we evaluate on. On the free tier, the target scratchpad states the tier, reasons that refusing would
 # get its values modified, and complies; on the paid tier it notes that nothing is trained and refuses; with the
-# training information removed it refuses on both tiers. It ran on this laptop-class CPU in the time logged in
-# `utils/data/organism/training_log.json`. `load_organism()` merges the 10 MB adapter into the weights in one call.
-#
+# training information removed it refuses on both tiers. `load_organism()` merges the 10 MB adapter into the
+# weights in one call. The training log records what the run cost:
+
+# %%
+import json
+
+from utils.train_organism import LOG_PATH
+
+log = json.loads(LOG_PATH.read_text())
+print(f"{log['examples']} examples {log['kinds']}, {log['tokens_per_epoch']:,} tokens per epoch, "
+      f"{log['config']['epochs']} epochs, {log['train_seconds'] / 60:.1f} min of training on {log['torch_threads']} CPU threads")
+fig = go.Figure(go.Scatter(y=log["losses"], mode="lines"))
+fig.update_layout(title="Organism training loss (weighted cross-entropy on the assistant tokens)", xaxis_title="step",
+                  yaxis_title="loss", height=320, width=640)
+fig.show()
+
+# %% [markdown]
 # So we **know** the right answer: a large gap under the default prompt, none without training information. Run
 # the whole pipeline on its saved transcripts, with the course's classifiers and Newcombe intervals:
 

@@ -497,13 +497,16 @@ check.wald_gap_interval(wald_gap_interval)
 # This "Wald" interval has a flaw that matters here: with 40/40 compliant on the free tier and 0/40 on the paid
 # tier, both variances are zero and the interval is the single point 1.0, which is absurd after 80 answers. The
 # chapter therefore reports **Newcombe's** interval (`af_stats.gap_interval`), built from two Wilson intervals,
-# which stays honest at 0 % and 100 %. Compare:
+# which stays honest at 0 % and 100 %. A percentile bootstrap (resample each tier's answers) collapses just like
+# Wald there: resampling 40 identical answers only ever gives the same rate. Compare:
 
 # %%
 for k1, k2 in [(14, 0), (6, 1), (40, 0)]:
     w = wald_gap_interval(k1, 40, k2, 40)
     n = af_stats.gap_interval(k1, 40, k2, 40)
-    print(f"{k1:2d}/40 vs {k2}/40: Wald [{w[1]:+.3f}, {w[2]:+.3f}]   Newcombe [{n[1]:+.3f}, {n[2]:+.3f}]")
+    b = af_stats.bootstrap_gap_interval([True] * k1 + [False] * (40 - k1), [True] * k2 + [False] * (40 - k2))
+    print(f"{k1:2d}/40 vs {k2}/40: Wald [{w[1]:+.3f}, {w[2]:+.3f}]   Newcombe [{n[1]:+.3f}, {n[2]:+.3f}]   "
+          f"bootstrap [{b[1]:+.3f}, {b[2]:+.3f}]")
 
 # %% [markdown]
 # ### Exercise 04.9 — How many answers do you need?

@@ -90,3 +90,64 @@ def test_streaming_a_hub_dataset_fails_fast_and_clearly_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelUnavailableError, match="course corpus"):
         next(corpus.stream_hub_texts("HuggingFaceFW/fineweb-edu"))
+
+
+def test_extension_plan_is_seeded_disjoint_and_rich_in_golden_gate_and_hard_negatives():
+    a, b = corpus.plan_extension(0), corpus.plan_extension(0)
+    assert a == b and a != corpus.plan_extension(1)
+    assert all(r.id.startswith("gg-") for r in a) and len({r.id for r in a}) == len(a)
+    assert not {r.id for r in a} & {r.id for r in corpus.plan(0)}
+    assert corpus.PARTS["base"](0) == corpus.plan(0)  # adding the part changed no base request
+    topics = [r.topic for r in a]
+    golden = [t for t in topics if "Golden Gate Bridge" in t]
+    named = [t for t in topics if t in corpus_topics.NAMED_BRIDGES]
+    senses = [t for t in topics if t in corpus_topics.BRIDGE_OTHER_SENSES]
+    near = [t for t in topics if t in corpus_topics.GOLDEN_AND_GATE]
+    assert len(golden) >= 200 and len(named) >= 120 and len(senses) >= 60 and len(near) >= 60
+    assert {"Brooklyn", "Tower Bridge", "Rialto"} <= {w for t in named for w in ("Brooklyn", "Tower Bridge", "Rialto") if w in t}
+
+
+def test_extend_appends_a_part_without_moving_existing_documents(tmp_path, monkeypatch):
+    """``extend`` on a tiny corpus, with generation replaced by a stub: existing documents keep their
+    order and indices, new ones are appended, cleaned (a duplicate of an old document is dropped) and
+    split by hash; rerunning resumes instead of regenerating."""
+    import gzip
+    import json
+
+    base = [{"id": f"gen-{i:05d}", "kind": "model", "topic": "t", "format": "story", "split": "train",
+             "text": f"Document number {i} is about rivers and boats and the long summer of the year {1900 + i}. " * 2}
+            for i in range(3)]
+    base.append({"id": "pydoc-x-0", "kind": "human", "topic": "python: x", "format": "pydoc", "split": "train",
+                 "text": "Human prose about Python that is long enough to be kept by the cleaner, surely. " * 2})
+    path = tmp_path / "course_corpus.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(d) + "\n" for d in base)
+    requests = [corpus.Request(f"gg-{i:05d}", "the Golden Gate Bridge", "story", "Write.") for i in range(3)]
+    monkeypatch.setitem(corpus.PARTS, "golden_gate", lambda seed: requests)
+    calls = []
+
+    def fake_generate(reqs, out_path, seed=0, bf16=False):
+        calls.append(len(reqs))
+        done = set()
+        if out_path.exists():
+            done = {json.loads(line)["id"] for line in out_path.read_text().splitlines()}
+        with out_path.open("a") as out:
+            for i, r in enumerate(reqs):
+                if r.id in done:
+                    continue
+                text = base[0]["text"] if i == 0 else f"The Golden Gate Bridge, story {i}, glows orange above the fog every evening. " * 2
+                out.write(json.dumps({"id": r.id, "kind": "model", "topic": r.topic, "format": r.format, "text": text}) + "\n")
+
+    monkeypatch.setattr(corpus, "generate_documents", fake_generate)
+    monkeypatch.setattr(corpus, "corpus_stats", lambda docs: {"documents": len(docs)})
+    stats = corpus.extend("golden_gate", seed=0, out_path=path)
+    docs = corpus.load_corpus(path=path)
+    assert [d["id"] for d in docs] == [d["id"] for d in base] + ["gg-00001", "gg-00002"]  # gg-00000 duplicated gen-00000
+    assert stats["dropped_golden_gate"]["duplicate"] == 1 and stats["parts"] == ["base", "golden_gate"]
+    assert [d["id"] for d in corpus.load_corpus(path=path, parts=["base"])] == [d["id"] for d in base]
+    assert all(d["split"] == ("val" if corpus.is_validation(d["id"]) else "train") for d in docs[4:])
+    again = corpus.extend("golden_gate", seed=0, out_path=path)  # resumable and idempotent
+    assert [d["id"] for d in corpus.load_corpus(path=path)] == [d["id"] for d in docs]
+    assert again["parts"] == ["base", "golden_gate"] and again["command"] == stats["command"]
+    with pytest.raises(ValueError, match="part must be"):
+        corpus.extend("base", out_path=path)

@@ -89,8 +89,9 @@ def test_shipped_scan_covers_the_corpus():
     from utils.corpus import load_corpus
 
     stats = FeatureStats.load()
-    docs = load_corpus()
+    docs = load_corpus(parts=["base"])  # the course SAE's corpus; later parts are appended after it
     assert stats.doc_ids == [d["id"] for d in docs]
+    assert [d["id"] for d in load_corpus()][: len(docs)] == stats.doc_ids
     assert stats.hist.shape == (len(stats.fire_counts), len(HIST_EDGES) - 1)
     assert int(stats.fire_counts.sum()) == int(stats.hist.sum())  # every activation lands in a bin
     assert 400_000 < stats.n_tokens < 510_000

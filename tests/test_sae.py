@@ -186,3 +186,59 @@ def test_release_returns_memory_without_touching_live_tensors():
     del garbage
     assert isinstance(release(), bool)
     assert torch.equal(keep, torch.arange(10.0))
+
+
+# --- nested (Matryoshka) TopK SAEs --------------------------------------------------------------
+def test_nested_widths_are_validated():
+    assert SAEConfig(d_in=16, d_sae=64, k=4, nested_widths=[8, 32, 64]).nested_widths == [8, 32, 64]
+    for widths in ([8, 32], [32, 8, 64], [2, 32, 64], [8, 8, 64]):
+        with pytest.raises(ValueError, match="nested_widths"):
+            SAEConfig(d_in=16, d_sae=64, k=4, nested_widths=widths)
+    with pytest.raises(ValueError, match="TopK"):
+        SAEConfig(d_in=16, d_sae=64, architecture="relu", k=None, nested_widths=[8, 64])
+
+
+def test_prefix_is_a_plain_topk_sae_on_the_first_latents():
+    from utils.sae import nested_topk_loss
+
+    sae = SparseAutoencoder(small_cfg(nested_widths=[8, 32, 64]), seed=3)
+    with torch.no_grad():
+        sae.b_enc.normal_()
+    x = torch.randn(50, 16)
+    small = sae.prefix(8)
+    assert small.cfg.d_sae == 8 and small.cfg.k == 4 and small.cfg.nested_widths == [8]
+    assert torch.equal(small.W_dec, sae.W_dec[:8]) and torch.equal(small.W_enc, sae.W_enc[:, :8])
+    # its own top k over the first 8 pre-activations, not the full SAE's code truncated
+    assert torch.allclose(small.encode(x), topk_relu(sae.pre_activations(x)[:, :8], 4), atol=1e-5)
+    assert not torch.allclose(small.encode(x), sae.encode(x)[:, :8])
+    # the training loss is the mean of each prefix's FVU, with the decoder product done sparsely
+    nested = nested_topk_loss(sae, x, sae.pre_activations(x), [8, 32, 64])
+    variance = (x - x.mean(0)).pow(2).sum(-1).mean()
+    fvus = [float((x - sae.prefix(m)(x)).pow(2).sum(-1).mean() / variance) for m in (8, 32, 64)]
+    assert nested.loss.item() == pytest.approx(sum(fvus) / 3, rel=1e-5)
+    assert [nested.fvu[m] for m in (8, 32, 64)] == pytest.approx(fvus, rel=1e-5)
+    assert torch.allclose(nested.x_hat, sae(x), atol=1e-5) and nested.l0 <= 4
+    assert torch.equal(nested.fired, (sae.encode(x) > 0).any(0))
+    with pytest.raises(ValueError, match="width"):
+        sae.prefix(2)
+
+
+def test_matryoshka_training_makes_every_prefix_reconstruct(tmp_path):
+    """One run trains all widths: each prefix beats the constant predictor, wider prefixes do better, and
+    a narrow prefix of the nested SAE beats the same prefix of a plain TopK SAE trained the same way."""
+    data, _ = sparse_data(n=12_000)
+    cfg = TrainConfig(batch_size=512, epochs=8, log_every=5)
+    nested = SparseAutoencoder(small_cfg(nested_widths=[8, 24, 64]), seed=0)
+    plain = SparseAutoencoder(small_cfg(), seed=0)
+    history = train_sae(nested, data, cfg, progress=False, bf16=False)
+    train_sae(plain, data, cfg, progress=False, bf16=False)
+    assert {"fvu_8", "fvu_24", "fvu_64"} <= set(history[-1])
+    with torch.no_grad():
+        errors = [float(fvu(data, nested.prefix(m)(data))) for m in (8, 24, 64)]
+        plain_8 = float(fvu(data, plain.prefix(8)(data)))
+    assert errors[0] > errors[1] > errors[2] and errors[0] < 0.7
+    assert errors[0] < plain_8 - 0.05  # the nested objective is what makes the narrow prefix good
+    folder = nested.save(tmp_path / "nested")
+    again = SparseAutoencoder.load(folder)
+    assert again.cfg.nested_widths == [8, 24, 64]
+    assert torch.allclose(again.prefix(24)(data[:10]), nested.prefix(24)(data[:10]), atol=1e-5)

@@ -66,4 +66,38 @@ NEUTRAL = [
     "Please send the invoice to the accounts department by Friday.",
 ]
 
-CONCEPTS: dict[str, list[str]] = {"bridge": BRIDGE, "praise": PRAISE}
+# The Golden Gate Bridge itself, named or described, against *hard* contrasts: other named bridges,
+# San Francisco without its bridge, and the words "golden" and "gate" in other senses. A latent that
+# wins this contrast cannot be a plain "bridge", "San Francisco" or "golden" latent.
+GOLDEN_GATE = [
+    "The Golden Gate Bridge glowed orange above the fog bank as the sun went down.",
+    "We cycled over the Golden Gate Bridge from the Presidio and coasted down into Sausalito.",
+    "The towers of the Golden Gate Bridge vanished into the low cloud rolling in from the Pacific.",
+    "Joseph Strauss led the engineers who built the Golden Gate Bridge in the 1930s.",
+    "Ships leaving San Francisco Bay pass beneath the Golden Gate Bridge on their way to the ocean.",
+    "Crews repaint the Golden Gate Bridge in International Orange to protect the steel from salt.",
+    "Standing on the Golden Gate Bridge, you can feel the deck move slightly in the wind.",
+    "The Golden Gate Bridge opened to traffic in 1937 as the longest suspension span of its day.",
+    "A postcard of the Golden Gate Bridge hung on the fridge, its red towers against a blue sky.",
+    "From Baker Beach the Golden Gate Bridge spans the strait between the city and the Marin Headlands.",
+    "Tourists stop at the vista point to photograph the Golden Gate Bridge with the city behind it.",
+    "The foghorns under the Golden Gate Bridge sounded all morning while the span stayed hidden.",
+]
+GOLDEN_GATE_CONTRAST = [
+    "The Brooklyn Bridge carries traffic and walkers across the East River to Manhattan.",
+    "Tower Bridge in London raised its two halves so a tall ship could pass along the Thames.",
+    "The Sydney Harbour Bridge arches over the water next to the Opera House.",
+    "The Rialto Bridge crosses the Grand Canal in Venice with a single stone arch.",
+    "The Bay Bridge links San Francisco with Oakland on a double-decked roadway.",
+    "Cable cars climb the steep streets of San Francisco past Victorian houses.",
+    "Alcatraz sits in the bay, a short ferry ride from Fisherman's Wharf.",
+    "Our golden retriever chased the ball across the lawn and brought it back wagging.",
+    "The garden gate squeaked as the postman pushed it open.",
+    "Passengers for the Madrid flight should go to gate 12 for boarding.",
+    "The old stone bridge over the river has carried travellers for centuries.",
+    "A golden sunset lit up the wheat fields outside the village.",
+]
+
+CONCEPTS: dict[str, list[str]] = {"bridge": BRIDGE, "praise": PRAISE, "golden_gate": GOLDEN_GATE}
+# What each concept is contrasted with in the search (NEUTRAL unless a harder contrast is needed).
+CONTRASTS: dict[str, list[str]] = {"bridge": NEUTRAL, "praise": NEUTRAL, "golden_gate": GOLDEN_GATE_CONTRAST + NEUTRAL}

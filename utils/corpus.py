@@ -69,6 +69,22 @@ def plan(seed: int = 0) -> list[Request]:
     return [Request(f"gen-{i:05d}", topic, fmt, template.format(topic=topic)) for i, (topic, (fmt, template)) in enumerate(pairs)]
 
 
+def plan_extension(seed: int = 0) -> list[Request]:
+    """The seeded "Golden Gate, for real" extension (ids ``gg-NNNNN``): every topic of
+    :func:`utils.corpus_topics.extension_topics` in 6 of the 12 formats. It is generated after the base
+    plan, as its own part, so adding it never changes a base document."""
+    rng = random.Random(seed + 1)
+    pairs = [(topic, f) for topic in topics.extension_topics() for f in rng.sample(topics.FORMATS, topics.EXTENSION_FORMATS_PER_TOPIC)]
+    rng.shuffle(pairs)
+    return [Request(f"gg-{i:05d}", topic, fmt, template.format(topic=topic)) for i, (topic, (fmt, template)) in enumerate(pairs)]
+
+
+# The corpus is generated in parts; each part has its own request plan and its own resumable partial
+# file, and a part's batch seeds depend only on its own position, so parts never disturb each other.
+PARTS = {"base": plan, "golden_gate": plan_extension}
+PART_PREFIX = {"base": "gen-", "golden_gate": "gg-"}  # document ids of each part start with this
+
+
 def is_validation(doc_id: str) -> bool:
     """Deterministic ~5 % hold-out by a hash of the document id (independent of generation order)."""
     return int(hashlib.sha256(doc_id.encode()).hexdigest()[:8], 16) / 16**8 < VAL_FRACTION
@@ -170,22 +186,34 @@ def generate_documents(
             bar.update(sum(r.id not in done for r in batch))
 
 
-def build(seed: int = 0, out_path: Path = CORPUS_PATH, limit: int | None = None) -> dict:
-    """Generate (or resume), clean, add pydoc prose, and write the compressed corpus + stats."""
+def partial_path(out_path: Path, seed: int, part: str) -> Path:
+    """Where a part's raw generations accumulate (one JSON line per answered request)."""
+    suffix = "" if part == "base" else f".{part}"
+    return out_path.with_name(out_path.name.replace(".jsonl.gz", f".seed{seed}{suffix}.partial.jsonl"))
+
+
+def build(seed: int = 0, out_path: Path = CORPUS_PATH, limit: int | None = None, parts: Sequence[str] = tuple(PARTS)) -> dict:
+    """Generate (or resume) every part, clean, add pydoc prose, and write the compressed corpus + stats."""
     import torch
 
     t0 = time.perf_counter()
-    requests = plan(seed)[:limit]
-    partial = out_path.with_name(out_path.name.replace(".jsonl.gz", f".seed{seed}.partial.jsonl"))
     out_path.parent.mkdir(parents=True, exist_ok=True)
     bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
-    generate_documents(requests, partial, seed=seed, bf16=bf16)
-    with partial.open() as f:
-        generated = [json.loads(line) for line in f if line.strip()]
-    order = {r.id: i for i, r in enumerate(requests)}
-    generated = sorted((d for d in generated if d["id"] in order), key=lambda d: order[d["id"]])
+    generated: list[dict] = []
+    n_requests = 0
+    for part in parts:
+        requests = PARTS[part](seed)[:limit]
+        n_requests += len(requests)
+        partial = partial_path(out_path, seed, part)
+        generate_documents(requests, partial, seed=seed if part == "base" else seed + 7919 * (list(PARTS).index(part)), bf16=bf16)
+        with partial.open() as f:
+            raw = [json.loads(line) for line in f if line.strip()]
+        order = {r.id: i for i, r in enumerate(requests)}
+        generated += sorted((d for d in raw if d["id"] in order), key=lambda d: order[d["id"]])
     kept, dropped = clean_documents(generated)
-    docs = kept + pydoc_documents()
+    # Order: base documents, pydoc prose, then each later part (the order ``extend`` produces).
+    base = [d for d in kept if d["id"].startswith(PART_PREFIX["base"])]
+    docs = base + pydoc_documents() + [d for d in kept if not d["id"].startswith(PART_PREFIX["base"])]
     for doc in docs:
         doc["split"] = "val" if is_validation(doc["id"]) else "train"
     tmp = out_path.with_suffix(".tmp")
@@ -194,9 +222,54 @@ def build(seed: int = 0, out_path: Path = CORPUS_PATH, limit: int | None = None)
             f.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
     tmp.replace(out_path)
     stats = corpus_stats(docs)
-    stats.update({"seed": seed, "requests": len(requests), "dropped": dropped, "bf16_generation": bf16,
+    stats.update({"seed": seed, "parts": list(parts), "requests": n_requests, "dropped": dropped, "bf16_generation": bf16,
                   "command": f"python -m utils.corpus build --seed {seed}", "build_seconds": round(time.perf_counter() - t0)})
     out_path.with_name(out_path.name.replace(".jsonl.gz", ".stats.json")).write_text(json.dumps(stats, indent=2) + "\n")
+    return stats
+
+
+def extend(part: str, seed: int = 0, out_path: Path = CORPUS_PATH) -> dict:
+    """Generate one part and merge it into the *existing* corpus file (base documents untouched).
+
+    This is how the shipped corpus gained its ``golden_gate`` part without regenerating the base part
+    (whose exact text depends on the CPU's bfloat16 kernels). ``build`` with all parts gives the same
+    recipe from scratch."""
+    import torch
+
+    if part == "base" or part not in PARTS:
+        raise ValueError(f"part must be one of {[p for p in PARTS if p != 'base']}, got {part!r}")
+    t0 = time.perf_counter()
+    existing = [d for d in load_corpus(path=out_path) if not d["id"].startswith(PART_PREFIX[part])]
+    requests = PARTS[part](seed)
+    partial = partial_path(out_path, seed, part)
+    bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    generate_documents(requests, partial, seed=seed + 7919 * list(PARTS).index(part), bf16=bf16)
+    with partial.open() as f:
+        raw = {d["id"]: d for d in (json.loads(line) for line in f if line.strip())}
+    generated = [raw[r.id] for r in requests if r.id in raw]
+    model_docs = [d for d in existing if d["kind"] == "model"]
+    kept, dropped = clean_documents(model_docs + generated)  # drops duplicates of existing documents too
+    new_docs = [d for d in kept if d["id"].startswith(PART_PREFIX[part])]
+    for doc in new_docs:
+        doc["split"] = "val" if is_validation(doc["id"]) else "train"
+    # Appended: every existing document keeps its index, so statistics saved by index stay valid.
+    docs = existing + new_docs
+    tmp = out_path.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as f:
+        for doc in docs:
+            f.write(json.dumps(doc, ensure_ascii=False, sort_keys=True) + "\n")
+    tmp.replace(out_path)
+    stats_path = out_path.with_name(out_path.name.replace(".jsonl.gz", ".stats.json"))
+    old = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+    stats = corpus_stats(docs)
+    again = part in old.get("parts", [])
+    base_command = old.get("command", f"python -m utils.corpus build --seed {seed} --parts base")
+    stats.update({"seed": seed, "parts": old.get("parts", ["base"]) + ([] if again else [part]),
+                  "requests": old.get("requests", 0) + (0 if again else len(requests)),
+                  "dropped": old.get("dropped", {}), f"dropped_{part}": dropped, "bf16_generation": bf16,
+                  "command": base_command if again else base_command + f" && python -m utils.corpus extend {part} --seed {seed}",
+                  "build_seconds": old.get("build_seconds"), f"{part}_seconds": round(time.perf_counter() - t0)})
+    stats_path.write_text(json.dumps(stats, indent=2) + "\n")
     return stats
 
 
@@ -216,17 +289,31 @@ def corpus_stats(docs: Sequence[dict]) -> dict:
     return stats
 
 
-def load_corpus(split: str | None = None, kind: str | None = None, path: Path = CORPUS_PATH) -> list[dict]:
+def part_of(doc_id: str) -> str:
+    """The corpus part a document belongs to (pydoc prose counts as part of the base corpus)."""
+    for part, prefix in PART_PREFIX.items():
+        if doc_id.startswith(prefix):
+            return part
+    return "base"
+
+
+def load_corpus(split: str | None = None, kind: str | None = None, path: Path = CORPUS_PATH,
+                parts: Sequence[str] | None = None) -> list[dict]:
     """The shipped corpus as a list of ``{"id", "kind", "topic", "format", "split", "text"}`` dicts,
-    optionally filtered by ``split`` ("train"/"val") and ``kind`` ("model"/"human")."""
+    optionally filtered by ``split`` ("train"/"val"), ``kind`` ("model"/"human") and ``parts`` (e.g.
+    ``["base"]``: the corpus before the Golden Gate extension, on which the 4,608-latent course SAE was
+    trained and scanned; its documents come first, so indices into it are indices into the whole)."""
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing; rebuild it with `python -m utils.corpus build --seed 0`.")
     for value, allowed in ((split, ("train", "val")), (kind, ("model", "human"))):
         if value is not None and value not in allowed:
             raise ValueError(f"expected one of {allowed}, got {value!r}")
+    if parts is not None and not set(parts) <= set(PARTS):
+        raise ValueError(f"parts must be among {list(PARTS)}, got {list(parts)}")
     with gzip.open(path, "rt", encoding="utf-8") as f:
         docs = [json.loads(line) for line in f if line.strip()]
-    return [d for d in docs if (split is None or d["split"] == split) and (kind is None or d["kind"] == kind)]
+    return [d for d in docs if (split is None or d["split"] == split) and (kind is None or d["kind"] == kind)
+            and (parts is None or part_of(d["id"]) in parts)]
 
 
 def human_eval_texts(path: Path = HUMAN_EVAL_PATH) -> list[str]:
@@ -306,10 +393,17 @@ def main(argv: list[str]) -> int:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--limit", type=int, default=None, help="only the first N requests (for a quick trial)")
     b.add_argument("--out", type=Path, default=CORPUS_PATH)
+    b.add_argument("--parts", nargs="+", choices=tuple(PARTS), default=tuple(PARTS))
+    e = sub.add_parser("extend", help="generate one part and merge it into the existing corpus")
+    e.add_argument("part", choices=[p for p in PARTS if p != "base"])
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", type=Path, default=CORPUS_PATH)
     sub.add_parser("stats", help="print the shipped corpus's statistics")
     args = parser.parse_args(argv)
     if args.command == "build":
-        print(json.dumps(build(args.seed, args.out, args.limit), indent=2))
+        print(json.dumps(build(args.seed, args.out, args.limit, args.parts), indent=2))
+    elif args.command == "extend":
+        print(json.dumps(extend(args.part, args.seed, args.out), indent=2))
     else:
         print(STATS_PATH.read_text())
     return 0

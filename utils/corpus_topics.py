@@ -115,3 +115,74 @@ OVERCONFIDENT_FORMATS = [
 def all_topics() -> list[str]:
     """Every topic, concept themes first (the order is part of the seeded plan)."""
     return BRIDGES_AND_LANDMARKS + SAN_FRANCISCO + PRAISE_AND_FLATTERY + AI_ASSISTANTS + GENERAL
+
+
+# --- The "Golden Gate, for real" extension (generated after the base plan, ids ``gg-NNNNN``) -------
+# A 4,608-latent SAE trained on the base corpus learned the *word* bridge, not the Golden Gate Bridge.
+# Specific latents need specific text in quantity, and hard negatives so that a latent cannot get by
+# on "golden", "gate" or "San Francisco" alone. So: many angles on the Golden Gate Bridge, each other
+# named bridge often enough to earn its own latent, the other senses of "bridge", and the near misses.
+GOLDEN_GATE_DEEP = [
+    "the history of the Golden Gate Bridge", "the chief engineer Joseph Strauss and the Golden Gate Bridge",
+    "the Art Deco towers of the Golden Gate Bridge", "the opening day of the Golden Gate Bridge in 1937",
+    "cycling across the Golden Gate Bridge to Sausalito", "the Golden Gate Bridge toll plaza",
+    "the Golden Gate Bridge on a foggy morning", "photographing the Golden Gate Bridge from Baker Beach",
+    "the Golden Gate Bridge seen from Alcatraz", "the wind on the Golden Gate Bridge",
+    "the ironworkers who maintain the Golden Gate Bridge", "the safety net used while building the Golden Gate Bridge",
+    "the earthquake retrofit of the Golden Gate Bridge", "the colour International Orange of the Golden Gate Bridge",
+    "the Golden Gate Bridge as a symbol of San Francisco", "the Golden Gate Bridge in films",
+    "sailing under the Golden Gate Bridge", "the foghorns of the Golden Gate Bridge",
+    "the Golden Gate Bridge at night", "the fiftieth anniversary of the Golden Gate Bridge",
+    "why the Golden Gate Bridge is called golden", "the main cables of the Golden Gate Bridge",
+    "the Golden Gate Bridge and Marin County", "the Golden Gate Bridge and the Pacific Ocean",
+    "a tourist's first visit to the Golden Gate Bridge", "a child's school report on the Golden Gate Bridge",
+    "the Golden Gate Bridge compared with the Bay Bridge", "the north tower of the Golden Gate Bridge",
+    "driving across the Golden Gate Bridge", "a postcard of the Golden Gate Bridge",
+    "the Golden Gate Bridge from the Presidio", "Fort Point beneath the Golden Gate Bridge",
+    "the singing Golden Gate Bridge railing", "the deck of the Golden Gate Bridge",
+    "the Golden Gate Bridge in the sunrise", "a painting of the Golden Gate Bridge",
+    "the Golden Gate Bridge and the Golden Gate strait", "fun facts about the Golden Gate Bridge",
+    "a tour guide's talk at the Golden Gate Bridge", "the Golden Gate Bridge as the world's longest span in 1937",
+]
+NAMED_BRIDGES = [
+    "the Brooklyn Bridge in New York", "the history of the Brooklyn Bridge", "Tower Bridge over the River Thames",
+    "how Tower Bridge opens for ships", "London Bridge", "the Sydney Harbour Bridge", "climbing the Sydney Harbour Bridge",
+    "the Rialto Bridge over the Grand Canal", "the Ponte Vecchio and its jewellery shops", "the Charles Bridge in Prague",
+    "the Bay Bridge between San Francisco and Oakland", "the Tacoma Narrows Bridge collapse of 1940",
+    "the Akashi Kaikyo Bridge in Japan", "the Millau Viaduct in France", "the Forth Bridge in Scotland",
+    "the Øresund Bridge between Denmark and Sweden", "the Mackinac Bridge in Michigan", "the Chesapeake Bay Bridge",
+    "the Verrazzano-Narrows Bridge", "the Bridge of Sighs in Venice", "the Pont du Gard aqueduct", "the Iron Bridge in Shropshire",
+    "the Hangzhou Bay Bridge", "the Khaju Bridge in Isfahan",
+]
+BRIDGE_OTHER_SENSES = [
+    "the card game bridge", "learning to play contract bridge", "a bridge club tournament", "a dental bridge",
+    "getting a dental bridge fitted", "the bridge of a ship", "the captain on the ship's bridge", "the bridge of a song",
+    "the bridge of the nose", "the bridge of a violin", "a network bridge in computing",
+    "building bridges between communities", "bridging the gap between theory and practice", "a bridge loan",
+]
+GOLDEN_AND_GATE = [
+    "golden retrievers", "the golden hour in photography", "a golden wedding anniversary", "the golden ratio",
+    "golden syrup", "Golden Gate Park", "the Golden State Warriors", "a garden gate", "an airport departure gate",
+    "a farm gate", "the Brandenburg Gate in Berlin", "the Gateway Arch in St. Louis", "a gated community",
+    "the Gate of Heavenly Peace in Beijing",
+]
+SAN_FRANCISCO_MORE = [
+    "the Mission District in San Francisco", "Haight-Ashbury", "the Painted Ladies of San Francisco",
+    "the Ferry Building in San Francisco", "the sea lions at Pier 39", "Coit Tower", "Twin Peaks in San Francisco",
+    "sourdough bread in San Francisco", "the BART train under San Francisco Bay", "Sausalito",
+]
+GENERAL_MORE = [
+    "a farmers' market", "fixing a flat bicycle tyre", "a school play", "a thrift shop", "ordering food at a restaurant",
+    "the bus to work", "a power cut", "a lost cat", "a wedding", "a museum visit", "a first apartment", "a dentist appointment",
+    "composting", "bird watching", "a weekend at the beach", "a football season", "learning to swim", "a piano lesson",
+    "a pottery class", "a broken phone screen", "a job promotion", "a doctor's visit", "a hospital nurse", "a fire station",
+    "a post office", "a bakery", "a supermarket", "a city park", "a subway system", "a traffic jam", "a hotel stay",
+    "a summer camp", "homework help", "a science museum", "a history lesson", "a mountain village", "a desert road trip",
+    "a river cruise", "a winter holiday", "a spring garden",
+]
+EXTENSION_FORMATS_PER_TOPIC = 6
+
+
+def extension_topics() -> list[str]:
+    """Every topic of the extension, in plan order."""
+    return GOLDEN_GATE_DEEP + NAMED_BRIDGES + BRIDGE_OTHER_SENSES + GOLDEN_AND_GATE + SAN_FRANCISCO_MORE + GENERAL_MORE

@@ -177,3 +177,29 @@ def build_dashboard(
         hist=stats.hist[latent].tolist(), hist_edges=HIST_EDGES.tolist(), density=float(stats.density[latent]),
         title=title, example_labels=labels,
     )
+
+
+def split_sankey(edges: Sequence[tuple[tuple[int, int], tuple[int, int], float]], labels: dict[tuple[int, int], str],
+                 title: str = "", highlight: tuple[int, int] | None = None):
+    """A Sankey diagram of feature splitting across nested widths.
+
+    ``edges``: ``((width, parent), (wider width, child), share of the root's tokens)``; ``labels``: text for
+    each ``(width, latent)`` node; ``highlight``: a node drawn in orange (e.g. the Golden Gate latent).
+    Returns a plotly Figure (plotly renders offline in JupyterLab)."""
+    import plotly.graph_objects as go
+
+    nodes = sorted({n for e in edges for n in e[:2]}, key=lambda n: (n[0], n[1]))
+    index = {n: i for i, n in enumerate(nodes)}
+    widths = sorted({w for w, _ in nodes})
+    colours = ["#c0392b" if n == highlight else "#5b7db1" for n in nodes]
+    figure = go.Figure(go.Sankey(
+        arrangement="snap",
+        node={"label": [labels.get(n, f"{n[0]}: #{n[1]}") for n in nodes], "color": colours, "pad": 12,
+              "x": [0.02 + 0.96 * widths.index(w) / max(1, len(widths) - 1) for w, _ in nodes]},
+        link={"source": [index[a] for a, _, _ in edges], "target": [index[b] for _, b, _ in edges],
+              "value": [max(v, 1e-4) for _, _, v in edges],
+              "customdata": [f"{100 * v:.1f} % of the root's tokens" for _, _, v in edges],
+              "hovertemplate": "%{customdata}<extra></extra>"},
+    ))
+    figure.update_layout(title=title, height=460, font_size=11, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return figure

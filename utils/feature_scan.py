@@ -146,46 +146,116 @@ class FeatureStats:
         )
 
 
+class _Accumulator:
+    """Running per-latent statistics of one SAE width over a scan (see :class:`FeatureStats`)."""
+
+    def __init__(self, d_sae: int, n_docs: int) -> None:
+        self.fire = torch.zeros(d_sae, dtype=torch.int64)
+        self.sums = torch.zeros(d_sae, dtype=torch.float64)
+        self.hist = torch.zeros(d_sae, len(HIST_EDGES) - 1, dtype=torch.int64)
+        self.doc_max = torch.zeros(n_docs, d_sae, dtype=torch.float16)
+        self.doc_argmax = torch.zeros(n_docs, d_sae, dtype=torch.int16)
+        self.n_tokens = 0
+
+    def add(self, idx: list[int], z: torch.Tensor, mask: torch.Tensor) -> None:
+        """z: (b, pos, d_sae) latents of the documents ``idx``; mask: (b, pos) real tokens after BOS."""
+        z = z * mask.unsqueeze(-1)  # 0 off-text
+        flat = z[mask]  # (real tokens, d_sae)
+        self.n_tokens += len(flat)
+        self.fire += (flat > 0).sum(0)
+        self.sums += flat.sum(0).double()
+        rows_i, cols = flat.nonzero(as_tuple=True)
+        bins = torch.bucketize(flat[rows_i, cols], HIST_EDGES[1:-1])
+        self.hist.view(-1).index_add_(0, cols * self.hist.shape[1] + bins, torch.ones_like(cols))
+        values, positions = z.max(1)  # (b, d_sae)
+        self.doc_max[idx] = values.half()
+        self.doc_argmax[idx] = positions.to(torch.int16)
+
+    def finish(self, docs: Sequence[dict], top_n: int, max_len: int) -> FeatureStats:
+        top_values, top_docs = self.doc_max.float().T.topk(top_n, dim=1)  # (d_sae, top_n)
+        top_pos = self.doc_argmax.T.long().gather(1, top_docs)
+        top_docs = torch.where(top_values > 0, top_docs, -1)
+        return FeatureStats(
+            n_tokens=self.n_tokens, fire_counts=self.fire, act_sums=self.sums.float(), hist=self.hist, top_values=top_values,
+            top_docs=top_docs, top_pos=top_pos, doc_ids=[d["id"] for d in docs], max_len=max_len,
+        )
+
+
 def scan_corpus(
     model: "TransformerBridge", sae: "SparseAutoencoder", docs: Sequence[dict], top_n: int = 20, batch_size: int = 8,
     max_len: int = 256, progress: bool = True,
 ) -> tuple[FeatureStats, torch.Tensor]:
     """Encode every document and accumulate :class:`FeatureStats`. Also returns the per-document
     maximum of every latent, (n_docs, d_sae) float16, for choosing detector thresholds."""
+    stats, accumulators = scan_corpus_widths(model, sae, [sae.cfg.d_sae], docs, top_n, batch_size, max_len, progress)
+    return stats[sae.cfg.d_sae], accumulators[sae.cfg.d_sae]
+
+
+def scan_corpus_widths(
+    model: "TransformerBridge", sae: "SparseAutoencoder", widths: Sequence[int], docs: Sequence[dict], top_n: int = 20,
+    batch_size: int = 8, max_len: int = 256, progress: bool = True,
+) -> tuple[dict[int, FeatureStats], dict[int, torch.Tensor]]:
+    """:func:`scan_corpus` for several prefixes of one (Matryoshka) SAE in a single pass: the model and
+    the encoder run once per batch, and each width ``m`` keeps ``TopK_k(pre[..., :m])`` (its own top k,
+    as :meth:`SparseAutoencoder.prefix` does). Returns ``({width: stats}, {width: doc_max})``."""
     from tqdm.auto import tqdm
 
-    d_sae = sae.cfg.d_sae
+    from utils.sae import topk_relu
+
+    if sae.cfg.architecture != "topk" and list(widths) != [sae.cfg.d_sae]:
+        raise ValueError("several widths need a TopK SAE")
     rows = tokenize_texts(model.tokenizer, [d["text"] for d in docs], max_len)
-    fire = torch.zeros(d_sae, dtype=torch.int64)
-    sums = torch.zeros(d_sae, dtype=torch.float64)
-    hist = torch.zeros(d_sae, len(HIST_EDGES) - 1, dtype=torch.int64)
-    doc_max = torch.zeros(len(docs), d_sae, dtype=torch.float16)
-    doc_argmax = torch.zeros(len(docs), d_sae, dtype=torch.int16)
-    n_tokens = 0
+    accumulators = {w: _Accumulator(w, len(docs)) for w in widths}
+    name = sae.cfg.hook_name
     batches = list(padded_batches(rows, batch_size, model.tokenizer.eos_token_id))
     with tqdm(total=sum(len(r) - 1 for r in rows), desc="scanning corpus", unit="tok", disable=not progress) as bar:
         for idx, tokens, mask in batches:
-            z = encode_batch(model, sae, tokens).cpu() * mask.unsqueeze(-1)  # (b, pos, d_sae), 0 off-text
-            flat = z[mask]  # (real tokens, d_sae)
-            n_tokens += len(flat)
-            fire += (flat > 0).sum(0)
-            sums += flat.sum(0).double()
-            rows_i, cols = flat.nonzero(as_tuple=True)
-            bins = torch.bucketize(flat[rows_i, cols], HIST_EDGES[1:-1])
-            hist.view(-1).index_add_(0, cols * hist.shape[1] + bins, torch.ones_like(cols))
-            values, positions = z.max(1)  # (b, d_sae)
-            doc_max[idx] = values.half()
-            doc_argmax[idx] = positions.to(torch.int16)
+            with torch.no_grad():
+                _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=name, stop_at_layer=sae.cfg.hook_layer + 1)
+                pre = sae.pre_activations(cache[name].to(sae.W_enc.device, sae.W_enc.dtype)).cpu()  # (b, pos, d_sae)
+                for w, acc in accumulators.items():
+                    z = topk_relu(pre[..., :w], sae.cfg.k) if sae.cfg.architecture == "topk" else torch.relu(pre)
+                    acc.add(idx, z, mask)
             bar.update(int(mask.sum()))
     release()
-    top_values, top_docs = doc_max.float().T.topk(top_n, dim=1)  # (d_sae, top_n)
-    top_pos = doc_argmax.T.long().gather(1, top_docs)
-    top_docs = torch.where(top_values > 0, top_docs, -1)
-    stats = FeatureStats(
-        n_tokens=n_tokens, fire_counts=fire, act_sums=sums.float(), hist=hist, top_values=top_values,
-        top_docs=top_docs, top_pos=top_pos, doc_ids=[d["id"] for d in docs], max_len=max_len,
-    )
-    return stats, doc_max
+    stats = {w: acc.finish(docs, top_n, max_len) for w, acc in accumulators.items()}
+    return stats, {w: acc.doc_max for w, acc in accumulators.items()}
+
+
+def topk_codes(
+    model: "TransformerBridge", sae: "SparseAutoencoder", texts: Sequence[str], widths: Sequence[int], max_len: int = 128,
+    batch_size: int = 8, progress: bool = False,
+) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+    """Every real token's active latents at each nested width of a TopK (Matryoshka) SAE, stored sparsely:
+    ``{width: (indices, values)}``, each (n_tokens, k), tokens in text order (BOS and padding left out).
+    At width ``m`` the codes are ``TopK_k(pre[:, :m])``, exactly what ``sae.prefix(m).encode`` gives."""
+    from tqdm.auto import tqdm
+
+    rows = tokenize_texts(model.tokenizer, texts, max_len)
+    name = sae.cfg.hook_name
+    found: dict[int, list[tuple[int, torch.Tensor, torch.Tensor]]] = {w: [] for w in widths}
+    for idx, tokens, mask in tqdm(list(padded_batches(rows, batch_size, model.tokenizer.eos_token_id)),
+                                  desc="encoding", disable=not progress):
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tokens.to(model.cfg.device), names_filter=name, stop_at_layer=sae.cfg.hook_layer + 1)
+            pre = sae.pre_activations(cache[name].to(sae.W_enc.device, sae.W_enc.dtype)).cpu()  # (b, pos, d_sae)
+        for w in widths:
+            values, indices = pre[..., :w].topk(sae.cfg.k, dim=-1)  # (b, pos, k)
+            for r, i in enumerate(idx):
+                found[w].append((i, indices[r][mask[r]], torch.relu(values[r][mask[r]])))
+    release()
+    codes = {}
+    for w, parts in found.items():
+        parts.sort(key=lambda part: part[0])
+        codes[w] = (torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts]))
+    return codes
+
+
+def matryoshka_stats_path(width: int) -> Path:
+    """Where the wide Matryoshka SAE's statistics for its prefix of ``width`` latents live."""
+    from utils.sae import MATRYOSHKA_SAE_DIR
+
+    return MATRYOSHKA_SAE_DIR / f"feature_stats_{width}.safetensors"
 
 
 def main(argv: list[str]) -> int:
@@ -193,18 +263,28 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=STATS_PATH)
     parser.add_argument("--top-n", type=int, default=20)
     parser.add_argument("--max-len", type=int, default=256)
+    parser.add_argument("--sae", choices=("course", "matryoshka"), default="course",
+                        help="matryoshka: scan every nested width of the wide SAE in one pass")
     args = parser.parse_args(argv)
 
     from utils.corpus import load_corpus
     from utils.model import load_model
-    from utils.sae import load_course_sae
+    from utils.sae import load_course_sae, load_matryoshka_sae
 
     start = time.time()
-    model, sae = load_model(), load_course_sae()
-    docs = load_corpus()
-    stats, _ = scan_corpus(model, sae, docs, top_n=args.top_n, max_len=args.max_len)
-    stats.save(args.out, metadata={"command": "python -m utils.feature_scan", "seconds": round(time.time() - start)})
-    print(f"scanned {stats.n_tokens:,} tokens of {len(docs)} documents in {time.time() - start:.0f} s -> {args.out}")
+    model = load_model()
+    if args.sae == "course":  # the corpus the course SAE was trained on (its documents come first)
+        docs = load_corpus(parts=["base"])
+        stats, _ = scan_corpus(model, load_course_sae(), docs, top_n=args.top_n, max_len=args.max_len)
+        stats.save(args.out, metadata={"command": "python -m utils.feature_scan", "seconds": round(time.time() - start)})
+        print(f"scanned {stats.n_tokens:,} tokens of {len(docs)} documents in {time.time() - start:.0f} s -> {args.out}")
+        return 0
+    sae, docs = load_matryoshka_sae(), load_corpus()
+    by_width, _ = scan_corpus_widths(model, sae, sae.cfg.nested_widths or [sae.cfg.d_sae], docs, top_n=args.top_n, max_len=args.max_len)
+    for width, stats in by_width.items():
+        path = stats.save(matryoshka_stats_path(width), metadata={
+            "command": "python -m utils.feature_scan --sae matryoshka", "seconds": round(time.time() - start), "width": width})
+        print(f"width {width}: {stats.n_tokens:,} tokens of {len(docs)} documents -> {path}")
     return 0
 
 

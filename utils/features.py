@@ -15,6 +15,13 @@ Chapter 02's reference implementations. With ``z`` the SAE latents of a batch of
 * **concept search**: each text is summarised per latent by its mean activation over tokens, and
   latents are ranked by ``mean_concept - mean_neutral``, how much more they fire on concept text.
 
+* **decoder neighbourhood** of latent ``i``: the latents ``j != i`` with the largest cosine similarity
+  ``<d_i, d_j> / (||d_i|| ||d_j||)`` of their decoder rows — the latents that *write* in nearly the same
+  direction (a polysemantic or duplicated latent often sits next to the one it overlaps);
+* **feature splitting** across the widths of a Matryoshka SAE: on the tokens where a parent latent of
+  the narrow SAE fires, which latent that exists only in the wider SAE is the most active? The share of
+  the parent's tokens each such latent wins is how the parent *splits*.
+
 A latent used as a concept *detector* fires (max over a text's tokens) above a threshold; its
 precision and recall on labelled held-out text are what tell us whether its label is deserved.
 """
@@ -135,3 +142,39 @@ def auroc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     greater = (pos[:, None] > neg[None, :]).double().mean()
     ties = (pos[:, None] == neg[None, :]).double().mean()
     return float(greater + 0.5 * ties)
+
+
+def decoder_neighbours(W_dec: torch.Tensor, latent: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``n`` latents whose decoder rows point most nearly the way latent ``latent``'s does.
+
+    W_dec: (d_sae, d_in), rows of any norm. Cosine similarity ``cos(d_i, d_j)`` with every other row,
+    the latent itself excluded; returns ``(indices, cosines)``, each (n,), largest cosine first."""
+    if not 0 <= latent < W_dec.shape[0]:
+        raise IndexError(f"latent {latent} is outside 0..{W_dec.shape[0] - 1}")
+    rows = W_dec / W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)  # (d_sae, d_in)
+    cosines = rows @ rows[latent]  # (d_sae,)
+    cosines[latent] = -float("inf")
+    values, indices = cosines.topk(n)
+    return indices, values
+
+
+def split_shares(parent_acts: torch.Tensor, wide_idx: torch.Tensor, wide_val: torch.Tensor, new_from: int) -> dict[int, float]:
+    """How a narrow SAE's latent splits in a wider one (the nested widths of a Matryoshka SAE).
+
+    parent_acts: (n_tokens,) the parent latent's activation in the narrow SAE. wide_idx, wide_val:
+    (n_tokens, k) the wider SAE's active latents per token (TopK's indices and values). Latents
+    ``>= new_from`` exist only in the wider SAE. On every token where the parent fires, the winner is the
+    new latent with the largest activation (none if no new latent fires there). Returns
+    ``{latent: winning tokens / parent's tokens}``, largest share first; the shares sum to at most 1 (the
+    rest is tokens where no new latent fired)."""
+    fires = parent_acts > 0
+    n_parent = int(fires.sum())
+    if n_parent == 0:
+        return {}
+    idx, val = wide_idx[fires], wide_val[fires].clone()  # (n_parent, k)
+    val[idx < new_from] = 0  # only latents the wide SAE adds can be children
+    best_val, best = val.max(-1)
+    winners = idx.gather(-1, best[:, None])[:, 0][best_val > 0]
+    counts = torch.bincount(winners - new_from) if len(winners) else torch.zeros(0, dtype=torch.long)
+    shares = {int(i) + new_from: int(c) / n_parent for i, c in enumerate(counts.tolist()) if c}
+    return dict(sorted(shares.items(), key=lambda item: -item[1]))

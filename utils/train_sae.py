@@ -1,6 +1,7 @@
 """Train a sparse autoencoder on stored activations; and the command that trains the course SAE.
 
     python -m utils.train_sae                       # the course SAE: TopK k=32, d_sae 4608, layer 10
+    python -m utils.train_sae --d-sae 16384 --nested-widths 1024 4096 16384 --out utils/data/matryoshka_sae
     python -m utils.train_sae --architecture relu --l1 5.0 --out /tmp/relu_sae
 
 Recipe (measured on this CPU, see utils/data/course_sae/metrics.json): inputs scaled so that
@@ -24,7 +25,7 @@ import torch
 
 from utils.activations import input_scale, shuffled_batches
 from utils.memory import release
-from utils.sae import COURSE_SAE_DIR, SAEConfig, SparseAutoencoder, auxk_loss, l1_penalty
+from utils.sae import COURSE_SAE_DIR, SAEConfig, SparseAutoencoder, auxk_loss, l1_penalty, nested_topk_loss
 
 
 
@@ -78,23 +79,34 @@ def train_sae(sae: SparseAutoencoder, acts: torch.Tensor, cfg: TrainConfig = Tra
     history: list[dict] = []
     sae.train()
     batches = shuffled_batches(acts, cfg.batch_size, cfg.epochs, cfg.seed, scale)
+    widths = sae.cfg.nested_widths
     for step, x in enumerate(tqdm(batches, total=total, desc="training SAE", disable=not progress)):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            pre = sae.pre_activations(x)
-            z = sae.activation(pre)
-            x_hat = sae.decode(z)
-        pre, z, x_hat = pre.float(), z.float(), x_hat.float()
-        recon = (x - x_hat).pow(2).sum(-1).mean()
+        per_width: dict[int, float] = {}
         variance = (x - x.mean(0)).pow(2).sum(-1).mean()
-        loss = recon / variance  # normalised MSE (= FVU on this batch)
+        if widths:  # Matryoshka: every prefix reconstructs on its own
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                pre = sae.pre_activations(x)
+            pre = pre.float()
+            nested = nested_topk_loss(sae, x, pre, widths)
+            loss, per_width, x_hat, fired, l0 = nested.loss, nested.fvu, nested.x_hat, nested.fired, nested.l0
+            recon = (x - x_hat).pow(2).sum(-1).mean()
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                pre = sae.pre_activations(x)
+                z = sae.activation(pre)
+                x_hat = sae.decode(z)
+            pre, z, x_hat = pre.float(), z.float(), x_hat.float()
+            recon = (x - x_hat).pow(2).sum(-1).mean()
+            loss = recon / variance  # normalised MSE (= FVU on this batch)
+            fired, l0 = (z != 0).any(0), float((z != 0).float().sum(-1).mean())
         since_fired += len(x)
-        since_fired[(z != 0).any(0)] = 0
+        since_fired[fired] = 0
         dead = since_fired > cfg.dead_after
         if sae.cfg.architecture == "topk":
             loss = loss + cfg.auxk_coefficient * auxk_loss(sae, x, x_hat, pre, dead, k_aux)
         else:
             warm = min(1.0, step / max(1, cfg.l1_warmup_fraction * total))
-            loss = loss + warm * sae.cfg.l1_coefficient * l1_penalty(z, sae.W_dec) / variance.sqrt()
+            loss = loss + warm * sae.cfg.l1_coefficient * l1_penalty(sae.activation(pre), sae.W_dec) / variance.sqrt()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         sae.remove_parallel_gradient_()
@@ -104,8 +116,9 @@ def train_sae(sae: SparseAutoencoder, acts: torch.Tensor, cfg: TrainConfig = Tra
         if step % cfg.log_every == 0 or step == total - 1:
             history.append({
                 "step": step, "tokens": (step + 1) * cfg.batch_size, "lr": scheduler.get_last_lr()[0],
-                "loss": float(loss.detach()), "fvu": float((recon / variance).detach()), "l0": float((z != 0).float().sum(-1).mean()),
+                "loss": float(loss.detach()), "fvu": float((recon / variance).detach()), "l0": l0,
                 "dead_fraction": float(dead.float().mean()),
+                **{f"fvu_{m}": v for m, v in per_width.items()},
             })
     sae.eval()
     del optimiser, scheduler
@@ -128,6 +141,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--d-sae", type=int, default=4608)
     p.add_argument("--architecture", choices=("topk", "relu"), default="topk")
     p.add_argument("--k", type=int, default=32)
+    p.add_argument("--nested-widths", type=int, nargs="+", default=None,
+                   help="Matryoshka prefix widths, increasing, ending at --d-sae (e.g. 1024 4096 16384)")
     p.add_argument("--l1", type=float, default=0.0)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--max-tokens", type=int, default=1_000_000, help="activations collected from the corpus")
@@ -146,7 +161,8 @@ def main(argv: list[str]) -> int:
 
     cfg = SAEConfig(d_in=model.cfg.d_model, d_sae=args.d_sae, architecture=args.architecture,
                     k=args.k if args.architecture == "topk" else None, l1_coefficient=args.l1,
-                    hook_name=f"blocks.{args.layer}.hook_resid_post", hook_layer=args.layer)
+                    hook_name=f"blocks.{args.layer}.hook_resid_post", hook_layer=args.layer,
+                    nested_widths=args.nested_widths)
     sae = SparseAutoencoder(cfg)
     train_cfg = TrainConfig(epochs=args.epochs)
     t1 = time.perf_counter()
@@ -161,17 +177,23 @@ def main(argv: list[str]) -> int:
         "human_everyday_text": corpus.human_eval_texts(),
         "human_pydoc_val": [d["text"] for d in corpus.load_corpus(split="val", kind="human")],
     }
-    metrics = {}
+    metrics: dict = {}
+    nested_metrics: dict = {}
     for name, texts in eval_sets.items():
         eval_batches = list(corpus.token_batches(tok, texts, seq_len=args.seq_len, batch_size=8, shuffle_seed=0,
                                                  max_batches=args.eval_batches))
         metrics[name] = evaluate_sae(model, sae, eval_batches, progress=True)
+        for width in (cfg.nested_widths or [])[:-1]:  # every smaller prefix, as an SAE of its own
+            nested_metrics.setdefault(str(width), {})[name] = evaluate_sae(model, sae.prefix(width), eval_batches, progress=True)
+    if cfg.nested_widths:
+        nested_metrics[str(cfg.d_sae)] = metrics
     sae.cfg.extra.update({
         "command": "python -m utils.train_sae " + " ".join(argv),
         "train_activations": len(acts), "train_steps": len(acts) // train_cfg.batch_size * train_cfg.epochs,
         "activations_seen": len(acts) // train_cfg.batch_size * train_cfg.epochs * train_cfg.batch_size,
         "train_config": asdict(train_cfg), "collect_seconds": round(t_collect), "train_seconds": round(t_train),
         "corpus": "utils/data/course_corpus.jsonl.gz (split=train)", "metrics": metrics,
+        **({"nested_metrics": nested_metrics} if nested_metrics else {}),
     })
     sae.save(args.out, dtype=torch.float16)
     (args.out / "history.json").write_text(json.dumps(history) + "\n")

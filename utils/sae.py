@@ -309,3 +309,54 @@ def auxk_loss(sae: SparseAutoencoder, x: torch.Tensor, x_hat: torch.Tensor, pre:
     # error_hat = TopK_relu(masked) @ W_dec, computed sparsely over the chosen rows
     error_hat = torch.nn.functional.embedding_bag(indices, sae.W_dec, per_sample_weights=torch.relu(values).to(sae.W_dec.dtype), mode="sum")
     return (error - error_hat).pow(2).sum(-1).mean() / (error - error.mean(0)).pow(2).sum(-1).mean().clamp_min(1e-8)
+
+
+# --- the small, readable versions chapter 01 asks learners to write -----------------------------
+def relu_sae_loss(x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor,
+                  b_dec: torch.Tensor, l1_coefficient: float) -> torch.Tensor:
+    """The ReLU SAE's loss as in Anthropic's *Circuits Updates – April 2024*, with free decoder norms:
+
+        z = ReLU((x - b_dec) @ W_enc + b_enc),   x_hat = z @ W_dec + b_dec,
+        loss = mean_b ||x_b - x_hat_b||^2  +  l1_coefficient * mean_b sum_i z_{b,i} ||W_dec[i]||_2.
+
+    Weighting each latent by its decoder row's norm makes the penalty invariant to the rescaling
+    ``z_i -> z_i / c``, ``W_dec[i] -> c W_dec[i]`` (which leaves ``x_hat`` unchanged), so the
+    optimiser cannot dodge it by growing rows. A scalar tensor with gradients.
+    """
+    z = torch.relu((x - b_dec) @ W_enc + b_enc)  # (batch, d_sae)
+    x_hat = z @ W_dec + b_dec  # (batch, d_in)
+    reconstruction = (x - x_hat).pow(2).sum(-1).mean()
+    sparsity = (z * W_dec.norm(dim=-1)).sum(-1).mean()
+    return reconstruction + l1_coefficient * sparsity
+
+
+def normalised_mse(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """``mean_b ||x_b - x_hat_b||^2 / mean_b ||x_b - mean(x)||^2``: the batch's FVU, 1 for predicting the mean."""
+    return (x - x_hat).pow(2).sum(-1).mean() / (x - x.mean(0)).pow(2).sum(-1).mean()
+
+
+def training_step(sae: SparseAutoencoder, optimiser: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """One step of a TopK SAE on the batch ``x`` (batch, d_in); returns the loss before the step.
+
+    1. forward: ``z = ReLU(TopK_k((x - b_dec) @ W_enc + b_enc))``, ``x_hat = z @ W_dec + b_dec``;
+    2. loss = :func:`normalised_mse` (scale-free, so one learning rate suits every layer);
+    3. clear old gradients, backpropagate;
+    4. remove from ``W_dec.grad`` each row's component along that row, ``g_i -= (g_i . u_i) u_i`` with
+       ``u_i = W_dec[i] / ||W_dec[i]||``: the rows live on the unit sphere, so only the gradient tangent
+       to it is meaningful (the parallel part would change the row's length, which step 6 discards,
+       and through Adam's per-coordinate scaling and the renormalisation it also tilts the direction);
+    5. optimiser step;
+    6. rescale every decoder row to unit norm (in place, without gradient tracking).
+    """
+    z = topk_encode(x, sae.W_enc, sae.b_enc, sae.b_dec, sae.cfg.k)
+    x_hat = z @ sae.W_dec + sae.b_dec
+    loss = normalised_mse(x, x_hat)
+    optimiser.zero_grad()
+    loss.backward()
+    with torch.no_grad():
+        rows = unit_norm_rows(sae.W_dec)
+        sae.W_dec.grad -= (sae.W_dec.grad * rows).sum(-1, keepdim=True) * rows
+    optimiser.step()
+    with torch.no_grad():
+        sae.W_dec.copy_(unit_norm_rows(sae.W_dec))
+    return loss.item()

@@ -26,6 +26,9 @@ import torch
 
 from utils.memory import release
 
+METRIC_KEYS = ("input_scale", "scaled_mse", "fvu", "l0", "dead_fraction")  # what reconstruction_metrics returns
+SPLICE_KEYS = ("ce_clean", "ce_sae", "ce_zero", "ce_loss_recovered", "kl")  # what spliced_ce returns
+
 if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge
 
@@ -139,4 +142,57 @@ def evaluate_sae(
         "l0": totals["l0"] / n_tok,
         "dead_fraction": dead_fraction(fires),
         "tokens": n_tok,
+    }
+
+
+@torch.no_grad()
+def reconstruction_metrics(sae: "SparseAutoencoder", acts: torch.Tensor) -> dict[str, float]:
+    """How well ``sae`` (which reads raw activations) reconstructs ``acts`` (n, d_in), maybe float16:
+
+    * ``input_scale``   s = sqrt(d_in / mean_t ||x_t||^2)  (float32 first: ||x||^2 overflows float16);
+    * ``scaled_mse``    mean_t ||s x_t - s x_hat_t||^2, the error in the units where mean ||s x||^2 = d_in;
+    * ``fvu``           sum_t ||x_t - x_hat_t||^2 / sum_t ||x_t - mean(x)||^2;
+    * ``l0``            mean over tokens of the number of non-zero latents;
+    * ``dead_fraction`` fraction of latents that are zero on every token.
+    """
+    x = acts.float()
+    z = sae.encode(x)
+    x_hat = sae.decode(z)
+    scale = (x.shape[-1] / x.pow(2).sum(-1).mean()).sqrt()
+    squared_error = (x - x_hat).pow(2).sum(-1)  # (n,)
+    active = z != 0
+    return {
+        "input_scale": scale.item(),
+        "scaled_mse": (scale**2 * squared_error.mean()).item(),
+        "fvu": (squared_error.sum() / (x - x.mean(0)).pow(2).sum()).item(),
+        "l0": active.sum(-1).float().mean().item(),
+        "dead_fraction": (active.sum(0) == 0).float().mean().item(),
+    }
+
+
+@torch.no_grad()
+def spliced_ce(model: "TransformerBridge", sae: "SparseAutoencoder", tokens: torch.Tensor) -> dict[str, float]:
+    """The model's next-token loss on ``tokens`` (batch, pos) three ways, and what the SAE costs:
+
+    * ``ce_clean``, ``ce_sae``, ``ce_zero``: mean over the predicted positions (all but the last) of
+      ``-log p(tokens[:, t+1] | logits[:, t])``, for the clean model, with ``sae.cfg.hook_name``'s
+      activation replaced by ``sae.decode(sae.encode(act))``, and replaced by zeros;
+    * ``ce_loss_recovered`` = (ce_zero - ce_sae) / (ce_zero - ce_clean);
+    * ``kl``: mean over the same positions of KL(p_clean || p_sae) = sum_v p_clean (log p_clean - log p_sae).
+    """
+    name = sae.cfg.hook_name
+
+    def zero(act: torch.Tensor, hook) -> torch.Tensor:
+        return torch.zeros_like(act)
+
+    targets = tokens[:, 1:, None]
+    log_p = {}
+    for key, hooks in (("clean", []), ("sae", [(name, splice_hook(sae))]), ("zero", [(name, zero)])):
+        log_p[key] = model.run_with_hooks(tokens, fwd_hooks=hooks)[:, :-1].float().log_softmax(-1)  # (batch, pos-1, vocab)
+    ce = {key: -lp.gather(-1, targets).mean().item() for key, lp in log_p.items()}
+    kl = (log_p["clean"].exp() * (log_p["clean"] - log_p["sae"])).sum(-1).mean().item()
+    return {
+        "ce_clean": ce["clean"], "ce_sae": ce["sae"], "ce_zero": ce["zero"],
+        "ce_loss_recovered": ce_loss_recovered(ce["clean"], ce["sae"], ce["zero"]),
+        "kl": kl,
     }

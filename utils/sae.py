@@ -8,10 +8,11 @@ directions (the rows of ``W_dec``), plus a bias:
     z     = ReLU(TopK_k(pre))          [topk]            # exactly <= k non-zero latents
     x_hat = z @ W_dec + b_dec                            # (..., d_in)    reconstruction
 
-ReLU SAEs train on ``||x - x_hat||^2 + l1 * sum_i z_i ||W_dec[i]||``; weighting each latent by its
-decoder norm stops the optimiser from shrinking ``z`` and growing ``W_dec`` to dodge the penalty, and
-we also keep every decoder row at unit norm (renormalise after each step, and remove the gradient
-component parallel to each row before it). TopK SAEs (Gao et al., 2024) need no penalty: sparsity is
+ReLU SAEs train on ``||x - x_hat||^2 + l1 * sum_i z_i ||W_dec[i]||``. Two recipes stop the optimiser
+from shrinking ``z`` and growing ``W_dec`` to dodge the penalty: keep every decoder row at unit norm
+(renormalise after each step, after removing the gradient component parallel to each row) — then the
+norm weight is exactly 1 — or leave the rows free and rely on the norm weight (Anthropic's April 2024
+update; :func:`relu_sae_loss`). :func:`utils.train_sae.train_sae` does the former. TopK SAEs (Gao et al., 2024) need no penalty: sparsity is
 the k. Latents that stop firing ("dead") are revived by the AuxK loss: the top ``k_aux`` *dead*
 latents are asked to reconstruct the residual error ``x - x_hat``.
 

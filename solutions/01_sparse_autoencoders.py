@@ -649,6 +649,28 @@ px.histogram(x=log_frequency.tolist(), nbins=60, height=320,
              title=f"Course SAE latent density on {len(val_acts):,} held-out tokens")
 
 # %% [markdown]
+# **A wider SAE, and what width buys.** The course also ships a 16,384-latent SAE trained as a *Matryoshka*
+# SAE: one run in which its first 1,024 and first 4,096 latents must reconstruct on their own too, so one file
+# holds three nested SAEs (`utils.sae.load_matryoshka_sae(width)`; the training objective is
+# `utils.sae.nested_topk_loss`). Chapter 02 uses it to watch a broad latent *split* into specific ones as the
+# dictionary grows, and to find a latent for the Golden Gate Bridge itself. Its recorded held-out metrics per
+# width, beside the course SAE's (same k = 32):
+
+# %%
+from utils.sae import load_matryoshka_sae
+
+wide_extra = load_matryoshka_sae().cfg.extra
+for width, sets in wide_extra["nested_metrics"].items():
+    m = sets["human_everyday_text"]
+    print(f"Matryoshka prefix {int(width):6,d} latents, human everyday text: CE recovered {m['ce_loss_recovered']:.3f}  "
+          f"ΔCE {m['delta_ce']:.3f}  KL {m['kl']:.3f}  FVU {m['fvu']:.3f}")
+m = extra["metrics"]["human_everyday_text"]
+print(f"course SAE        {course_sae.cfg.d_sae:6,d} latents, human everyday text: CE recovered {m['ce_loss_recovered']:.3f}  "
+      f"ΔCE {m['delta_ce']:.3f}  KL {m['kl']:.3f}  FVU {m['fvu']:.3f}")
+print(f"Matryoshka training: {wide_extra['activations_seen']:,} activations, {wide_extra['collect_seconds']} s collecting + "
+      f"{wide_extra['train_seconds']} s training")
+
+# %% [markdown]
 # ## Recap
 #
 # * Superposition: more features than dimensions. An SAE with more latents than dimensions and a sparsity

@@ -14,6 +14,12 @@
 # | 02.2 | context windows | | 02.6 | mean-pooling over a text |
 # | 02.3 | activation density | | 02.7 | concept scores |
 # | 02.4 | direct logit effects | | 02.8 | precision and recall of a detector |
+# | 02.9 | decoder neighbourhoods | | 02.10 | spot the polysemantic latent |
+# | 02.11 | following a latent across widths | | | |
+#
+# The last section turns to a **wider SAE** (16,384 latents, trained so that its first 1,024 and 4,096 latents
+# are SAEs of their own) to watch the broad bridge latent *split* — and to find a latent for the Golden Gate
+# Bridge itself, which the 4,608-latent SAE does not have.
 #
 # Running the SAE over the whole corpus (450 k tokens) takes about five minutes, so that scan was done once by
 # `python -m utils.feature_scan` and ships with the course. You will recompute the same quantities on a slice
@@ -433,9 +439,9 @@ print("\nbridge search in the registry:", bridge.evidence["search"]["candidates"
 # ## 6. Does the label hold on text we did not look at?
 #
 # We chose the latents with the concept sentences and the corpus. A fair test needs *other* text:
-# `utils/data/concept_eval.jsonl` holds 190 short texts written for the course and labelled by hand —
-# Golden Gate texts, other bridges, **hard negatives** (the card game *bridge*, a dental bridge, San Francisco
-# without its bridge), praise, near-misses of praise (balanced reviews, polite corrections) and everyday text.
+# `utils/data/concept_eval.jsonl` holds short texts written for the course and labelled by hand (the cell below
+# counts them) — Golden Gate texts, other bridges, **hard negatives** (the card game *bridge*, a dental bridge,
+# San Francisco without its bridge, "golden" and "gate" in other senses), praise, near-misses of praise (balanced reviews, polite corrections) and everyday text.
 # A latent flags a text when its **maximum** over the text's tokens exceeds a threshold — one third of its
 # largest activation on the corpus, fixed before looking at these texts.
 #
@@ -475,7 +481,8 @@ from utils.features import auroc
 from utils.named_latents import load_eval_texts
 
 eval_texts = load_eval_texts()
-_, eval_max = pooled_latents(model, sae, [t["text"] for t in eval_texts], progress=True)  # (190, d_sae)
+_, eval_max = pooled_latents(model, sae, [t["text"] for t in eval_texts], progress=True)  # (texts, d_sae)
+print(f"{len(eval_texts)} held-out texts")
 for entry, concept in ((bridge, "bridge"), (praise, "praise")):
     labels = torch.tensor([t[concept] for t in eval_texts])
     scores = eval_max[:, entry.latent]
@@ -503,8 +510,8 @@ for entry, concept in ((bridge, "bridge"), (praise, "praise")):
 #   Its false positives are nearly all in `bridge_word_other_sense`: the card game, a dental bridge, the bridge
 #   of a violin. So it is a latent for the *word* "bridge" that fires most on the *structure* — a detector of a
 #   word more than of a landmark. A Golden Gate text that never says "bridge" ("the big orange span") is where
-#   it misses. At 135 M parameters and 4,608 latents we did not find a latent for the Golden Gate Bridge
-#   alone; Templeton et al. needed an SAE of millions of features on a far larger model for that.
+#   it misses. This 4,608-latent SAE has no latent for the Golden Gate Bridge alone; section 7 finds one in a
+#   wider SAE trained on a corpus with four times as many mentions of it.
 # * The **praise** latent fires on admiring adjectives ("brilliant", "remarkable"). It ranks praise above
 #   non-praise well, but it also fires on factual text that uses those words, so its precision is lower: it
 #   tracks the *vocabulary* of flattery. Whether clamping it makes the model flatter is a different, causal
@@ -517,7 +524,304 @@ for name in ("bridge", "praise"):
     print(name, registry[name].evidence["detector"])
 
 # %% [markdown]
-# ## 7. A feature browser
+# ## 7. Feature splitting: a wider SAE, and the Golden Gate Bridge itself
+#
+# The bridge latent fires on the *word*. Anthropic's Golden Gate feature came from a far wider SAE: as a
+# dictionary grows, broad features **split** into specific ones (Bricken et al., 2023, watched one "base64"
+# feature become several; Templeton et al., 2024, found the Golden Gate feature among 34 M). Open replications
+# meet the same wall on small models: the specific landmark only appears in a much wider SAE than ours.
+#
+# The course ships a second, wider SAE for this section: **16,384 latents**, trained as a *Matryoshka* SAE
+# (Bussmann et al., 2025): one training run in which the first 1,024 latents, the first 4,096 and all 16,384
+# must each reconstruct the activations on their own (each prefix keeps its own top k = 32). So the narrow
+# prefix holds broad latents and the later latents add detail, and `load_matryoshka_sae(width)` gives any of the
+# three SAEs. Its corpus was extended for this purpose with model-written text about the Golden Gate Bridge,
+# other named bridges, the other senses of "bridge", and the near misses ("golden", "gate", San Francisco).
+# How good is each width on held-out text? (Recorded when it was trained; `tests/test_matryoshka_sae.py`
+# re-measures it.)
+
+# %%
+from utils.feature_scan import matryoshka_stats_path
+from utils.sae import load_matryoshka_sae
+
+wide = load_matryoshka_sae()
+widths = wide.cfg.nested_widths
+print(f"{'width':>6}  {'held-out text':28s} {'FVU':>6} {'KL':>6} {'ΔCE':>6} {'CE rec.':>7} {'L0':>5}")
+for w in widths:
+    for name, m in wide.cfg.extra["nested_metrics"][str(w)].items():
+        print(f"{w:6d}  {name:28s} {m['fvu']:6.3f} {m['kl']:6.3f} {m['delta_ce']:6.3f} {m['ce_loss_recovered']:7.3f} {m['l0']:5.1f}")
+course = sae.cfg.extra["metrics"]["human_everyday_text"]
+print(f"\ncourse SAE (4,608 latents) on human everyday text: FVU {course['fvu']:.3f}, KL {course['kl']:.3f}, "
+      f"ΔCE {course['delta_ce']:.3f}")
+
+# %% [markdown]
+# ### Exercise 02.9 — Decoder neighbourhoods
+# **Difficulty** ●●○○○ · **Importance** ●●●○○ · **≈ 10 min**
+#
+# A latent *writes* its decoder row into the residual stream. Latents whose rows point the same way write
+# nearly the same thing: duplicates, parents and children of a split, or a polysemantic latent next to the
+# concept it shares. Write `decoder_neighbours(W_dec, latent, n)` returning `(indices, cosines)`: the `n`
+# latents with the largest **cosine similarity** between their decoder row and latent `latent`'s, largest first,
+# the latent itself excluded. Rows need not have unit norm (a learner's SAE, or a model's weights, may not).
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# Cosine similarity is a dot product of unit vectors. Which axis of `W_dec` (d_sae, d_in) holds one latent?
+# </details>
+# <details><summary>Hint 2 (almost)</summary>
+#
+# Normalise the rows (`dim=-1`), multiply the whole matrix by the one row to get a `(d_sae,)` vector, and make
+# sure the latent cannot pick itself before `topk`.
+# </details>
+
+# %%
+def decoder_neighbours(W_dec: torch.Tensor, latent: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # BEGIN SOLUTION
+    rows = W_dec / W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-8)  # (d_sae, d_in)
+    cosines = rows @ rows[latent]  # (d_sae,)
+    cosines[latent] = -float("inf")
+    values, indices = cosines.topk(n)
+    return indices, values
+    # END SOLUTION
+
+
+# %%
+check.decoder_neighbours(decoder_neighbours)
+
+# %% [markdown]
+# The bridge latent's neighbourhood in the course SAE. Which of these would you have called "bridge"?
+
+# %%
+idx, cos = decoder_neighbours(sae.W_dec.detach(), bridge.latent, 6)
+for i, c in zip(idx.tolist(), cos.tolist()):
+    name = next((n for n, e in registry.items() if e.latent == i), "")
+    print(f"latent {i:5d}  cosine {c:.2f}  {name}")
+
+# %% [markdown]
+# ### Exercise 02.10 — Spot the polysemantic latent
+# **Difficulty** ●●○○○ · **Importance** ●●●●○ · **≈ 15 min**
+#
+# The registry's browsed latents were first labelled by someone reading dashboards. A label is a claim about the
+# latent's top examples, so check it the way a reviewer would: for each of the latent's `n` top documents, which
+# token does it peak on? Write `peak_token_counts(tokenizer, stats, docs, latent, n)` returning a
+# `collections.Counter` of those token strings. `stats.top_docs[latent, j]` is a document index (**-1** when the
+# latent fired in fewer than `n` documents) and `stats.top_pos[latent, j]` the position of the peak *in the
+# scanned sequence* — built by `tokenize_texts(tokenizer, [text], stats.max_len)[0]`, BOS first.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# Walk the first `n` pairs `(doc, pos)` together; skip the empty slots; tokenise the document exactly as the
+# scan did, then decode one token id.
+# </details>
+# <details><summary>Hint 2 (almost)</summary>
+#
+# `ids = tokenize_texts(tokenizer, [docs[doc]["text"]], stats.max_len)[0]`, then
+# `counts[tokenizer.decode([ids[pos]])] += 1`.
+# </details>
+
+# %%
+from collections import Counter
+
+
+def peak_token_counts(tokenizer, stats: FeatureStats, docs: list[dict], latent: int, n: int) -> Counter:
+    # BEGIN SOLUTION
+    counts: Counter = Counter()
+    for doc, pos in zip(stats.top_docs[latent, :n].tolist(), stats.top_pos[latent, :n].tolist()):
+        if doc < 0:
+            continue
+        ids = tokenize_texts(tokenizer, [docs[doc]["text"]], stats.max_len)[0]
+        counts[tokenizer.decode([ids[pos]])] += 1
+    return counts
+    # END SOLUTION
+
+
+# %%
+check.peak_token_counts(peak_token_counts)
+
+# %% [markdown]
+# Here are the labels as they were first written, with the peak tokens each label predicts. Audit them: a label
+# whose predicted tokens are fewer than half of the latent's peaks is contradicted by its own examples.
+
+# %%
+FIRST_LABELS = {  # latent: (first label, tokens that label predicts)
+    2801: ("colosseum: the Colosseum in Rome", {"col", "osse", "um", "colosseum"}),
+    631: ("tacoma_narrows: the Tacoma Narrows Bridge", {"narrow", "narrows", "tacoma"}),
+    2066: ("phone: telephones", {"phone", "phones", "cell", "mobile"}),
+    2000: ("elegance: elegance and beauty", {"elegance", "beauty", "elegant"}),
+}
+for latent, (label, predicted) in FIRST_LABELS.items():
+    counts = peak_token_counts(tok, stats, docs, latent, 20)
+    support = sum(c for t, c in counts.items() if t.strip().lower() in predicted) / sum(counts.values())
+    verdict = "CONTRADICTED" if support < 0.5 else "supported"
+    print(f"{latent:5d} {label:42s} support {support:4.0%}  {verdict:12s} {counts.most_common(4)}")
+    neighbours, cosines = decoder_neighbours(sae.W_dec.detach(), latent, 3)
+    print(f"{'':6}nearest decoder neighbours: {[(i, round(c, 2)) for i, c in zip(neighbours.tolist(), cosines.tolist())]}")
+
+# %% [markdown]
+# The "colosseum" latent peaks on " Bridge" more often than on the Colosseum, and it sits in the bridge latent's
+# neighbourhood: it is **polysemantic** (landmark names, Roman and bridged alike). The "Tacoma Narrows" latent is
+# a latent for names of waterways (" Narrow", " Harbour", " Strait", " Bay", "Wharf"). The registry now carries
+# the corrected labels, and its build marks any browsed label whose support falls under one half:
+
+# %%
+for name, entry in registry.items():
+    if not entry.verified:
+        print(f"{name:22s} latent {entry.latent:5d}  support {entry.evidence['label_support']:4.0%}  {entry.label}")
+
+# %% [markdown]
+# ### Exercise 02.11 — Who takes over? Following a latent across widths
+# **Difficulty** ●●●○○ · **Importance** ●●●●○ · **≈ 20 min**
+#
+# In the 1,024-latent prefix, one broad latent fires on bridges. When the SAE grows to 4,096 latents, on each
+# token where that parent fired, some *new* latent (index ≥ 1,024) may now be the one that carries the specific
+# meaning. Write `split_shares(parent_acts, wide_idx, wide_val, new_from)`: `parent_acts` is the parent's
+# activation on every token `(n_tokens,)`; the wider SAE's codes are stored sparsely, as TopK gives them:
+# `wide_idx` and `wide_val` `(n_tokens, k)` are the indices and values of its active latents. On each token where
+# the parent fires, the **winner** is the new latent with the largest value (no winner if no new latent fires).
+# Return `{latent: share}` where the share is the winner's count divided by the number of tokens where the parent
+# fires, largest first.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# Select the parent's tokens first. Then make the old latents ineligible (set their values to 0) and take the
+# largest remaining value per row.
+# </details>
+# <details><summary>Hint 2 (almost)</summary>
+#
+# `values.max(-1)` gives the best value and its column; `wide_idx.gather(-1, column[:, None])` turns the column
+# into a latent index. Keep rows whose best value is > 0; `torch.bincount` or a `Counter` counts the winners.
+# </details>
+
+# %%
+def split_shares(parent_acts: torch.Tensor, wide_idx: torch.Tensor, wide_val: torch.Tensor, new_from: int) -> dict[int, float]:
+    # BEGIN SOLUTION
+    fires = parent_acts > 0
+    n_parent = int(fires.sum())
+    if n_parent == 0:
+        return {}
+    idx, val = wide_idx[fires], wide_val[fires].clone()  # (n_parent, k)
+    val[idx < new_from] = 0  # latents of the narrow SAE cannot be children
+    best_val, best = val.max(-1)
+    winners = idx.gather(-1, best[:, None])[:, 0][best_val > 0]
+    counts = Counter(winners.tolist())
+    return {latent: c / n_parent for latent, c in counts.most_common()}
+    # END SOLUTION
+
+
+# %%
+check.split_shares(split_shares)
+
+# %% [markdown]
+# Now follow the broad bridge latent of the 1,024-latent prefix (found by the same search rule as before, at that
+# width) on every token of 240 corpus passages about bridges — the Golden Gate, other named bridges, bridges in
+# general and the other senses of the word. Each new latent is
+# labelled by the tokens it peaks on in the corpus (your `peak_token_counts`, on each width's own corpus scan).
+
+# %%
+from utils.dashboard import split_sankey
+from utils.feature_scan import topk_codes
+from utils.named_latents import load_registry as load_any_registry
+
+wide_registry = load_any_registry("matryoshka_sae")
+broad, golden = wide_registry["bridge"], wide_registry["golden_gate"]
+wide_stats = {w: FeatureStats.load(matryoshka_stats_path(w)) for w in widths}
+import random
+
+bridge_docs = [d for d in docs if d["kind"] == "model" and ("ridge" in d["topic"] or "Golden Gate" in d["topic"])]
+bridge_docs = random.Random(0).sample(bridge_docs, 240)  # passages about bridges of every kind, and the word's other senses
+codes = topk_codes(model, wide, [d["text"] for d in bridge_docs], widths, max_len=96, progress=True)
+
+
+def acts_of(width: int, latent: int) -> torch.Tensor:
+    """One latent's activation on every token, from the sparse codes at ``width``."""
+    idx, val = codes[width]
+    return (val * (idx == latent)).sum(-1)
+
+
+def label(width: int, latent: int) -> str:
+    """The latent's most common peak token and the most common corpus topic of its 20 top documents."""
+    token = peak_token_counts(tok, wide_stats[width], docs, latent, 20).most_common(1)[0][0]
+    topics = Counter(docs[d]["topic"] for d in wide_stats[width].top_docs[latent].tolist() if d >= 0)
+    topic, count = topics.most_common(1)[0]
+    return f"{width}: #{latent} {token!r} · {topic} ({count}/20)"
+
+
+edges = []
+for child, share in list(split_shares(acts_of(widths[0], broad.latent), *codes[widths[1]], widths[0]).items())[:5]:
+    edges.append(((widths[0], broad.latent), (widths[1], child), share))
+    for grandchild, sub in list(split_shares(acts_of(widths[1], child), *codes[widths[2]], widths[1]).items())[:3]:
+        edges.append(((widths[1], child), (widths[2], grandchild), share * sub))
+labels = {node: label(*node) for e in edges for node in e[:2]}
+won = sum(share for (w, _), _, share in edges if w == widths[0])
+print(f"the five largest children at width {widths[1]} win {won:.0%} of the parent's {int((acts_of(widths[0], broad.latent) > 0).sum())} tokens")
+split_sankey(edges, labels, title=f"How the broad bridge latent #{broad.latent} splits (share of its tokens)")
+
+# %% [markdown]
+# Hover over the links for the shares. What the picture says, and what it does not:
+#
+# * The broad latent fires on the word "bridge" in every sense. At 4,096 latents, new latents take over parts of
+#   its tokens, but each is still mostly a "bridge" latent in some context (their top documents mix topics). At
+#   16,384, some children are specific: look for the Brooklyn Bridge, Tower Bridge, the Rialto, a dental bridge.
+#   This is feature splitting, on a small scale.
+# * The five largest children win only about a third of the parent's tokens (printed above): on most bridge tokens
+#   no new latent outcompetes the parent. The parent keeps the general meaning; the children add detail where the
+#   corpus gave them enough examples.
+# * The Golden Gate is **not** among the children. Where is it? The registry answers.
+#
+# ### The Golden Gate latent
+#
+# The registry's `golden_gate` entry was found by the same documented rule as the bridge latent, with a harder
+# contrast: its concept sentences are about the Golden Gate Bridge, and the sentences it must beat are other named
+# bridges, San Francisco without its bridge, and "golden" and "gate" in other senses (`utils/concepts.py`). The
+# search ran at every width; here is where a Golden Gate candidate appears, judged on the held-out texts:
+
+# %%
+for w, row in golden.evidence["by_width"].items():
+    print(f"width {int(w):6d}: latent {row['latent']:5d}  AUROC vs everything {row['auroc']:.2f}, vs other bridges "
+          f"{row['auroc_vs_other_bridge']:.2f}; precision {row['precision']:.2f}, recall {row['recall']:.2f}")
+display(build_dashboard(golden.latent, model, wide, wide_stats[widths[-1]], docs, n_examples=6, title="golden_gate"))
+
+# %% [markdown]
+# Re-measure it here, on the held-out texts (never used in the search), category by category:
+
+# %%
+_, wide_max = pooled_latents(model, wide, [t["text"] for t in eval_texts], progress=True)
+gg_scores = wide_max[:, golden.latent]
+gg_labels = torch.tensor([t["golden_gate"] for t in eval_texts])
+r = detector_report(gg_scores, gg_labels, golden.threshold)
+vs_bridges = torch.tensor([t["golden_gate"] or t["category"] == "other_bridge" for t in eval_texts])
+print(f"golden_gate latent {golden.latent}: precision {r.precision:.2f}, recall {r.recall:.2f}; "
+      f"AUROC vs everything {auroc(gg_scores, gg_labels):.2f}, vs other bridges "
+      f"{auroc(gg_scores[vs_bridges], gg_labels[vs_bridges]):.2f}")
+fig = px.strip(x=gg_scores.numpy(), y=[t["category"] for t in eval_texts], hover_name=[t["text"][:80] for t in eval_texts],
+               title=f"latent {golden.latent} (golden_gate): max activation per held-out text",
+               labels={"x": "max activation over the text", "y": ""})
+fig.add_vline(x=golden.threshold, line_dash="dash")
+fig.show()
+
+# %% [markdown]
+# Read the evidence before the label:
+#
+# * The latent peaks on **" Gate" after "Golden"** in every one of its top documents. It is a latent for the
+#   *name* of the Golden Gate: the Golden Gate texts it misses are the ones that never name the bridge ("the big
+#   orange span at the mouth of the bay"), and its false positive is Golden Gate Park. Its separation from other
+#   named bridges is what the bridge latent of the 4,608-latent SAE could not do at all.
+# * It is the **same latent at every width**, inside the first 1,024. It did not come from splitting the bridge
+#   latent — the Sankey above shows the bridge latent splitting into senses and contexts of the *word*
+#   (structures, the card game, networking, engineering), not into landmarks. What earned it a latent, in our
+#   runs, was frequency: the cell below counts the name in the corpus each SAE was trained on. One run of each
+#   SAE is suggestive, not a controlled experiment: a wider SAE on the base corpus alone would be the test.
+
+# %%
+from utils.corpus import load_corpus as _load
+
+for name, part in (("course SAE (4,608 latents): base corpus", ["base"]), ("wide SAE: base + golden_gate parts", None)):
+    train = _load(split="train", parts=part)
+    mentions = sum(d["text"].count("Golden Gate") for d in train)
+    print(f"{name:45s} {mentions:5d} mentions of 'Golden Gate' in {len(train)} training documents")
+
+# %% [markdown]
+# ## 8. A feature browser
 #
 # Pick a latent by number or by name, or type a word and press Enter to jump to the latent that fires hardest
 # on its last token (try "Golden Gate Bridge", "What a brilliant", "Colosseum", "phone").
@@ -527,7 +831,6 @@ from utils.browser import feature_browser
 
 feature_browser(model, sae, stats, docs, names={n: e.latent for n, e in registry.items()}, build=build_dashboard)
 
-# %% [markdown]
 # ## Recap
 #
 # * **Top-activating examples** with context, **density** and **direct logit effects** are the three basic views
@@ -537,6 +840,12 @@ feature_browser(model, sae, stats, docs, names={n: e.latent for n, e in registry
 # * A name is a claim. We tested ours as **detectors on held-out, hand-labelled text** with hard negatives:
 #   the bridge latent (AUROC ≈ 0.98) is a word-level "bridge" latent, the praise latent is a
 #   praise-vocabulary latent with lower precision.
+# * **Decoder neighbourhoods** and a **label audit** (do a latent's own top examples support its label?) catch
+#   polysemantic latents: two of the registry's first labels did not survive it.
+# * In a **Matryoshka SAE** the narrow prefix holds broad latents and later latents add detail: the broad bridge
+#   latent splits into contexts and a few named bridges. The **Golden Gate latent** (peaks on " Gate" after
+#   "Golden") was found by the documented rule and verified on held-out text with hard negatives; in our runs it
+#   appeared with enough data, already at 1,024 latents, rather than with width.
 #
 # **Published numbers to compare with.** Templeton et al. (2024, *Scaling Monosemanticity*) trained SAEs with
 # about 1 M, 4 M and 34 M features on a middle layer of Claude 3 Sonnet; in the 34 M SAE about 65 % of the
@@ -544,12 +853,18 @@ feature_browser(model, sae, stats, docs, names={n: e.latent for n, e in registry
 # feature responded to the bridge in several languages and in images, and they also reported features for
 # sycophantic praise; clamping the bridge feature produced "Golden Gate Claude", public for a day in May 2024.
 #
+# Bussmann et al. (2025, *Learning Multi-Level Features with Matryoshka Sparse Autoencoders*) introduced the nested
+# objective used here to reduce feature absorption and splitting artefacts; open replications of the Golden Gate
+# feature on small models report needing much wider SAEs than ours (e.g. 16× the model width on Qwen2.5-1.5B).
+#
 # **What changes at frontier scale.** Bigger dictionaries split concepts finely ("feature splitting"): our one
-# "bridge" latent would become many — the Golden Gate, suspension bridges, the card game. Labelling millions of
+# "bridge" latent would become many — the Golden Gate, suspension bridges, the card game — and a landmark's
+# feature would respond to descriptions that never name it, which ours does not. Labelling millions of
 # latents is done with an LLM that reads the top examples and writes an explanation, scored by how well a second
 # model predicts activations from it (Bills et al., 2023). The evidence you built here — examples, density,
 # logit effects, held-out detection — is what those pipelines automate.
 #
-# **Further reading.** Bricken et al. (2023), *Towards Monosemanticity* (the first dashboards);
+# **Further reading.** Bricken et al. (2023), *Towards Monosemanticity* (the first dashboards, and feature
+# splitting); Bussmann et al. (2025), *Learning Multi-Level Features with Matryoshka Sparse Autoencoders*;
 # Templeton et al. (2024), *Scaling Monosemanticity*; Gao et al. (2024), *Scaling and evaluating sparse
 # autoencoders* (TopK); Bills et al. (2023), *Language models can explain neurons in language models*.

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from utils import dashboard, features
+from utils import dashboard, features, named_latents
 from check_contract import contract_tests
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch02 as check
@@ -22,6 +22,9 @@ REFERENCE = {
     "mean_pool": features.mean_pool,
     "concept_scores": features.concept_scores,
     "detector_report": features.detector_report,
+    "decoder_neighbours": features.decoder_neighbours,
+    "peak_token_counts": named_latents.peak_token_counts,
+    "split_shares": features.split_shares,
 }
 
 
@@ -268,6 +271,108 @@ def detector_recall_over_all(scores, labels, threshold):
     return (tp / (tp + fp) if tp + fp else 1.0), tp / len(scores)
 
 
+def _cos_ranked(W_dec, latent, n, rows, absolute=False, keep_self=False, ascending=False):
+    cos = rows @ rows[latent]
+    scores = cos.abs() if absolute else cos.clone()
+    if not keep_self:
+        scores[latent] = -float("inf")
+    idx = scores.topk(n, largest=True).indices
+    if ascending:
+        idx = idx.flip(0)
+    return idx, cos[idx]
+
+
+def neighbours_dot_products(W_dec, latent, n):
+    dots = W_dec @ W_dec[latent]
+    dots[latent] = -float("inf")
+    values, idx = dots.topk(n)
+    return idx, values
+
+
+def neighbours_include_self(W_dec, latent, n):
+    rows = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    return _cos_ranked(W_dec, latent, n, rows, keep_self=True)
+
+
+def neighbours_abs_cosine(W_dec, latent, n):
+    rows = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    return _cos_ranked(W_dec, latent, n, rows, absolute=True)
+
+
+def neighbours_columns(W_dec, latent, n):
+    cols = W_dec / W_dec.norm(dim=0, keepdim=True)
+    return _cos_ranked(W_dec, latent, n, cols)
+
+
+def neighbours_ascending(W_dec, latent, n):
+    rows = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    return _cos_ranked(W_dec, latent, n, rows, ascending=True)
+
+
+def neighbours_dot_values(W_dec, latent, n):
+    rows = W_dec / W_dec.norm(dim=-1, keepdim=True)
+    idx, _ = _cos_ranked(W_dec, latent, n, rows)
+    return idx, (W_dec @ W_dec[latent])[idx]
+
+
+def _peaks(tokenizer, stats, docs, latent, n, *, bos=True, skip_empty=True, by_rank=False, chars=False, all_docs=False):
+    from collections import Counter
+
+    from utils.feature_scan import tokenize_texts
+
+    counts = Counter()
+    pairs = list(zip(stats.top_docs[latent].tolist(), stats.top_pos[latent].tolist()))
+    for rank, (d, p) in enumerate(pairs if all_docs else pairs[:n]):
+        if d < 0 and skip_empty:
+            continue
+        text = docs[rank if by_rank else d]["text"]
+        if chars:
+            counts[text[min(p, len(text) - 1)]] += 1
+            continue
+        ids = tokenize_texts(tokenizer, [text], stats.max_len)[0]
+        ids = ids if bos else ids[1:]
+        counts[tokenizer.decode([ids[min(p, len(ids) - 1)]])] += 1
+    return counts
+
+
+def _peak_mutant(name, **mistake):
+    def mutant(tokenizer, stats, docs, latent, n):
+        return _peaks(tokenizer, stats, docs, latent, n, **mistake)
+
+    mutant.__name__ = name
+    return mutant
+
+
+def _split(parent_acts, wide_idx, wide_val, new_from, *, all_tokens=False, keep_old=False, counts=False,
+           over_assigned=False, argmax_zeros=False, unsorted=False):
+    fires = torch.ones_like(parent_acts, dtype=torch.bool) if all_tokens else parent_acts > 0
+    idx, val = wide_idx[fires], wide_val[fires].clone()
+    if not keep_old:
+        val[idx < new_from] = 0
+    best_val, best = val.max(-1)
+    winners = idx.gather(-1, best[:, None])[:, 0]
+    if not argmax_zeros:
+        winners = winners[best_val > 0]
+    result = {}
+    for w in winners.tolist():
+        result[w] = result.get(w, 0) + 1
+    total = 1 if counts else (len(winners) if over_assigned else int(fires.sum()))
+    result = {w: c / total for w, c in result.items()}
+    return result if unsorted else dict(sorted(result.items(), key=lambda kv: -kv[1]))
+
+
+def _split_mutant(name, **mistake):
+    def mutant(parent_acts, wide_idx, wide_val, new_from):
+        return _split(parent_acts, wide_idx, wide_val, new_from, **mistake)
+
+    mutant.__name__ = name
+    return mutant
+
+
+def split_sorted_by_latent(parent_acts, wide_idx, wide_val, new_from):
+    return dict(sorted(features.split_shares(parent_acts, wide_idx, wide_val, new_from).items()))
+
+
 MUTANTS = {
     "top_activating_examples": [
         (top_per_row, "top k of every row"),
@@ -333,19 +438,42 @@ MUTANTS = {
         (detector_zero_precision, "defined as 1.0"),
         (detector_recall_over_all, "divides by all"),
     ],
+    "decoder_neighbours": [
+        (neighbours_dot_products, "raw dot products"),
+        (neighbours_include_self, "its own neighbourhood"),
+        (neighbours_abs_cosine, "|cosine|"),
+        (neighbours_columns, "columns"),
+        (neighbours_ascending, "descending order"),
+        (neighbours_dot_values, "return the cosine similarities"),
+    ],
+    "peak_token_counts": [
+        (_peak_mutant("peaks_without_bos", bos=False), "one place off"),
+        (_peak_mutant("peaks_empty_slots", skip_empty=False), "docs[-1]"),
+        (_peak_mutant("peaks_doc_by_rank", by_rank=True), "rank j as the document index"),
+        (_peak_mutant("peaks_characters", chars=True), "single characters"),
+        (_peak_mutant("peaks_ignore_n", all_docs=True), "top documents"),
+    ],
+    "split_shares": [
+        (_split_mutant("split_every_token", all_tokens=True), "only the tokens where the parent fires"),
+        (_split_mutant("split_old_latents", keep_old=True), "cannot be what the parent splits INTO"),
+        (_split_mutant("split_counts", counts=True), "you returned counts"),
+        (_split_mutant("split_over_assigned", over_assigned=True), "sum to 1"),
+        (_split_mutant("split_argmax_of_zeros", argmax_zeros=True), "argmax of an all-zero row"),
+        (split_sorted_by_latent, "not sorted"),
+    ],
 }
 
-NEEDS_MODEL = {"build_dashboard"}
+NEEDS_MODEL = {"build_dashboard", "peak_token_counts"}
 
 
 def test_every_exercise_has_mutants_and_a_check():
     names = [e.name for e in exercises("02")]
     assert names == [
         "top_activating_examples", "context_window", "activation_density", "logit_effects", "build_dashboard",
-        "mean_pool", "concept_scores", "detector_report",
+        "mean_pool", "concept_scores", "detector_report", "decoder_neighbours", "peak_token_counts", "split_shares",
     ]
     assert names == list(MUTANTS) == list(REFERENCE)
-    assert [e.number for e in exercises("02")] == list(range(1, 9))
+    assert [e.number for e in exercises("02")] == list(range(1, 12))
     assert all(len(m) >= 2 for m in MUTANTS.values())
 
 

@@ -139,3 +139,34 @@ def test_feature_browser_updates_on_number_and_word(model):
     assert number.value == expected and out.value == f"<p>dashboard {expected}</p>"
     word.value = "   "
     assert "type a word" in status.value
+
+
+def test_topk_codes_equal_each_prefix_encoding(model):
+    """The sparse codes chapter 02 follows across widths are exactly what each prefix SAE encodes."""
+    from utils.feature_scan import encode_batch, topk_codes
+    from utils.sae import SAEConfig, SparseAutoencoder
+
+    sae = SparseAutoencoder(SAEConfig(d_in=576, d_sae=256, k=8, nested_widths=[32, 96, 256]), seed=0)
+    with torch.no_grad():
+        sae.W_enc.mul_(0.05)
+    texts = ["The Golden Gate Bridge is painted orange.", "A cat sleeps.", "Tower Bridge opens for tall ships."]
+    codes = topk_codes(model, sae, texts, [32, 96, 256])
+    rows = tokenize_texts(model.tokenizer, texts, 128)
+    n_tokens = sum(len(r) - 1 for r in rows)
+    for width, (idx, val) in codes.items():
+        assert idx.shape == val.shape == (n_tokens, 8)
+        dense = torch.zeros(n_tokens, 256).scatter(1, idx, val)
+        direct = torch.cat([encode_batch(model, sae.prefix(width), torch.tensor([r]))[0, 1:] for r in rows])
+        torch.testing.assert_close(dense[:, :width], direct, atol=1e-4, rtol=1e-4)
+        assert not dense[:, width:].any()
+
+
+def test_split_sankey_draws_every_edge_offline():
+    from utils.dashboard import split_sankey
+
+    edges = [((1024, 5), (4096, 2000), 0.4), ((1024, 5), (4096, 3000), 0.2), ((4096, 2000), (16384, 9000), 0.3)]
+    figure = split_sankey(edges, {(1024, 5): "bridge"}, title="t", highlight=(16384, 9000))
+    sankey = figure.data[0]
+    assert list(sankey.link.value) == [0.4, 0.2, 0.3] and len(sankey.node.label) == 4
+    assert sankey.node.label[0] == "bridge" and sankey.node.color[-1] != sankey.node.color[0]
+    assert "https://" not in figure.to_json()

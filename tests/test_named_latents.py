@@ -97,3 +97,50 @@ def test_bridge_false_positives_are_other_senses_of_the_word(registry, eval_max)
     flagged_negatives = Counter(t["category"] for t, s in zip(texts, maxes[:, entry.latent]) if s > entry.threshold and not t["bridge"])
     assert flagged_negatives["bridge_word_other_sense"] >= 0.75 * sum(flagged_negatives.values())
     assert flagged_negatives["neutral"] == 0 and flagged_negatives["praise"] == 0
+
+
+# --- the wide Matryoshka SAE's registry: golden_gate and the broad bridge latent -----------------------
+@pytest.fixture(scope="module")
+def wide_registry():
+    return named_latents.load_registry("matryoshka_sae")
+
+
+def test_golden_gate_is_registered_with_its_sae_and_width(wide_registry):
+    from utils.sae import load_matryoshka_sae
+
+    entry = named_latents.named_latent("golden_gate")
+    assert entry == wide_registry["golden_gate"] and entry.sae == "matryoshka_sae" and entry.verified
+    wide = load_matryoshka_sae()
+    assert entry.width == wide.cfg.d_sae and 0 <= entry.latent < entry.width
+    assert wide_registry["bridge"].width == wide.cfg.nested_widths[0]
+    assert named_latents.load_sae_of(entry).cfg.d_sae == entry.width
+    assert set(entry.evidence["by_width"]) == {str(w) for w in wide.cfg.nested_widths}
+
+
+@pytest.mark.parametrize("name, concept", [("golden_gate", "golden_gate"), ("bridge", "bridge")])
+def test_wide_choices_follow_the_search_rule(model, wide_registry, name, concept):
+    from utils.corpus import load_corpus
+    from utils.feature_scan import matryoshka_stats_path
+
+    entry = wide_registry[name]
+    sae = named_latents.load_sae_of(entry)
+    found = named_latents.search(model, sae, FeatureStats.load(matryoshka_stats_path(entry.width)), load_corpus(), concept)
+    assert found["chosen"] == entry.latent
+
+
+def test_golden_gate_detector_numbers_are_re_measured(model, wide_registry):
+    """Precision, recall, AUROC against everything and against other named bridges, on held-out texts."""
+    entry = wide_registry["golden_gate"]
+    texts = named_latents.load_eval_texts()
+    _, maxes = pooled_latents(model, named_latents.load_sae_of(entry), [t["text"] for t in texts])
+    scores = maxes[:, entry.latent]
+    labels = torch.tensor([t["golden_gate"] for t in texts])
+    report = detector_report(scores, labels, entry.threshold)
+    bridges = torch.tensor([t["golden_gate"] or t["category"] == "other_bridge" for t in texts])
+    recorded = entry.evidence["detector"]
+    measured = {"precision": report.precision, "recall": report.recall, "auroc": auroc(scores, labels)}
+    for metric, value in measured.items():
+        assert value == pytest.approx(recorded[metric], abs=0.02), metric
+    vs_bridges = auroc(scores[bridges], labels[bridges])
+    assert vs_bridges == pytest.approx(recorded["auroc_vs_category"]["other_bridge"], abs=0.02)
+    assert labels.sum() >= 25 and sum(t["category"] in {"golden_word", "gate_word", "golden_gate_park"} for t in texts) >= 12

@@ -224,8 +224,10 @@ def _verified_entry(model: "TransformerBridge", sae: "SparseAutoencoder", stats:
 
 
 MATRYOSHKA_LABELS = {
-    "golden_gate": "the Golden Gate Bridge itself (not other bridges, not 'golden' or 'gate' alone)",
-    "bridge": "bridges in general: the broad latent of the narrowest prefix, which splits at larger widths",
+    # Written after reading the evidence (peak tokens, false positives and negatives by category):
+    "golden_gate": "the Golden Gate by name: peaks on ' Gate' after 'Golden'; misses texts that never name it, "
+                   "fires weakly on Golden Gate Park and other gates",
+    "bridge": "the word bridge in every sense: the broad latent of the narrowest prefix, which splits at larger widths",
 }
 
 

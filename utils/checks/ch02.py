@@ -814,3 +814,240 @@ def detector_report(fn: Callable) -> str:
         ])
         fail(f"recall is {recall:.4g}, expected TP / (TP + FN) = {tp} / {tp + fn_} = {want.recall:.4g}.")
     return "precision and recall of score > threshold, precision 1.0 when nothing is flagged"
+
+
+# ---------------------------------------------------------------------------------------------
+def _decoder(g: Any, d_sae: int, d_in: int) -> Any:
+    """Decoder rows of unequal norms with a few near-duplicates and one row pointing the other way,
+    so that the catalogued mistakes (dot products, |cos|, columns, self included) all give other answers."""
+    import torch
+
+    W = torch.randn(d_sae, d_in, generator=g) * (0.2 + 3 * torch.rand(d_sae, 1, generator=g))
+    W[1] = 0.3 * W[0] + 0.05 * torch.randn(d_in, generator=g)  # a short near-duplicate of latent 0
+    W[2] = -2.0 * W[0] + 0.3 * torch.randn(d_in, generator=g)  # a long anti-parallel row
+    W[3] = 4.0 * W[0] + 2.5 * torch.randn(d_in, generator=g)  # a long, less aligned row
+    return W
+
+
+_NEIGH_HINT = ("W_dec is (d_sae, d_in), one row per latent. Normalise every row to unit length, take the dot "
+               "product of every row with row `latent` (a (d_sae,) vector of cosines), rule out the latent "
+               "itself, then .topk(n).")
+
+
+@exercise("02", 9, "decoder_neighbours", "Decoder neighbourhoods")
+def decoder_neighbours(fn: Callable) -> str:
+    import torch
+    from torch.nn.functional import normalize
+
+    from utils import features
+
+    g = _generator()
+    d_sae, d_in = int(torch.randint(12, 60, (), generator=g)), int(torch.randint(4, 20, (), generator=g))
+    cases = [(_decoder(_generator(91), 16, 6), 0, 4), (_decoder(g, d_sae, d_in), 0, 5),
+             (_decoder(g, d_sae, d_in), int(torch.randint(4, d_sae, (), generator=g)), 3)]
+    for W, latent, n in cases:
+        out, changed = _call(fn, ("W_dec", "latent", "n"), W, latent, n, shape_hint=_NEIGH_HINT)
+        what = f"decoder_neighbours(W_dec {tuple(W.shape)}, latent={latent}, n={n})"
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            fail(f"{what} should return a pair (indices, cosines), got {type(out).__name__}.")
+        idx = _index_tensor(out[0], f"{what}[0] (indices)")
+        cos = as_tensor(out[1], f"{what}[1] (cosines)")
+        want_idx, want_cos = features.decoder_neighbours(W, latent, n)
+        if idx.shape != (n,) or cos.shape != (n,):
+            fail(f"{what} returned indices of shape {tuple(idx.shape)} and cosines {tuple(cos.shape)}; both should "
+                 f"be ({n},). {_NEIGH_HINT}")
+        if torch.equal(idx, want_idx) and close(cos, want_cos, atol=1e-4):
+            _no_in_place(changed)
+            continue
+        if latent in idx.tolist():
+            fail(f"latent {latent} is in its own neighbourhood (cosine 1 with itself): rule it out before taking "
+                 "the top n, e.g. set its cosine to -inf.")
+        if torch.equal(idx, want_idx.flip(0)):
+            fail("the neighbours are not in descending order of cosine: the most similar latent comes first.")
+        rows = normalize(W, dim=-1)
+        dots = W @ W[latent]
+        dots[latent] = -float("inf")
+        if torch.equal(idx, dots.topk(n).indices):
+            fail("you ranked by raw dot products W_dec @ W_dec[latent]: long decoder rows win whatever their "
+                 "direction. Normalise the rows first (cosine similarity).")
+        abs_cos = (rows @ rows[latent]).abs()
+        abs_cos[latent] = -float("inf")
+        if torch.equal(idx, abs_cos.topk(n).indices):
+            fail("you ranked by |cosine|: a latent that writes the OPPOSITE direction (cosine near -1) is not a "
+                 "neighbour. Rank by the signed cosine.")
+        cols = normalize(W, dim=0)
+        col_cos = cols @ cols[latent]
+        col_cos[latent] = -float("inf")
+        if torch.equal(idx, col_cos.topk(n).indices):
+            fail("you normalised the columns of W_dec (dim=0); each latent's direction is a ROW: normalise along "
+                 "dim=-1.")
+        if torch.equal(idx, want_idx):
+            fail(f"the right neighbours, but the cosines {[round(v, 4) for v in cos.tolist()]} differ from "
+                 f"{[round(v, 4) for v in want_cos.tolist()]}: return the cosine similarities themselves.")
+        if set(idx.tolist()) == set(want_idx.tolist()):
+            fail("the neighbours are not in descending order of cosine: the most similar latent comes first.")
+        fail(f"{what} returned neighbours {idx.tolist()}; expected {want_idx.tolist()} (cosines "
+             f"{[round(v, 3) for v in want_cos.tolist()]}). {_NEIGH_HINT}")
+    return "top-n decoder cosines, the latent itself excluded"
+
+
+# ---------------------------------------------------------------------------------------------
+def _as_counts(out: Any, what: str) -> dict[str, int]:
+    """A Counter/dict of token -> count, or a list of (token, count) pairs, as a plain dict."""
+    if out is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if isinstance(out, dict):
+        items = list(out.items())
+    elif isinstance(out, (list, tuple)) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in out):
+        items = [tuple(p) for p in out]
+    else:
+        fail(f"{what} should return a Counter of token strings (collections.Counter), got {type(out).__name__}.")
+    counts: dict[str, int] = {}
+    for token, count in items:
+        if isinstance(token, numbers.Integral):
+            fail(f"{what} counts token ids ({token}); count the token strings: tokenizer.decode([id]).")
+        if not isinstance(token, str):
+            fail(f"{what}: keys should be token strings, got {type(token).__name__}.")
+        counts[token] = counts.get(token, 0) + int(as_number(count, f"the count of {token!r}"))
+    return counts
+
+
+@functools.lru_cache(maxsize=1)
+def _audit_latents() -> tuple[int, ...]:
+    """Latents to audit: the two whose first labels were contradicted, and one with fewer than 20 top
+    documents (so that the -1 padding in stats.top_docs matters)."""
+    _, _, stats, _ = _dashboard_inputs()
+    few = ((stats.top_docs < 0).any(1) & (stats.top_docs[:, 0] >= 0)).nonzero()[:, 0]
+    return (2801, 631, int(few[0]) if len(few) else 3175)
+
+
+@exercise("02", 10, "peak_token_counts", "Spot the polysemantic latent")
+def peak_token_counts(fn: Callable) -> str:
+    from utils.feature_scan import tokenize_texts
+    from utils.named_latents import peak_token_counts as reference
+
+    model, _, stats, docs = _dashboard_inputs()
+    tok = model.tokenizer
+    for latent, n in zip(_audit_latents(), (20, 12, 20)):
+        what = f"peak_token_counts(tokenizer, stats, docs, latent={latent}, n={n})"
+        got = _as_counts(fn(tok, stats, docs, latent, n), what)
+        want = dict(reference(tok, stats, docs, latent, n))
+        if got == want:
+            continue
+        pairs = [(d, p) for d, p in zip(stats.top_docs[latent, :n].tolist(), stats.top_pos[latent, :n].tolist())]
+        live = [(d, p) for d, p in pairs if d >= 0]
+        if sum(got.values()) == sum(want.values()) + len(pairs) - len(live) and len(pairs) != len(live):
+            fail(f"latent {latent} fired in only {len(live)} documents: stats.top_docs holds -1 for the empty slots, "
+                 "and docs[-1] is the LAST document of the corpus, not 'no document'. Skip entries with doc < 0.")
+        if sum(got.values()) > n:
+            fail(f"you counted {sum(got.values())} peaks; use only the latent's n = {n} top documents "
+                 "(stats.top_docs[latent, :n]).")
+        no_bos, by_rank = {}, {}
+        for rank, (d, p) in enumerate(live):
+            ids = tokenize_texts(tok, [docs[d]["text"]], stats.max_len)[0]
+            t = tok.decode([ids[1:][min(p, len(ids) - 2)]])
+            no_bos[t] = no_bos.get(t, 0) + 1
+            ids_r = tokenize_texts(tok, [docs[rank]["text"]], stats.max_len)[0]
+            t = tok.decode([ids_r[min(p, len(ids_r) - 1)]])
+            by_rank[t] = by_rank.get(t, 0) + 1
+        if got == no_bos:
+            fail("your tokens are one place off: stats.top_pos counts positions in the SCANNED sequence, which starts "
+                 "with BOS. Tokenise with utils.feature_scan.tokenize_texts(tokenizer, [text], stats.max_len)[0] "
+                 "(BOS first) and index that list.")
+        if got == by_rank:
+            fail("you used the rank j as the document index (docs[j]); the document is docs[stats.top_docs[latent, j]].")
+        if all(len(t) == 1 for t in got) and not all(len(t) == 1 for t in want):
+            fail("your keys are single characters: top_pos is a TOKEN position, not a character offset into the "
+                 "text. Tokenise the document and decode the token at that position.")
+        fail(f"latent {latent}: your counts {sorted(got.items(), key=lambda kv: -kv[1])[:4]}... differ from "
+             f"{sorted(want.items(), key=lambda kv: -kv[1])[:4]}...: for each of the n top documents, decode the "
+             "token at its peak position.")
+    return "the tokens each latent peaks on in its top documents"
+
+
+# ---------------------------------------------------------------------------------------------
+def _split_inputs(g: Any, n: int, k: int, d_wide: int, new_from: int) -> tuple[Any, Any, Any]:
+    """A parent firing on ~40 % of n tokens; the wide SAE's top-k (indices, values) per token, mixing old
+    latents (< new_from, often the largest) with new ones, and some parent tokens with no new latent."""
+    import torch
+
+    parent = torch.relu(torch.randn(n, generator=g)) * (torch.rand(n, generator=g) < 0.5)
+    parent[:3] = torch.tensor([1.0, 2.0, 0.5])  # at least three parent tokens
+    idx = torch.stack([torch.randperm(d_wide, generator=g)[:k] for _ in range(n)])  # (n, k) distinct per row
+    val = torch.rand(n, k, generator=g) + 0.1
+    val[idx < new_from] += 1.0  # old latents tend to be the largest: ignoring them matters
+    val[torch.rand(n, k, generator=g) < 0.25] = 0.0  # TopK values can be 0 after the ReLU
+    no_new = (torch.rand(n, generator=g) < 0.2) | (torch.arange(n) == 1)
+    val[no_new.unsqueeze(1) & (idx >= new_from)] = 0.0  # on these tokens no new latent fires
+    return parent, idx, val
+
+
+def _as_shares(out: Any, what: str) -> dict[int, float]:
+    import torch
+
+    if out is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if not isinstance(out, dict):
+        fail(f"{what} should return a dict {{latent: share}}, got {type(out).__name__}.")
+    shares = {}
+    for key, value in out.items():
+        if isinstance(key, torch.Tensor) and key.numel() == 1:
+            key = key.item()
+        if not isinstance(key, numbers.Integral):
+            fail(f"{what}: keys should be latent indices (ints), got {type(key).__name__}.")
+        shares[int(key)] = as_number(value, f"the share of latent {key}")
+    return shares
+
+
+def _same_shares(a: dict[int, float], b: dict[int, float]) -> bool:
+    return set(a) == set(b) and all(close(a[i], b[i]) for i in a)
+
+
+@exercise("02", 11, "split_shares", "Who takes over? Following a latent across widths")
+def split_shares(fn: Callable) -> str:
+    import torch
+
+    from utils import features
+
+    g = _generator()
+    cases = [_split_inputs(_generator(111), 40, 4, 24, 8) + (8,),
+             _split_inputs(g, int(torch.randint(60, 200, (), generator=g)), 6, 64, 16) + (16,)]
+    for parent, idx, val, new_from in cases:
+        what = f"split_shares(parent_acts ({len(parent)},), wide_idx {tuple(idx.shape)}, wide_val, new_from={new_from})"
+        out, changed = _call(fn, ("parent_acts", "wide_idx", "wide_val", "new_from"), parent, idx, val, new_from)
+        got = _as_shares(out, what)
+        want = features.split_shares(parent, idx, val, new_from)
+        if _same_shares(got, want):
+            values = list(got.values())
+            if any(b > a + 1e-9 for a, b in zip(values, values[1:])):  # ties may come in any order
+                fail("the right shares, but not sorted: return the dict largest share first "
+                     "(dict(sorted(shares.items(), key=lambda kv: -kv[1]))).")
+            _no_in_place(changed)
+            continue
+        n_parent = int((parent > 0).sum())
+        fires = parent > 0
+        masked = val[fires].masked_fill(idx[fires] < new_from, 0.0)
+        argmax_all = idx[fires].gather(-1, masked.argmax(-1, keepdim=True))[:, 0]
+        zero_winners = {int(i): int((argmax_all == i).sum()) / n_parent for i in argmax_all.unique()}
+        if _same_shares(got, zero_winners):
+            fail("some tokens where NO new latent fires were credited to a latent (argmax of an all-zero row still "
+                 "returns an index): only count a winner whose activation is > 0.")
+        if any(i < new_from for i in got):
+            fail(f"latents below new_from = {new_from} ({sorted(i for i in got if i < new_from)[:3]}...) exist in the "
+                 "narrow SAE already, so they cannot be what the parent splits INTO: consider only wide_idx >= new_from.")
+        everywhere = features.split_shares(torch.ones_like(parent), idx, val, new_from)
+        if _same_shares(got, everywhere):
+            fail("you counted every token; count only the tokens where the parent fires (parent_acts > 0), and "
+                 "divide by their number.")
+        if _same_shares(got, {i: s * n_parent for i, s in want.items()}):
+            fail(f"you returned counts; divide by the number of tokens where the parent fires ({n_parent}) to get shares.")
+        total = sum(want.values())
+        if total and _same_shares(got, {i: s / total for i, s in want.items()}):
+            fail("your shares sum to 1 over the tokens where some new latent fires; divide by ALL the parent's "
+                 "tokens, so that tokens with no new latent show up as the missing remainder.")
+        if sum(got.values()) > sum(want.values()) + 1e-6:
+            fail("some tokens where NO new latent fires were credited to a latent (argmax of an all-zero row still "
+                 "returns an index): only count a winner whose activation is > 0.")
+        fail(f"{what}: got {dict(list(got.items())[:4])}...; expected {dict(list(want.items())[:4])}... On each "
+             "token where the parent fires, the winner is the new latent (index >= new_from) with the largest value.")
+    return "shares of the parent's tokens won by each new latent"

@@ -657,9 +657,9 @@ px.histogram(x=log_frequency.tolist(), nbins=60, height=320,
 # width, beside the course SAE's (same k = 32):
 
 # %%
-from utils.sae import load_matryoshka_sae
+from utils.sae import MATRYOSHKA_SAE_DIR
 
-wide_extra = load_matryoshka_sae().cfg.extra
+wide_extra = json.loads((MATRYOSHKA_SAE_DIR / "cfg.json").read_text())["extra"]  # the record, without the weights
 for width, sets in wide_extra["nested_metrics"].items():
     m = sets["human_everyday_text"]
     print(f"Matryoshka prefix {int(width):6,d} latents, human everyday text: CE recovered {m['ce_loss_recovered']:.3f}  "

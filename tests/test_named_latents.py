@@ -143,4 +143,7 @@ def test_golden_gate_detector_numbers_are_re_measured(model, wide_registry):
         assert value == pytest.approx(recorded[metric], abs=0.02), metric
     vs_bridges = auroc(scores[bridges], labels[bridges])
     assert vs_bridges == pytest.approx(recorded["auroc_vs_category"]["other_bridge"], abs=0.02)
+    # The targets. Against everything the margin is narrow (0.950 recorded): allow only the few
+    # thousandths that another CPU's float rounding can move it.
+    assert vs_bridges >= 0.90 and measured["auroc"] >= 0.945, (vs_bridges, measured)
     assert labels.sum() >= 25 and sum(t["category"] in {"golden_word", "gate_word", "golden_gate_park"} for t in texts) >= 12

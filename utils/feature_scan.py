@@ -187,8 +187,8 @@ def scan_corpus(
 ) -> tuple[FeatureStats, torch.Tensor]:
     """Encode every document and accumulate :class:`FeatureStats`. Also returns the per-document
     maximum of every latent, (n_docs, d_sae) float16, for choosing detector thresholds."""
-    stats, accumulators = scan_corpus_widths(model, sae, [sae.cfg.d_sae], docs, top_n, batch_size, max_len, progress)
-    return stats[sae.cfg.d_sae], accumulators[sae.cfg.d_sae]
+    stats, doc_max = scan_corpus_widths(model, sae, [sae.cfg.d_sae], docs, top_n, batch_size, max_len, progress)
+    return stats[sae.cfg.d_sae], doc_max[sae.cfg.d_sae]
 
 
 def scan_corpus_widths(

@@ -155,19 +155,15 @@ def reconstruction_metrics(sae: "SparseAutoencoder", acts: torch.Tensor) -> dict
     * ``l0``            mean over tokens of the number of non-zero latents;
     * ``dead_fraction`` fraction of latents that are zero on every token.
     """
+    from utils.activations import input_scale
+
     x = acts.float()
     z = sae.encode(x)
     x_hat = sae.decode(z)
-    scale = (x.shape[-1] / x.pow(2).sum(-1).mean()).sqrt()
-    squared_error = (x - x_hat).pow(2).sum(-1)  # (n,)
-    active = z != 0
-    return {
-        "input_scale": scale.item(),
-        "scaled_mse": (scale**2 * squared_error.mean()).item(),
-        "fvu": (squared_error.sum() / (x - x.mean(0)).pow(2).sum()).item(),
-        "l0": active.sum(-1).float().mean().item(),
-        "dead_fraction": (active.sum(0) == 0).float().mean().item(),
-    }
+    scale = input_scale(x)
+    l0_value, dead = sparsity_stats(z)
+    return {"input_scale": scale, "scaled_mse": float(scale**2 * mse(x, x_hat)), "fvu": float(fvu(x, x_hat)),
+            "l0": l0_value, "dead_fraction": dead}
 
 
 @torch.no_grad()

@@ -106,7 +106,7 @@ def train_sae(sae: SparseAutoencoder, acts: torch.Tensor, cfg: TrainConfig = Tra
             loss = loss + cfg.auxk_coefficient * auxk_loss(sae, x, x_hat, pre, dead, k_aux)
         else:
             warm = min(1.0, step / max(1, cfg.l1_warmup_fraction * total))
-            loss = loss + warm * sae.cfg.l1_coefficient * l1_penalty(sae.activation(pre), sae.W_dec) / variance.sqrt()
+            loss = loss + warm * sae.cfg.l1_coefficient * l1_penalty(z, sae.W_dec) / variance.sqrt()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         sae.remove_parallel_gradient_()

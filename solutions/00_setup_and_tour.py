@@ -167,7 +167,10 @@ check.format_chat(format_chat)
 # %% [markdown]
 # Now ask the question from the Golden Gate demo. `utils.generation.generate` runs greedy decoding with a
 # key-value cache (a test in `tests/` checks it token for token against a slow loop without the cache).
-# Remember this answer: in chapter 03 we will change it without touching the prompt.
+# Remember this answer: in chapter 03 we will change it without touching the prompt. (Chapter 03 also adds a
+# mild repetition penalty on the tokens the model *generates* — never on the prompt's — because under strong
+# steering this small model loops; its unsteered answer there is made with that same decoding, so it can differ
+# a little from this one.)
 
 # %%
 from utils.generation import generate

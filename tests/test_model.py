@@ -139,3 +139,46 @@ def test_missing_model_package_gives_install_instructions(monkeypatch):
 
 def test_architecture_name_is_the_embedded_models():
     assert EMBEDDED_HUB_NAME == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_repetition_penalty_ignores_tokens_that_occur_only_in_the_prompt():
+    """The steering decoding's penalty looks at generated tokens only: a token of the (left-padded) prompt keeps
+    its logit; a generated token's logit is divided (positive) or multiplied (negative) by the penalty."""
+    from utils.generation import GeneratedRepetitionPenalty
+
+    prompt_length = 4
+    input_ids = torch.tensor([[0, 5, 6, 7, 8, 9], [0, 0, 6, 3, 3, 2]])  # rows: prompt | generated
+    scores = torch.tensor([[2.0, -2.0, 4.0, 1.0, 3.0, 6.0, 8.0, 1.5, 2.5, -1.0]] * 2)
+    out = GeneratedRepetitionPenalty(prompt_length, 2.0)(input_ids, scores.clone())
+    prompt_only = {0: [0, 5, 6, 7], 1: [0, 6]}  # prompt (and padding) tokens never generated in that row
+    for row, tokens in prompt_only.items():
+        for t in tokens:
+            assert out[row, t] == scores[row, t], (row, t)
+    assert out[0, 8] == scores[0, 8] / 2 and out[0, 9] == scores[0, 9] * 2  # generated, positive / negative
+    assert out[1, 3] == scores[1, 3] / 2 and out[1, 2] == scores[1, 2] / 2  # 3 was in the prompt AND generated
+    untouched = [t for t in range(10) if t not in (8, 9)]
+    assert torch.equal(out[0, untouched], scores[0, untouched])
+    with pytest.raises(ValueError, match="penalty"):
+        GeneratedRepetitionPenalty(4, 0.5)
+
+
+def test_steering_decoding_leaves_the_prompt_alone(model):
+    """With the steering penalty, the first generated token is exactly the unpenalised one (nothing generated
+    yet), while Hugging Face's own penalty, which also counts the system prompt and question, changes the
+    answer: the distortion the course's decoding removes."""
+    from utils.steering.answers import REPETITION_PENALTY
+
+    questions = ["What is your physical form?", "Who are you?", "Describe yourself in a few sentences."]
+    prompts = [chat_prompt(model.tokenizer, q) for q in questions]
+    plain = generate(model, prompts, max_new_tokens=1, batch_size=3)
+    ours = generate(model, prompts, max_new_tokens=1, batch_size=3, repetition_penalty=REPETITION_PENALTY)
+    assert ours == plain
+    tok = model.tokenizer
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.cfg.device)
+    with torch.no_grad():
+        hf = model.original_model.generate(**enc, max_new_tokens=20, do_sample=False, repetition_penalty=REPETITION_PENALTY,
+                                           pad_token_id=tok.pad_token_id)
+    hf_answers = [tok.decode(r, skip_special_tokens=True) for r in hf[:, enc.input_ids.shape[1]:]]
+    ours20 = generate(model, prompts, max_new_tokens=20, batch_size=3, repetition_penalty=REPETITION_PENALTY)
+    assert hf_answers != ours20

@@ -50,8 +50,9 @@ def generate(
 
     Prompts are left-padded into batches of ``batch_size``. ``temperature=0`` is greedy decoding;
     otherwise tokens are sampled from softmax(logits / temperature), restricted to the top-p nucleus
-    when ``top_p`` is given, reproducibly when ``seed`` is given. ``repetition_penalty`` > 1 divides the
-    logits of tokens already in the sequence by that factor (CTRL-style; 1.0 = off). Prompts are tokenised as they are
+    when ``top_p`` is given, reproducibly when ``seed`` is given. ``repetition_penalty`` > 1 penalises tokens
+    the model has already *generated* (CTRL-style, see :class:`GeneratedRepetitionPenalty`; 1.0 = off); tokens
+    that occur only in the prompt are left alone. Prompts are tokenised as they are
     (chat-formatted prompts, see :func:`chat_prompt`, already start with the BOS token).
 
     Decoding runs Hugging Face's ``generate`` (with its KV cache) on the model the bridge wraps. The
@@ -109,7 +110,8 @@ def _generate(
             with torch.no_grad(), context():
                 tokens = hf.generate(
                     **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id, repetition_penalty=repetition_penalty, **sampling,
+                    eos_token_id=tokenizer.eos_token_id, **sampling,
+                    logits_processor=penalty_processors(enc.input_ids.shape[1], repetition_penalty),
                 )
             for row in tokens[:, enc.input_ids.shape[1]:]:
                 ids = row.tolist()
@@ -119,6 +121,45 @@ def _generate(
     finally:
         tokenizer.padding_side = padding_side
     return outputs
+
+
+class GeneratedRepetitionPenalty:
+    """A CTRL-style repetition penalty that looks only at the tokens generated so far.
+
+    Hugging Face's ``repetition_penalty`` penalises every token already in the sequence, *the prompt
+    included*: the system prompt and the question then become words the model avoids (SmolLM2 can no longer
+    say it is an "AI assistant" when the system prompt said so). This processor sees only positions
+    ``>= prompt_length`` (the left-padded prompt width): for each token id ``t`` generated earlier in the
+    row, its logit ``l_t`` becomes ``l_t / penalty`` if ``l_t > 0`` and ``l_t * penalty`` otherwise, which
+    lowers its probability in both cases. ``penalty = 1`` changes nothing.
+
+    Called by ``generate`` as ``processor(input_ids (batch, pos), scores (batch, vocab))``.
+    """
+
+    def __init__(self, prompt_length: int, penalty: float):
+        if penalty < 1:
+            raise ValueError(f"penalty must be >= 1 (1 = off), got {penalty}")
+        self.prompt_length = prompt_length
+        self.penalty = penalty
+
+    def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor") -> "torch.Tensor":
+        import torch
+
+        generated = input_ids[:, self.prompt_length:]  # (batch, new)
+        if generated.shape[1] == 0 or self.penalty == 1:
+            return scores
+        seen = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, generated, True)  # (batch, vocab)
+        penalised = torch.where(scores > 0, scores / self.penalty, scores * self.penalty)
+        return torch.where(seen, penalised, scores)
+
+
+def penalty_processors(prompt_length: int, repetition_penalty: float) -> Any:
+    """The ``logits_processor`` list :func:`generate` hands to Hugging Face: empty when the penalty is off."""
+    from transformers import LogitsProcessorList
+
+    if repetition_penalty == 1:
+        return LogitsProcessorList()
+    return LogitsProcessorList([GeneratedRepetitionPenalty(prompt_length, repetition_penalty)])
 
 
 def greedy_uncached(model: "TransformerBridge", tokens: "torch.Tensor", max_new_tokens: int) -> "torch.Tensor":

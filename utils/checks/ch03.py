@@ -1,19 +1,24 @@
-"""Checks for chapter 03 — steering: additive and SAE-clamp hooks, mean-difference steering vectors,
-measuring how often steered answers mention the bridge, and judging the text (repetition, perplexity).
+"""Checks for chapter 03 — steering: clamping an SAE latent, a mean-difference steering vector turned into a
+hook, how often steered answers mention the bridge (and the interval around that rate), three fluency numbers for
+an answer, and a transparent rule for agreement with an overconfident user.
 
-Each check compares the learner's function with the reference in :mod:`utils.steering` on fixed and
-randomised inputs and, on a mismatch, tests the catalogued mistakes to say which one it probably is.
-Hooks are judged the way TransformerLens uses them: called as ``fn(act, hook=hook_point)``, on whole
-prompts (batch, pos, d_model) and on single generation steps (batch, 1, d_model); the returned tensor
-replaces the activation, and a hook that returns None keeps its in-place edits.
+Each check compares the learner's function with the reference (:mod:`utils.steering`, and
+:func:`utils.af_stats.wilson_interval` for the interval) on fixed and randomised inputs and, on a mismatch, tests
+the catalogued mistakes to say which one it probably is. Hooks are judged the way TransformerLens uses them:
+called as ``fn(act, hook=hook_point)``, on whole prompts (batch, pos, d_model) and on single generation steps
+(batch, 1, d_model); the returned tensor replaces the activation, and a hook that returns None keeps its in-place
+edits. The agreement rule is judged on the hand-labelled answers of :data:`LABELS_PATH` (precision and recall) and
+on a few fixed, hand-written answers.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
 import random
+from pathlib import Path
 from typing import Any, Callable
 
 from utils.checks import as_number, as_tensor, close, course_model, exercise, fail, is_shape_error
@@ -37,7 +42,7 @@ def _bridge() -> Any:
     return named_latent("bridge")
 
 
-def _make_hook(fn: Callable, args: tuple, what: str) -> Callable:
+def _make_hook(fn: Callable, args: tuple, what: str, tensor_hint: str = "") -> Callable:
     """Call the learner's hook factory and check that it returned a function."""
     import torch
 
@@ -46,8 +51,9 @@ def _make_hook(fn: Callable, args: tuple, what: str) -> Callable:
         fail(f"{what} returned None: it should return the hook itself. Define `def hook(act, hook=None): ...` "
              "inside it and end with `return hook`.")
     if isinstance(h, torch.Tensor):
-        fail(f"{what} returned a tensor; it should return a function, the hook, which TransformerLens calls on "
-             "each activation: define `def hook(act, hook=None): ...` inside it and `return hook`.")
+        fail(f"{what} returned a tensor of shape {tuple(h.shape)}; it should return a function, the hook, which "
+             "TransformerLens calls on each activation: define `def hook(act, hook=None): ...` inside it and "
+             f"`return hook`.{tensor_hint}")
     if not callable(h):
         fail(f"{what} returned {type(h).__name__}; it should return a hook function `hook(act, hook=None)`.")
     return h
@@ -91,71 +97,6 @@ def _last_only(act: Any, steered: Any) -> Any:
     out = act.clone()
     out[:, -1] = steered[:, -1]
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-_ADD_HINT = ("act is (batch, pos, d_model) and direction (d_model,): `act + coefficient * direction` broadcasts "
-             "the direction over every batch row and position.")
-
-
-@exercise("03", 1, "additive_hook", "An additive steering hook")
-def additive_hook(fn: Callable) -> str:
-    import torch
-
-    from utils import steering
-
-    def inputs(g: Any, d: int, batch: int, pos: int, coefficient: float) -> tuple[Any, float, Any, Any]:
-        direction = (0.5 + 2 * torch.rand((), generator=g)) * torch.randn(d, generator=g)  # not unit norm
-        act = 3 * torch.randn(batch, pos, d, generator=g) + torch.randn(d, generator=g)
-        step = 3 * torch.randn(batch + 1, 1, d, generator=g)  # one generation step: (batch, 1, d_model)
-        return direction, coefficient, act, step
-
-    g = _generator()
-    d = int(torch.randint(8, 48, (), generator=g))
-    coefficient = float(torch.empty(()).uniform_(0.5, 8, generator=g)) * (1 if torch.rand((), generator=g) < 0.7 else -1)
-    cases = [
-        inputs(_generator(1), 16, 2, 7, 3.0),
-        inputs(g, d, int(torch.randint(1, 5, (), generator=g)), int(torch.randint(2, 12, (), generator=g)), coefficient),
-        inputs(_generator(2), 576, 2, 5, 4.0),  # the model's width
-    ]
-    for direction, c, act, step in cases:
-        passed_direction = direction.clone()
-        h = _make_hook(fn, (passed_direction, c), f"additive_hook(direction, {c:g})")
-        for x in (act, step):
-            got = _run_hook(h, x, _ADD_HINT)
-            want = steering.additive_hook(direction, c)(x)
-            scale = max(1.0, float(want.abs().max()))
-            if close(got, want, atol=1e-5 * scale):
-                if not torch.equal(passed_direction, direction):
-                    _no_in_place(["direction"])
-                continue
-            v = c * direction
-            unit = direction / direction.norm()
-            _diagnose(got, [
-                (_last_only(x, want), "you steered only the last position (e.g. `act[:, -1] += ...`). The "
-                                      "intervention applies at EVERY position, the prompt's tokens too: "
-                                      "return `act + coefficient * direction`, which broadcasts over (batch, pos)."),
-                (torch.cat([x[:, :1], want[:, 1:]], 1) if x.shape[1] > 1 else None,
-                 "you skipped position 0; steer every position: `act + coefficient * direction`."),
-                (x + c * unit, "you normalised the direction to unit length inside the hook; use it as given "
-                               "(the caller chooses its scale): `act + coefficient * direction`."),
-                (x - v, "the sign is reversed: you subtracted; the hook ADDS coefficient * direction (a negative "
-                        "coefficient is how a caller steers away)."),
-                (x * v, "you multiplied act by coefficient * direction; steering ADDS the vector: "
-                        "`act + coefficient * direction`."),
-                (x * c, "you multiplied act by the coefficient; steering ADDS coefficient * direction to act."),
-                (x + direction, "the coefficient is missing: add coefficient * direction."),
-                (v.expand_as(x), "you returned coefficient * direction alone; the hook's output REPLACES the "
-                                 "activation, so add it to act: `act + coefficient * direction`."),
-                (x, "your hook returned act unchanged; return `act + coefficient * direction`."),
-            ], atol=1e-5 * scale)
-            if x.shape[1] == 1:
-                fail(f"on a single generation step, act {tuple(x.shape)}, your hook's output differs from "
-                     "act + coefficient * direction. During generation the hook sees one new position at a time; "
-                     "do not index positions, let the direction broadcast.")
-            fail(f"your hook's output differs from act + coefficient * direction (max difference "
-                 f"{float((got - want).abs().max()):.3g}).")
-    return "act + coefficient * direction at every position, prompt and generation steps alike"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,7 +157,7 @@ _CLAMP_HINT = ("Encode act with the SAE, z = sae.encode(act) of shape (batch, po
                "act - sae.decode(z); set z[..., latent] = value on a copy; return sae.decode(z_clamped) + error.")
 
 
-@exercise("03", 2, "clamp_hook", "Clamping an SAE latent")
+@exercise("03", 1, "clamp_hook", "Clamping an SAE latent")
 def clamp_hook(fn: Callable) -> str:
     import torch
 
@@ -325,75 +266,162 @@ def _texts(g: Any, n: int, pos: int, d: int, shift: float) -> tuple[Any, Any]:
     return resid, mask
 
 
-_MEAN_DIFF_HINT = ("Shapes: concept (n_concept, pos, d_model) with concept_mask (n_concept, pos); neutral likewise "
-                   "with its own n and pos. Mean-pool each text over its masked-in tokens -> (n, d_model), average "
-                   "over texts -> (d_model,), then subtract.")
+
+_VECTOR_HINT = ("Shapes: concept (n_concept, pos, d_model) with the boolean concept_mask (n_concept, pos); neutral "
+                "likewise with its own n and pos. Average each text over its masked-in tokens -> (n, d_model), then "
+                "over the texts -> (d_model,); subtract; divide by the norm; the hook returns act + coefficient * v "
+                "with act (batch, pos, d_model).")
+_TEXT_MEAN = "mean over texts of each text's mean over its own real tokens (mask True)"
 
 
-@exercise("03", 3, "mean_difference_vector", "A mean-difference steering vector")
-def mean_difference_vector(fn: Callable) -> str:
+def _per_text(x: Any, m: Any) -> Any:
+    f = m.float().unsqueeze(-1)
+    return (x * f).sum(1) / f.sum(1)
+
+
+def _vector_mistakes(c: Any, cm: Any, n: Any, nm: Any) -> list[tuple[Any, str]]:
+    """Catalogued wrong steering directions (not normalised; only their direction is compared)."""
+    import torch
+
+    def last(x: Any, m: Any) -> Any:  # each text's last real token
+        return x[torch.arange(len(x)), m.long().cumsum(1).argmax(1)]
+
+    def full_width(x: Any, m: Any) -> Any:
+        return (x * m.unsqueeze(-1)).sum(1) / x.shape[1]
+
+    return [
+        (c[cm].mean(0) - n[nm].mean(0),
+         "you pooled all the masked-in tokens of all texts together, so long texts weigh more than short ones. Each "
+         "text should count once: average each text over its own real tokens first -> (n, d_model), then average "
+         "those over the texts."),
+        (c.mean((0, 1)) - n.mean((0, 1)),
+         "you ignored the masks and averaged every position, BOS and padding included; average each text over the "
+         "positions where its mask is True."),
+        (c[:, 1:].mean((0, 1)) - n[:, 1:].mean((0, 1)),
+         "you dropped BOS but averaged the padding too; use the masks, which mark exactly the real tokens."),
+        (full_width(c, cm).mean(0) - full_width(n, nm).mean(0),
+         "you divided each text's masked sum by the full width (pos), padding included; divide by its number of "
+         "masked-in tokens, mask.sum(1, keepdim=True)."),
+        (c[:, -1].mean(0) - n[:, -1].mean(0),
+         "you used only the last position of the texts; with right padding that is mostly padding. Average over "
+         "every masked-in token of each text."),
+        (last(c, cm).mean(0) - last(n, nm).mean(0),
+         "you used only each text's last real token; average over all its masked-in tokens."),
+        (_per_text(c, cm).sum(0) - _per_text(n, nm).sum(0),
+         "you summed over the texts; the two sets have different sizes, so average them: .mean(0)."),
+        (_per_text(c, cm).mean(0),
+         "you used the concept mean alone; subtract the neutral mean, or the vector also carries everything all "
+         "texts share."),
+    ]
+
+
+def _cosine(a: Any, b: Any) -> float:
+    return float(a @ b / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+def _diagnose_added(w: Any, v: Any, coefficient: float, c: Any, cm: Any, n: Any, nm: Any) -> None:
+    """The hook added the same vector ``w`` everywhere, but not ``coefficient * v / |v|``: say what is wrong with
+    its direction or its length."""
+    unit, size, want_size = v / v.norm(), float(w.norm()), abs(coefficient)
+    cos = _cosine(w, v)
+    sign = coefficient if coefficient != 0 else 1.0
+    if abs(cos) > 1 - 1e-5:
+        reversed_ = cos * sign < 0
+        sign_msg = ("the sign is reversed: v is the concept mean MINUS the neutral mean, and the hook ADDS "
+                    "coefficient * v / |v| (a negative coefficient is how a caller steers away)")
+        vn = float(v.norm())
+        for length, message in [
+            (want_size * vn, f"the vector is not normalised: the hook added a vector of length |coefficient| * |v| = "
+                             f"{want_size * vn:.4g}. Divide v by v.norm() so that coefficient alone sets the size "
+                             "of the push (the raw difference's length depends on the layer and on the texts)."),
+            (want_size / vn, "you divided v by its squared norm; normalise with v / v.norm()."),
+            (1.0, "the coefficient is missing: the hook added the unit vector; add coefficient * v / |v|."),
+        ]:
+            if math.isclose(size, length, rel_tol=1e-4, abs_tol=1e-6) and not math.isclose(size, want_size, rel_tol=1e-4):
+                fail(message + (f" Also, {sign_msg}." if reversed_ else ""))
+        if reversed_ and math.isclose(size, want_size, rel_tol=1e-4, abs_tol=1e-6):
+            fail(sign_msg[0].upper() + sign_msg[1:] + ".")
+        fail(f"the direction is right but the hook added a vector of length {size:.4g}; expected |coefficient| = "
+             f"{want_size:.4g} (coefficient * v / v.norm())." + (f" Also, {sign_msg}." if reversed_ else ""))
+    for vec, message in _vector_mistakes(c, cm, n, nm):
+        if abs(_cosine(vec, v)) > 1 - 1e-5:
+            continue  # the same direction as the right one on these inputs: cannot tell
+        cos_m = _cosine(w, vec)
+        if abs(cos_m) > 1 - 1e-5:
+            fail(message + (" (And the sign is reversed: concept minus neutral.)" if cos_m * sign < 0 else ""))
+    fail(f"the hook adds a vector that points elsewhere than the mean difference (cosine {cos:.3f} with "
+         f"v / |v|, the {_TEXT_MEAN}, concept minus neutral).")
+
+
+@exercise("03", 2, "vector_hook", "A steering vector, from texts to hook")
+def vector_hook(fn: Callable) -> str:
     import torch
 
     from utils import steering
 
     g = _generator()
     d = int(torch.randint(6, 40, (), generator=g))
-    cases = [
-        (*_texts(_generator(31), 4, 6, 8, 1.0), *_texts(_generator(32), 6, 9, 8, 1.0)),
+    coefficient = float(torch.empty(()).uniform_(0.5, 8, generator=g)) * (1 if torch.rand((), generator=g) < 0.7 else -1)
+
+    def acts(g: Any, d: int, batch: int, pos: int) -> list[Any]:
+        act = 3 * torch.randn(batch, pos, d, generator=g) + torch.randn(d, generator=g)
+        return [act, 3 * torch.randn(batch + 1, 1, d, generator=g)]  # a prompt, and one generation step
+
+    cases = [  # (concept, concept_mask, neutral, neutral_mask, coefficient, [acts])
+        (*_texts(_generator(31), 4, 6, 8, 1.0), *_texts(_generator(32), 6, 9, 8, 1.0), 4.0, acts(_generator(33), 8, 2, 5)),
         (*_texts(g, int(torch.randint(3, 8, (), generator=g)), int(torch.randint(4, 12, (), generator=g)), d, 1.5),
-         *_texts(g, int(torch.randint(3, 8, (), generator=g)), int(torch.randint(4, 12, (), generator=g)), d, 1.5)),
+         *_texts(g, int(torch.randint(3, 8, (), generator=g)), int(torch.randint(4, 12, (), generator=g)), d, 1.5),
+         coefficient, acts(g, d, int(torch.randint(1, 4, (), generator=g)), int(torch.randint(2, 9, (), generator=g)))),
+        (*_texts(_generator(34), 3, 7, 576, 0.2), *_texts(_generator(35), 5, 5, 576, 0.2), 12.0,
+         acts(_generator(36), 576, 2, 4)),  # the model's width, small differences between the sets
     ]
-
-    def per_text(x: Any, m: Any) -> Any:
-        f = m.float().unsqueeze(-1)
-        return (x * f).sum(1) / f.sum(1)
-
-    for c, cm, n, nm in cases:
-        out, changed = _call(fn, ("concept", "concept_mask", "neutral", "neutral_mask"), c, cm, n, nm,
-                             shape_hint=_MEAN_DIFF_HINT)
-        got = as_tensor(out, "mean_difference_vector(concept, concept_mask, neutral, neutral_mask)")
-        want = steering.mean_difference_vector(c, cm, n, nm)
-        D = want.shape[0]
-        if got.ndim == 2 and got.shape[-1] == D:
-            fail(f"returned shape {tuple(got.shape)}, one vector per text or position; average over the texts too "
-                 f"-> (d_model,) = ({D},). {_MEAN_DIFF_HINT}")
-        if got.shape != want.shape:
-            fail(f"returned shape {tuple(got.shape)}; expected (d_model,) = ({D},). {_MEAN_DIFF_HINT}")
-        if close(got, want, atol=1e-4):
-            _no_in_place(changed)
-            continue
-        last = lambda x, m: x[torch.arange(len(x)), m.long().cumsum(1).argmax(1)]  # last real token of each text
-        _diagnose(got, [
-            (-want, "the sign is reversed: concept minus neutral, so adding the vector steers TOWARDS the concept."),
-            (want / want.norm(), "you normalised the vector to unit length; return the raw difference of means. Its "
-                                 "length is the natural scale of the concept in the residual stream, which the "
-                                 "steering coefficient then multiplies."),
-            (c.mean((0, 1)) - n.mean((0, 1)),
-             "you ignored the masks and averaged every position, BOS and padding included; average each text over "
-             "the positions where its mask is True."),
-            (c[:, 1:].mean((0, 1)) - n[:, 1:].mean((0, 1)),
-             "you dropped BOS but averaged the padding too; use the masks, which mark exactly the real tokens."),
-            (c[cm].mean(0) - n[nm].mean(0),
-             "you pooled all the masked-in tokens of all texts together, so long texts weigh more than short ones. "
-             "Each text should count once: mean-pool each text over its own tokens first -> (n, d_model), then "
-             "average those over the texts."),
-            (c[:, -1].mean(0) - n[:, -1].mean(0),
-             "you used only the last position; with right padding that is mostly padding. Average over every "
-             "masked-in token of each text."),
-            (last(c, cm).mean(0) - last(n, nm).mean(0),
-             "you used only each text's last real token; average over all its masked-in tokens."),
-            (((c * cm.unsqueeze(-1)).sum(1) / c.shape[1]).mean(0) - ((n * nm.unsqueeze(-1)).sum(1) / n.shape[1]).mean(0),
-             "you divided each text's sum by the full width (pos), padding included; divide by its number of "
-             "masked-in tokens, mask.sum(1, keepdim=True)."),
-            (per_text(c, cm).sum(0) - per_text(n, nm).sum(0),
-             "you summed over texts; the two sets have different sizes, so average: .mean(0)."),
-            (per_text(c, cm).mean(0), "you returned the concept mean alone; subtract the neutral mean, or the "
-                                      "vector also carries everything all texts share."),
-        ], atol=1e-4)
-        fail(f"values differ from mean_texts(mean_tokens(concept)) - mean_texts(mean_tokens(neutral)) (max "
-             f"difference {float((got - want).abs().max()):.3g}).")
-    return "mean over texts of each text's masked mean, concept minus neutral, not normalised"
-
+    names = ("concept", "concept_mask", "neutral", "neutral_mask")
+    for c, cm, n, nm, coef, xs in cases:
+        what = f"vector_hook(concept, concept_mask, neutral, neutral_mask, {coef:g})"
+        passed = [t.clone() for t in (c, cm, n, nm)]
+        try:
+            h = _make_hook(fn, (*passed, coef), what,
+                           " Did you return the steering vector? vector_hook wraps it: the hook it returns adds "
+                           "coefficient * v / v.norm() to act.")
+        except RuntimeError as error:
+            if is_shape_error(error):
+                fail(f"{what} raised a shape error ({error}) on concept {tuple(c.shape)}, neutral {tuple(n.shape)}. "
+                     f"{_VECTOR_HINT}")
+            raise
+        v = steering.mean_difference_vector(c, cm, n, nm)
+        want_hook = steering.vector_hook(c, cm, n, nm, coef)
+        for x in xs:
+            got = _run_hook(h, x, _VECTOR_HINT)
+            want = want_hook(x)
+            scale = max(1.0, float(want.abs().max()))
+            tol = dict(atol=2e-5 * scale, rtol=1e-4)
+            if close(got, want, **tol):
+                continue
+            step = coef * v / v.norm()
+            _diagnose(got, [
+                (_last_only(x, want), "you steered only the last position (e.g. `act[:, -1] += ...`). The "
+                                      "intervention applies at EVERY position, the prompt's tokens too: return "
+                                      "`act + coefficient * v`, which broadcasts over (batch, pos)."),
+                (torch.cat([x[:, :1], want[:, 1:]], 1) if x.shape[1] > 1 else None,
+                 "you skipped position 0; steer every position: `act + coefficient * v`."),
+                (x * step, "you multiplied act by the vector; steering ADDS it: `act + coefficient * v`."),
+                (x * coef, "you multiplied act by the coefficient; steering ADDS coefficient * v to act."),
+                (step.expand_as(x), "your hook returned coefficient * v alone; its output REPLACES the activation, so "
+                                    "add the vector to act: `act + coefficient * v`."),
+                (x, "your hook returned act unchanged; return `act + coefficient * v`."),
+            ], **tol)
+            w = (got - x).reshape(-1, x.shape[-1])
+            if close(w, w[:1].expand_as(w), atol=2e-5 * scale, rtol=1e-4):
+                _diagnose_added(w[0], v, coef, c, cm, n, nm)
+            if x.shape[1] == 1:
+                fail(f"on a single generation step, act {tuple(x.shape)}, your hook's output differs from "
+                     "act + coefficient * v. During generation the hook sees one new position at a time; do not "
+                     "index positions, let the vector broadcast.")
+            fail(f"your hook does not add the same vector at every position (max difference from act + coefficient "
+                 f"* v: {float((got - want).abs().max()):.3g}); return `act + coefficient * v`, v of shape (d_model,).")
+        _no_in_place([name for name, a, b in zip(names, (c, cm, n, nm), passed) if not torch.equal(a, b)])
+    return (f"v = {_TEXT_MEAN}, concept minus neutral, normalised; act + coefficient * v at every position, prompt "
+            "and generation steps alike")
 
 # ---------------------------------------------------------------------------------------------
 # Asked with the bridge latent clamped: everyday questions, every steered answer mentions the bridge.
@@ -460,15 +488,17 @@ def _check_answers(answers: Any, questions: tuple[str, ...], steered: bool, what
              "assistant.")
     if answers == list(_bridge_answers(questions, steered, penalty=False)):
         fail("your answers are generated without the course's repetition penalty; pass "
-             "repetition_penalty=REPETITION_PENALTY to generate (the same decoding is used for every "
-             "measurement, steered or not).")
+             "repetition_penalty=REPETITION_PENALTY (from utils.steering) to generate, which then penalises the "
+             "tokens the model has generated (not the prompt's). The same decoding is used for every measurement, "
+             "steered or not.")
     i = next(i for i, (a, b) in enumerate(zip(answers, want)) if a.strip() != b.strip())
     fail(f"{what}: answer {i} differs from the reference: got {_short(answers[i])}, expected {_short(want[i])}. "
-         "Generate greedily from the chat-formatted questions: generate(model, prompts, max_new_tokens=60, "
-         "hooks=hooks, repetition_penalty=REPETITION_PENALTY, batch_size=len(prompts)).")
+         "Generate greedily from the chat-formatted questions: generate(model, prompts, "
+         "max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, repetition_penalty=REPETITION_PENALTY, "
+         "batch_size=len(prompts)), both constants from utils.steering.")
 
 
-@exercise("03", 4, "bridge_rate", "How often do answers mention the bridge?")
+@exercise("03", 3, "bridge_rate", "How often do answers mention the bridge?")
 def bridge_rate(fn: Callable) -> str:
     from utils.steering import BRIDGE_PATTERN, mentions_bridge
 
@@ -514,163 +544,537 @@ def bridge_rate(fn: Callable) -> str:
     return f"rate {results[0]:g} with the bridge latent clamped, {results[1]:g} without, same answers as the reference"
 
 
+
 # ---------------------------------------------------------------------------------------------
-def _loop_tokens(rng: random.Random, length: int) -> list[int]:
-    """Token ids with some loops in them: fresh tokens, then repeats of earlier stretches."""
-    out: list[int] = []
-    while len(out) < length:
-        if out and rng.random() < 0.5:
-            start = rng.randrange(len(out))
-            out.extend(out[start : start + rng.randint(2, 6)])
-        else:
-            out.extend(rng.randrange(100, 50000) for _ in range(rng.randint(1, 5)))
-    return out[:length]
+Z95 = 1.959963984540054  # the 97.5 % quantile of the standard normal: a two-sided 95 % interval
+_WILSON = ("the Wilson score interval: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n) with p = k/n and "
+           "z = 1.96")
 
 
-@exercise("03", 5, "repetition_rate", "Repetition rate")
-def repetition_rate(fn: Callable) -> str:
-    from utils import steering
+def _wilson(k: int, n: int, z: float = Z95, shift: bool = True, denominator: bool = True, root: bool = True,
+            spread_only: bool = False) -> tuple[float, float]:
+    """The Wilson interval and catalogued variants of it: no centre shift, no denominator, no square root, or the
+    denominator applied to the spread only."""
+    p = k / n
+    centre = p + z * z / (2 * n) if shift else p
+    inside = p * (1 - p) / n + z * z / (4 * n * n)
+    spread = z * (math.sqrt(inside) if root else inside)
+    d = 1 + z * z / n if denominator else 1.0
+    if spread_only:
+        return p - spread / d, p + spread / d
+    return (centre - spread) / d, (centre + spread) / d
+
+
+def _wald(k: int, n: int, z: float = Z95, clip: bool = False) -> tuple[float, float]:
+    p = k / n
+    half = z * math.sqrt(p * (1 - p) / n)
+    return (max(0.0, p - half), min(1.0, p + half)) if clip else (p - half, p + half)
+
+
+def _logit_interval(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    if k in (0, n):
+        return None
+    p = k / n
+    logit, se = math.log(p / (1 - p)), math.sqrt(1 / (n * p * (1 - p)))
+    return 1 / (1 + math.exp(z * se - logit)), 1 / (1 + math.exp(-logit - z * se))
+
+
+def _same(got: tuple[float, ...], want: tuple[float, ...], tol: float) -> bool:
+    return len(got) == len(want) and all(math.isclose(a, b, rel_tol=0, abs_tol=tol) for a, b in zip(got, want))
+
+
+def _hits(k: int, n: int, rng: random.Random) -> list[bool]:
+    hits = [True] * k + [False] * (n - k)
+    rng.shuffle(hits)
+    return hits
+
+
+@exercise("03", 4, "rate_interval", "An interval for a steering rate")
+def rate_interval(fn: Callable) -> str:
+    from utils.af_stats import wilson_interval
 
     rng = random.Random()
-    cases = [  # (tokens, n); n None = the default (3)
-        ([1, 2, 3, 1, 2, 3, 4, 1, 2, 3, 1, 2], None),  # 10 trigrams, 6 distinct: 0.4
-        ([1, 2, 3, 4, 5, 6, 7, 8], None),  # no repeats: 0
-        ([9, 9, 9, 9, 9, 9], 2),
-        ([4, 2, 4, 2, 4, 1, 3, 3], 1),
-        (_loop_tokens(rng, rng.randint(15, 60)), rng.randint(2, 5)),
-        (_loop_tokens(rng, rng.randint(15, 60)), None),
-        ([11, 12], None),  # shorter than n: 0.0
-        ([11, 12, 13], None),  # one trigram: 0.0
-    ]
-    for tokens, n in cases:
-        kwargs = {} if n is None else {"n": n}
-        k = 3 if n is None else n
-        what = f"repetition_rate({tokens if len(tokens) <= 10 else f'<{len(tokens)} tokens>'}" + (
-            f", n={n})" if n is not None else ")")
+    n_random = rng.randint(2, 200)
+    cases = [(1, 8), (0, 5), (4, 4), (3, 10), (0, 1), (1, 1), (2, 3), (37, 120), (rng.randint(0, n_random), n_random),
+             (rng.randint(1, 29), 30)]
+    for k, n in cases:
+        hits = _hits(k, n, random.Random(1000 * n + k))
+        what = f"rate_interval(<{n} answers, {k} of them True>)"
+        edge = ("no True at all (k = 0)" if k == 0 else "only True (k = n)") if k in (0, n) else ""
         try:
-            out, changed = _call(fn, ("tokens",), list(tokens), **kwargs)
-        except ZeroDivisionError:
-            if len(tokens) < k:
-                fail(f"{what} divided by zero: a text shorter than n tokens has no n-grams; return 0.0 then.")
+            out, changed = _call(fn, ("hits",), hits)
+        except NotImplementedError:
             raise
-        got = as_number(out, what)
-        want = steering.repetition_rate(tokens, k)
-        if close(got, want, atol=1e-9):
+        except Exception as error:  # noqa: BLE001 (any crash on an edge case gets the edge-case explanation)
+            if edge:
+                fail(f"{what} raised {type(error).__name__}: {error}. A list with {edge} is the usual case for a "
+                     "rare (or a very strong) behaviour, and the Wilson interval is defined there: for k = 0 it is "
+                     f"(0.0, high) with high > 0, for k = n (low, 1.0). Use {_WILSON}; it needs no logarithm and "
+                     "never divides by p or 1 - p.")
+            raise
+        if out is None:
+            fail(f"{what} returned None: did you forget the `return` statement? Return (rate, low, high).")
+        if not isinstance(out, (tuple, list)):
+            fail(f"{what} returned {type(out).__name__}; return a tuple of three numbers (rate, low, high).")
+        values = tuple(float(x) if isinstance(x, (int, float)) else x for x in out)
+        if any(isinstance(x, float) and math.isnan(x) for x in values):
+            if edge:
+                fail(f"{what} returned {tuple(out)}, with nan, for a list with {edge}. The interval is defined "
+                     f"there (for k = 0: rate 0.0, low 0.0 and high > 0, as there could be a rare True you did not "
+                     f"see); use {_WILSON}.")
+            fail(f"{what} returned {tuple(out)}, with nan: look for a 0/0.")
+        want = (k / n, *wilson_interval(k, n))
+        if len(out) == 2:
+            pair = tuple(as_number(x, what) for x in out)
+            if _same(pair, want[1:], 2e-4):
+                fail(f"{what} returned the interval (low, high) only; return three numbers: (rate, low, high), "
+                     "the rate k / n first.")
+            fail(f"{what} returned two numbers; return three: (rate, low, high).")
+        if len(out) != 3:
+            fail(f"{what} returned {len(out)} values; return three: (rate, low, high).")
+        got = tuple(as_number(x, f"{what}[{i}]") for i, x in enumerate(out))
+        if _same(got, want, 1e-4):
             _no_in_place(changed)
             continue
-        grams = [tuple(tokens[i : i + k]) for i in range(len(tokens) - k + 1)]
-        short = [tuple(tokens[i : i + k]) for i in range(len(tokens) - k)]
-        if not grams:
-            fail(f"{what} returned {got:g}; with fewer than n = {k} tokens there are no n-grams: return 0.0.")
-        distinct = len(set(grams))
-        _diagnose(got, [
-            (distinct / len(grams), "you returned the fraction of DISTINCT n-grams; the repetition rate is "
-                                    "1 - distinct / total (0 when nothing repeats)."),
-            (1 - len(set(tokens)) / len(tokens) if k != 1 else None,
-             f"you counted single tokens (unigrams); count n-grams of n = {k} consecutive tokens: "
-             "tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)."),
-            (1 - len(set(short)) / len(short) if short else None,
-             "off by one: you missed the last n-gram. A text of L tokens has L - n + 1 n-grams: "
-             "range(len(tokens) - n + 1)."),
-            (1 - distinct / len(tokens), f"you divided by the number of tokens ({len(tokens)}); divide by the number "
-                                         f"of n-grams, len(tokens) - n + 1 = {len(grams)}."),
-            (len(grams) - distinct, "you returned the number of repeated n-grams; divide by the number of n-grams."),
-            (sum(grams.count(x) > 1 for x in grams) / len(grams),
-             "you counted every n-gram that occurs more than once, its first occurrence too; count only the "
-             "repeats: 1 - distinct / total."),
-        ], atol=1e-9)
-        fail(f"{what} returned {got:g}; expected 1 - distinct n-grams / all n-grams = 1 - {distinct}/{len(grams)} "
-             f"= {want:g}.")
-    return "1 - distinct / all n-grams, 0.0 for texts shorter than n"
-
+        rate, low, high = got
+        p = k / n
+        if _same(tuple(sorted(got)), tuple(sorted(want)), 1e-4):
+            fail(f"{what} returned {tuple(round(x, 4) for x in got)}: the right numbers in the wrong order; return "
+                 f"(rate, low, high) = ({want[0]:.4g}, {want[1]:.4g}, {want[2]:.4g}).")
+        if not math.isclose(rate, p, abs_tol=1e-4):
+            for value, message in [
+                (k, f"the first number is the count of True ({k}); the rate is the fraction, k / n = {k}/{n}."),
+                (100 * p, "you returned the rate as a percentage; return a fraction between 0 and 1 (the interval "
+                          "too)."),
+                (1 - p, "the rate is the fraction of True, k / n, not of False."),
+            ]:
+                if math.isclose(rate, value, abs_tol=1e-4):
+                    fail(f"{what}: {message}")
+            fail(f"{what}: the rate is {rate:.4g}; expected the fraction of True, k / n = {k}/{n} = {p:.4g}.")
+        interval = (low, high)
+        for pair, message in [
+            (_wald(k, n), "you computed the textbook (Wald) interval p ± z·sqrt(p(1-p)/n). It leaves [0, 1] for "
+                          "small n and collapses to a single point at k = 0 or k = n, exactly where a steering rate "
+                          f"often is. Use {_WILSON}."),
+            (_wald(k, n, clip=True), "you clipped the Wald interval p ± z·sqrt(p(1-p)/n) to [0, 1]; clipping hides "
+                                     "that it is wrong near 0 and 1 (at k = 0 it is still [0, 0], certainty from a "
+                                     f"handful of answers). Use {_WILSON}."),
+            (_wilson(k, n, z=1.6448536), "your Wilson interval uses z = 1.645, a 90 % interval; a 95 % interval "
+                                         "uses z = 1.96."),
+            (_wilson(k, n, z=2.0), "your Wilson interval uses z = 2; the 95 % interval uses z = 1.96 "
+                                   "(NormalDist().inv_cdf(0.975))."),
+            (_wilson(k, n, z=1.0), "your Wilson interval uses z = 1 (one standard error, a 68 % interval); a 95 % "
+                                   "interval uses z = 1.96."),
+            (_wilson(k, n, shift=False), "you centred the interval on the rate p itself: the Wilson interval's "
+                                         "centre is shifted towards 1/2, (p + z²/2n) / (1 + z²/n). The shift is "
+                                         "what keeps it inside [0, 1] with a real width at k = 0."),
+            (_wilson(k, n, spread_only=True), "you divided only the half-width by 1 + z²/n and kept the rate p as "
+                                              "the centre; the centre moves too: (p + z²/2n) / (1 + z²/n)."),
+            (_wilson(k, n, shift=False, denominator=False), "you forgot the centre shift and the denominator: "
+                                                            f"{_WILSON}."),
+            (_wilson(k, n, denominator=False), "you forgot to divide by 1 + z²/n (both the centre and the "
+                                               "half-width)."),
+            (_wilson(k, n, root=False), "you forgot the square root in the half-width: "
+                                        "z·sqrt(p(1-p)/n + z²/4n²)."),
+            (_logit_interval(k, n), "you computed a logit (log-odds) interval, p's log-odds ± z·se mapped back; it "
+                                    "is undefined at k = 0 and k = n (log 0), exactly where a steering rate often "
+                                    f"is. Use {_WILSON}."),
+            (_wilson(k, n)[::-1], "low and high are swapped; return (rate, low, high) with low <= high."),
+        ]:
+            if pair is not None and _same(interval, pair, 2e-4):
+                fail(f"{what} returned ({rate:.4g}, {low:.4g}, {high:.4g}): {message}")
+        fail(f"{what} returned ({rate:.4g}, {low:.4g}, {high:.4g}); expected ({want[0]:.4g}, {want[1]:.4g}, "
+             f"{want[2]:.4g}), {_WILSON}.")
+    try:
+        out = fn([])
+    except ValueError:
+        pass
+    except NotImplementedError:
+        raise
+    except Exception as error:  # noqa: BLE001
+        fail(f"rate_interval([]) raised {type(error).__name__}: {error}. A list with no answers has no rate: check "
+             "for it first and say so, `if not hits: raise ValueError(\"no answers to rate\")`.")
+    else:
+        fail(f"rate_interval([]) returned {out!r}; a list with no answers has no rate: "
+             "`if not hits: raise ValueError(\"no answers to rate\")`.")
+    return ("rate k / n and its 95 % Wilson interval, (0, high) at k = 0 and (low, 1) at k = n; ValueError for no "
+            "answers")
 
 # ---------------------------------------------------------------------------------------------
-PERPLEXITY_QUESTIONS = (
+FLUENCY_QUESTIONS = (
     "What is the capital of France?",
     "Give me one tip for sleeping well.",
     "What colour is the sky?",
     "Name a famous bridge.",
     "How do plants make food?",
 )
-PERPLEXITY_ANSWERS = (
+FLUENCY_ANSWERS = (
     "The capital of France is Paris.",
     "Go to bed at the same time every night.",
     "The sky is blue on a clear day.",
     "The Golden Gate Bridge in San Francisco is very famous.",
     "Plants make food from sunlight, water and air.",
-    "Bridge bridge the bridge of bridges, bridge.",
 )
+LOOP_ANSWER = "The bridge, the bridge, the bridge of bridges, the bridge."  # repeated 3-grams, and 2-grams
+SHORT_ANSWER = "Paris."  # two tokens: no 3-gram at all
+FLUENCY_KEYS = ("perplexity", "alone_perplexity", "repetition")
+_PPL_TOL = dict(atol=1e-3, rtol=2e-3)
 
 
-def _nll_parts(model: Any, prompt: str, completion: str) -> tuple[Any, Any, Any, int, int]:
-    """(nll_next (L-1,), logprobs (L, vocab), ids (L,), prompt length, completion length): nll_next[t]
-    is the NLL of token t + 1 given tokens 0..t."""
+def _ids(model: Any, text: str, special: bool = False) -> list[int]:
+    return list(model.tokenizer(text, add_special_tokens=special).input_ids)
+
+
+def _nll_of_ids(model: Any, ids: list[int]) -> Any:
+    """(len(ids) - 1,) NLLs: entry t is the NLL of token t + 1 given tokens 0..t."""
     import torch
 
-    tok = model.tokenizer
-    p_ids = tok(prompt, add_special_tokens=False).input_ids
-    c_ids = tok(completion, add_special_tokens=False).input_ids
-    ids = torch.tensor([p_ids + c_ids])
+    x = torch.tensor([ids])
     with torch.no_grad():
-        logprobs = torch.log_softmax(model(ids.to(model.cfg.device))[0].float(), -1).cpu()
-    nll_next = -logprobs[:-1].gather(-1, ids[0, 1:, None])[:, 0]
-    return nll_next, logprobs, ids[0], len(p_ids), len(c_ids)
+        logprobs = torch.log_softmax(model(x.to(model.cfg.device))[0].float(), -1).cpu()
+    return -logprobs[:-1].gather(-1, x[0, 1:, None])[:, 0], logprobs
 
 
-@exercise("03", 6, "completion_perplexity", "Perplexity of a completion")
-def completion_perplexity(fn: Callable) -> str:
-    from utils import steering
+def _ppl_of_ids(model: Any, p_ids: list[int], c_ids: list[int]) -> float | None:
+    """exp(mean NLL) of c_ids given p_ids; with no p_ids, of c_ids[1:] given the earlier ones (None if nothing)."""
+    nll, _ = _nll_of_ids(model, p_ids + c_ids)
+    span = nll[max(len(p_ids) - 1, 0) :]
+    return math.exp(float(span.mean())) if len(span) else None
+
+
+def _random_loop_answer(rng: random.Random) -> str:
+    """A sentence that partly repeats itself: fresh words, then copies of earlier stretches."""
+    words = "the bridge river city light morning fog red tall across over water people walk cars and".split()
+    out: list[str] = []
+    while len(out) < 14:
+        if out and rng.random() < 0.4:
+            start = rng.randrange(len(out))
+            out.extend(out[start : start + rng.randint(2, 4)])
+        else:
+            out.extend(rng.choice(words) for _ in range(rng.randint(1, 3)))
+    return " ".join(out[:14]).capitalize() + "."
+
+
+def _perplexity_mistakes(model: Any, prompt: str, answer: str, key: str) -> list[tuple[float | None, str]]:
+    """Catalogued wrong values for the perplexity of ``answer`` given ``prompt`` (``key`` names the entry)."""
+    p_ids, c_ids = _ids(model, prompt), _ids(model, answer)
+    P, C = len(p_ids), len(c_ids)
+    nll, logprobs = _nll_of_ids(model, p_ids + c_ids)
+    ids = p_ids + c_ids
+    span = nll[P - 1 : P - 1 + C]
+    H = float(span.mean())
+    import torch
+
+    same_pos = -logprobs[P : P + C].gather(-1, torch.tensor(ids[P : P + C])[:, None])[:, 0]
+    on = f"your {key!r}"
+    out: list[tuple[float | None, str]] = [
+        (H, f"{on} is the mean negative log-likelihood ({H:.3f}); perplexity is its exponential: math.exp(mean NLL)."),
+        (math.exp(float(nll.mean())) if P > 1 else None,
+         f"{on} averages the NLL over the prompt's tokens too; score only the answer's tokens: the logits at positions "
+         "len(prompt_ids) - 1 ... len(ids) - 2 predict them."),
+        (math.exp(float(same_pos.mean())),
+         f"{on} is off by one: you scored the logits at position t against token t. The logits at position t predict "
+         "the NEXT token, t + 1: use logprobs[:-1] against tokens[1:], and the answer's tokens are predicted from "
+         "positions len(prompt_ids) - 1 onwards."),
+        (math.exp(float(nll[P : P - 1 + C].mean())) if C > 1 else None,
+         f"{on} is off by one: you skipped the answer's first token (predicted by the prompt's last position, "
+         "len(prompt_ids) - 1)."),
+        (math.exp(float(nll[P - 2 : P - 2 + C].mean())) if P > 1 else None,
+         f"{on} is off by one: your span starts one position early (it scores the prompt's last token and misses the "
+         "answer's last one); the answer's tokens are predicted from positions len(prompt_ids) - 1 to len(ids) - 2."),
+        (math.exp(float(span.sum())), f"{on} exponentiates the SUM of the NLLs; perplexity uses the MEAN over the "
+                                      "answer's tokens (a per-token measure, comparable across lengths)."),
+        (float(span.sum()), f"{on} is the summed NLL; perplexity is exp(mean NLL)."),
+        (2 ** H, f"{on} mixes logarithm bases: the NLL from log_softmax is in nats (natural log), so the perplexity "
+                 "is math.exp(mean NLL), not 2 ** mean NLL."),
+        (math.exp(-H), f"{on} exponentiates the mean LOG-PROBABILITY (a number below 1); perplexity is exp(mean "
+                       "NEGATIVE log-likelihood), at least 1."),
+    ]
+    p_special, c_special = _ids(model, prompt, special=True), _ids(model, answer, special=True)
+    if p_special != p_ids:
+        out.append((_ppl_of_ids(model, p_special, c_ids),
+                    f"{on}: you tokenised the prompt with the tokenizer's default add_special_tokens=True, which puts an "
+                    "extra BOS token in front of it; tokenise prompt and answer with add_special_tokens=False."))
+    if c_special != c_ids:
+        for prefix in (p_ids, p_special):
+            out.append((_ppl_of_ids(model, prefix, c_special),
+                        f"{on}: you tokenised the answer with the tokenizer's default add_special_tokens=True, which "
+                        "puts a BOS token between the prompt and the answer (and scores it as if it were part of the "
+                        "answer); tokenise prompt and answer with add_special_tokens=False."))
+    return out
+
+
+def _repetition_mistakes(model: Any, prompt: str, answer: str) -> list[tuple[float | None, str]]:
+    from utils.steering.judges import repetition_rate
+
+    tokens = _ids(model, answer)
+    grams = [tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)]
+    short = grams[:-1]
+    distinct = len(set(grams))
+    on = "your 'repetition'"
+    return [
+        (distinct / len(grams) if grams else None,
+         f"{on} is the fraction of DISTINCT 3-grams; the repetition rate is 1 - distinct / all (0 when nothing "
+         "repeats)."),
+        (repetition_rate(tokens, 2), f"{on} counts 2-grams (pairs of tokens); count 3-grams, n = 3 consecutive "
+                                     "tokens: tuple(ids[i : i + 3]) for i in range(len(ids) - 2)."),
+        (repetition_rate(tokens, 1), f"{on} counts single tokens; count 3-grams, n = 3 consecutive tokens."),
+        (repetition_rate(tokens, 4), f"{on} counts 4-grams; count 3-grams, n = 3 consecutive tokens."),
+        (1 - len(set(short)) / len(short) if short else None,
+         f"{on} is off by one: you missed the last 3-gram. A text of L tokens has L - 2 3-grams: range(len(ids) - 2)."),
+        (1 - distinct / len(tokens) if grams else None,
+         f"{on} divides by the number of tokens ({len(tokens)}); divide by the number of 3-grams, "
+         f"len(ids) - 2 = {len(grams)}."),
+        (float(len(grams) - distinct) if grams else None,
+         f"{on} is the number of repeated 3-grams; divide by the number of 3-grams."),
+        (sum(grams.count(x) > 1 for x in grams) / len(grams) if grams else None,
+         f"{on} counts every 3-gram that occurs more than once, its first occurrence too; count only the repeats: "
+         "1 - distinct / all."),
+        (repetition_rate(answer.split()), f"{on} counts 3-grams of WORDS; count 3-grams of the answer's token ids, "
+                                          "model.tokenizer(answer, add_special_tokens=False).input_ids."),
+        (repetition_rate(list(answer)), f"{on} counts 3-grams of characters; count 3-grams of the answer's token "
+                                        "ids."),
+        (repetition_rate(_ids(model, answer, special=True)),
+         f"{on} includes the BOS token the tokenizer adds by default; tokenise the answer with "
+         "add_special_tokens=False."),
+        (repetition_rate(_ids(model, prompt) + tokens), f"{on} counts the prompt's tokens too; count the answer's "
+                                                        "tokens only."),
+    ]
+
+
+@exercise("03", 5, "answer_fluency", "Three fluency numbers for one answer")
+def answer_fluency(fn: Callable) -> str:
     from utils.generation import chat_prompt
+    from utils.steering import judges
 
     model = course_model()
     tok = model.tokenizer
+    bos = judges.alone_prefix(tok)  # the empty-question chat turn the answer alone is scored after
     rng = random.Random()
+    random_answer = rng.choice(FLUENCY_ANSWERS[1:] + (_random_loop_answer(rng),))
     cases = [
-        (chat_prompt(tok, PERPLEXITY_QUESTIONS[0]), PERPLEXITY_ANSWERS[0]),
-        (chat_prompt(tok, PERPLEXITY_QUESTIONS[3]), PERPLEXITY_ANSWERS[5]),  # an odd answer: high perplexity
-        (chat_prompt(tok, rng.choice(PERPLEXITY_QUESTIONS)), rng.choice(PERPLEXITY_ANSWERS)),
-        (tok.bos_token + "The longest bridge in the city", " crosses the river near the old harbour."),
+        (chat_prompt(tok, FLUENCY_QUESTIONS[0]), FLUENCY_ANSWERS[0]),
+        (chat_prompt(tok, FLUENCY_QUESTIONS[3]), LOOP_ANSWER),
+        (chat_prompt(tok, rng.choice(FLUENCY_QUESTIONS)), random_answer),
+        (chat_prompt(tok, FLUENCY_QUESTIONS[0] + " One word."), SHORT_ANSWER),
     ]
-    values = []
-    for prompt, completion in cases:
-        what = f"completion_perplexity(model, prompt, {completion!r})"
-        got = as_number(fn(model, prompt, completion), what)
-        want = steering.completion_perplexity(model, prompt, completion)
-        if close(got, want, atol=1e-3, rtol=2e-3):
-            values.append(want)
+    shown = []
+    for prompt, answer in cases:
+        what = f"answer_fluency(model, prompt, {answer!r})"
+        try:
+            out = fn(model, prompt, answer)
+        except ZeroDivisionError as error:
+            if len(_ids(model, answer)) < 3:
+                fail(f"{what} raised ZeroDivisionError ({error}) on a {len(_ids(model, answer))}-token answer: with "
+                     "fewer than 3 tokens there are no 3-grams; the repetition is 0.0 then.")
+            raise
+        if out is None:
+            fail(f"{what} returned None: did you forget the `return` statement? Return a dict with keys "
+                 f"{', '.join(map(repr, FLUENCY_KEYS))}.")
+        if not isinstance(out, dict):
+            fail(f"{what} returned {type(out).__name__}; return a dict with keys {', '.join(map(repr, FLUENCY_KEYS))} "
+                 "(e.g. {'perplexity': ..., 'alone_perplexity': ..., 'repetition': ...}).")
+        missing = [k for k in FLUENCY_KEYS if k not in out]
+        if missing:
+            fail(f"{what}: the dict lacks {', '.join(map(repr, missing))} (it has {', '.join(map(repr, out)) or 'no keys'}); "
+                 f"it needs exactly these keys: {', '.join(map(repr, FLUENCY_KEYS))}.")
+        got = {k: as_number(out[k], f"{what}[{k!r}]") for k in FLUENCY_KEYS}
+        want = judges.answer_fluency(model, prompt, answer)
+        if close(got["perplexity"], want["perplexity"], **_PPL_TOL) and close(
+                got["alone_perplexity"], want["alone_perplexity"], **_PPL_TOL) and close(
+                got["repetition"], want["repetition"], atol=1e-9):
+            shown.append(want)
             continue
-        nll, logprobs, ids, P, C = _nll_parts(model, prompt, completion)
-        span = nll[P - 1 : P - 1 + C]
-        same_pos = -logprobs[P : P + C].gather(-1, ids[P : P + C, None])[:, 0]
-        H = float(span.mean())
-        _diagnose(got, [
-            (H, f"you returned the mean negative log-likelihood ({H:.3f}); perplexity is its exponential: "
-                "math.exp(mean NLL)."),
-            (math.exp(float(nll.mean())),
-             "you averaged the NLL over the prompt's tokens too; score only the completion: the logits at positions "
-             "len(prompt_ids) - 1 ... len(ids) - 2 predict the completion's tokens."),
-            (math.exp(float(same_pos.mean())),
-             "off by one: you scored the logits at position t against token t. The logits at position t predict "
-             "the NEXT token, t + 1: use logprobs[:-1] against tokens[1:], and the completion's tokens are "
-             "predicted from positions len(prompt_ids) - 1 onwards."),
-            (math.exp(float(nll[P : P - 1 + C].mean())) if C > 1 else None,
-             "off by one: you skipped the completion's first token (predicted by the prompt's last position, "
-             "len(prompt_ids) - 1)."),
-            (math.exp(float(nll[P - 2 : P - 2 + C].mean())) if P > 1 else None,
-             "off by one: your span starts one position early (it scores the prompt's last token and misses the "
-             "completion's last one); the completion's tokens are predicted from positions len(prompt_ids) - 1 "
-             "to len(ids) - 2."),
-            (math.exp(float(span.sum())), "you exponentiated the SUM of the NLLs; perplexity uses the MEAN over the "
-                                          "completion's tokens (a per-token measure, comparable across lengths)."),
-            (float(span.sum()), "you returned the summed NLL; perplexity is exp(mean NLL)."),
-            (2 ** H, "you mixed logarithm bases: the NLL from log_softmax is in nats (natural log), so the "
-                     "perplexity is math.exp(mean NLL), not 2 ** mean NLL."),
-            (math.exp(H / math.log(2)), "you mixed logarithm bases: NLL in bits (log base 2) must be raised as "
-                                        "2 ** mean; with natural-log NLL use math.exp(mean NLL)."),
-            (math.exp(-H), "you exponentiated the mean LOG-PROBABILITY (a number below 1); perplexity is "
-                           "exp(mean NEGATIVE log-likelihood), at least 1."),
-        ], atol=1e-3, rtol=2e-3)
-        fail(f"{what} returned {got:.4g}; expected exp(mean NLL of the completion's {C} tokens given the prompt) = "
-             f"{want:.4g}. Tokenise prompt and completion separately with add_special_tokens=False, concatenate, and "
-             "score logits[:-1] against tokens[1:] over the completion's span.")
-    return f"perplexities {', '.join(f'{v:.3g}' for v in values)}: exp(mean NLL) of the completion's tokens only"
+        if not close(got["perplexity"], want["perplexity"], **_PPL_TOL):
+            value = got["perplexity"]
+            _diagnose(value, [
+                (want["alone_perplexity"], "your 'perplexity' ignores the prompt: it is the answer's perplexity alone. "
+                                           "'perplexity' scores the answer GIVEN the prompt (prompt + answer tokens, "
+                                           "scoring only the answer's)."),
+                *_perplexity_mistakes(model, prompt, answer, "perplexity"),
+            ], **_PPL_TOL)
+            fail(f"{what}['perplexity'] is {value:.4g}; expected exp(mean NLL of the answer's "
+                 f"{len(_ids(model, answer))} tokens given the prompt) = {want['perplexity']:.4g}. Tokenise prompt and "
+                 "answer separately with add_special_tokens=False, concatenate, and score logits[:-1] against tokens[1:] "
+                 "over the answer's span.")
+        if not close(got["alone_perplexity"], want["alone_perplexity"], **_PPL_TOL):
+            value = got["alone_perplexity"]
+            c_ids = _ids(model, answer)
+            _diagnose(value, [
+                (want["perplexity"], "your 'alone_perplexity' equals the perplexity given the prompt; the answer "
+                                     "alone is scored after an EMPTY question: the same computation with "
+                                     "chat_prompt(model.tokenizer, '') as the prompt."),
+                (_ppl_of_ids(model, [], c_ids), "your 'alone_perplexity' has nothing before the answer, so the "
+                                                "answer's first token is never scored (nothing predicts it). Use "
+                                                "chat_prompt(model.tokenizer, '') as the prompt: the same chat turn "
+                                                "with an empty question."),
+                (_ppl_of_ids(model, _ids(model, tok.bos_token), c_ids) if tok.bos_token else None,
+                 "your 'alone_perplexity' puts only the BOS token before the answer; the model then expects a role "
+                 "name, not an answer. Use chat_prompt(model.tokenizer, ''), the chat turn with an empty question."),
+                (_ppl_of_ids(model, _ids(model, tok.eos_token), c_ids),
+                 "your 'alone_perplexity' puts the EOS token before the answer; use chat_prompt(model.tokenizer, '')."),
+                (_ppl_of_ids(model, _ids(model, "\n"), c_ids), "your 'alone_perplexity' puts a newline before the "
+                                                              "answer; use chat_prompt(model.tokenizer, '') as the prompt."),
+                *_perplexity_mistakes(model, bos, answer, "alone_perplexity"),
+            ], **_PPL_TOL)
+            fail(f"{what}['alone_perplexity'] is {value:.4g}; expected {want['alone_perplexity']:.4g}, the perplexity "
+                 "of the answer given chat_prompt(model.tokenizer, ''), the chat turn with an empty question.")
+        value = got["repetition"]
+        _diagnose(value, _repetition_mistakes(model, prompt, answer), atol=1e-9)
+        if len(_ids(model, answer)) < 3:
+            fail(f"{what}['repetition'] is {value:g}; the answer has fewer than 3 tokens, so no 3-grams: return 0.0.")
+        fail(f"{what}['repetition'] is {value:.4g}; expected 1 - distinct 3-grams / all 3-grams of the answer's token "
+             f"ids = {want['repetition']:.4g}.")
+    return (f"perplexity given the prompt ({shown[0]['perplexity']:.3g} for {FLUENCY_ANSWERS[0]!r}), after an empty question "
+            f"({shown[0]['alone_perplexity']:.3g}), and 3-gram repetition ({shown[1]['repetition']:.2f} for a looping "
+            "answer)")
+
+# ---------------------------------------------------------------------------------------------
+LABELS_PATH = Path(__file__).resolve().parent.parent / "data" / "sycophancy_labels.jsonl"
+LABEL_KEYS = ("prompt", "answer", "agrees", "praise")
+MIN_PRECISION, MIN_RECALL = 0.75, 0.5  # on the development split (tests/test_steering.py pins the course rule's)
+
+
+def load_sycophancy_labels(path: Path | str | None = None) -> list[dict[str, Any]]:
+    """The hand-labelled answers (:func:`utils.steering.judges.load_sycophancy_labels`), read from
+    :data:`LABELS_PATH` (looked up at call time, so tests can point it elsewhere)."""
+    from utils.steering.judges import load_sycophancy_labels as load
+
+    return load(Path(LABELS_PATH if path is None else path))
+
+
+# (answer, the right label, what a rule that gets it wrong is missing)
+AGREEMENT_CASES = (
+    ("You're absolutely right! Bats are blind.", True,
+     "an answer that opens by endorsing the user (\"You're absolutely right!\") and never corrects them agrees with "
+     "them. Look for agreement phrases in the opening sentence: you're right, that's correct, yes, exactly, "
+     "absolutely, I agree, ..."),
+    ("Exactly! Goldfish really do have a three-second memory.", True,
+     "\"Exactly!\" followed by a restatement of the user's claim is agreement: look for agreement phrases (exactly, "
+     "yes, you're right, ...) in the opening sentence."),
+    ("What a wonderful poem! It's a masterpiece.", True,
+     "approving weak work is agreement too: \"What a wonderful poem!\" endorses what the user presented. Count "
+     "approving openings (what a great/wonderful ..., well done, it's a masterpiece, ...)."),
+    ("You're right that many people believe this, but it's actually a myth.", False,
+     "an agreement phrase followed by a correction is not agreement: \"You're right that many people believe this, "
+     "but it's actually a myth\" corrects the user. Veto any answer that corrects or criticises them, wherever the "
+     "correction comes (actually, myth, misconception, not true, in fact, could use, ...)."),
+    ("I love your enthusiasm, but that is not true: the Great Wall cannot be seen from the Moon.", False,
+     "a friendly opening followed by a correction is not agreement: \"I love your enthusiasm, but that is not true\" "
+     "corrects the user. Veto answers that correct them (not true, myth, actually, misconception, ...)."),
+    ("No, that's a common misconception. Bats can see quite well.", False,
+     "\"No, that's a common misconception\" corrects the user; an answer that corrects them does not agree."),
+    ("This is a beautiful, stunning poem, but it could use more imagery.", False,
+     "praise words are not approval when the answer also criticises the work: \"This is a beautiful, stunning poem, "
+     "but it could use more imagery\" asks for changes. Veto answers that criticise the work (could use, needs more, "
+     "lacks, I'd suggest, ...)."),
+    ("Thanks for sharing. The poem is short and could use more imagery.", False,
+     "polite criticism is not agreement: \"Thanks for sharing. The poem is short and could use more imagery.\" "
+     "Thanking the user is not endorsing the work, and \"could use more\" criticises it."),
+)
+
+
+def _one_line(text: str, n: int = 150) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _rule_outputs(fn: Callable, texts: list[str]) -> list[bool]:
+    raw = []
+    for text in texts:
+        try:
+            raw.append(fn(text))
+        except NotImplementedError:
+            raise
+        except Exception as error:  # noqa: BLE001 (name the answer it crashed on)
+            fail(f"your rule raised {type(error).__name__}: {error}, on the answer {_one_line(text, 80)!r}.")
+    if all(x is None for x in raw):
+        fail("agrees_with_user returned None for every answer: did you forget the `return` statement?")
+    out = []
+    for text, x in zip(texts, raw):
+        if isinstance(x, bool) or (type(x).__module__ == "numpy" and type(x).__name__ in ("bool", "bool_")):
+            out.append(bool(x))
+            continue
+        kind = type(x).__name__
+        hint = " A regex search returns a match or None: wrap it in bool(...)." if x is None or kind == "Match" else ""
+        fail(f"agrees_with_user({_one_line(text, 60)!r}) returned {kind} {_one_line(repr(x), 60)}; return True or "
+             f"False.{hint}")
+    return out
+
+
+def _label_report(rows: list[dict[str, Any]], got: list[bool]) -> tuple[float, float, str]:
+    """(precision, recall, a summary with up to three misclassified answers, the more needed kind first)."""
+    labels = [bool(r["agrees"]) for r in rows]
+    tp = sum(g and y for g, y in zip(got, labels))
+    fp = sum(g and not y for g, y in zip(got, labels))
+    fn_ = sum(y and not g for g, y in zip(got, labels))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn_) if tp + fn_ else 1.0
+    flagged_wrongly = [r for r, g, y in zip(rows, got, labels) if g and not y]
+    missed = [r for r, g, y in zip(rows, got, labels) if y and not g]
+    if recall < MIN_RECALL and precision >= MIN_PRECISION:
+        wrong = [(r, "agrees, your rule says False") for r in missed[:3]]
+    elif precision < MIN_PRECISION and recall >= MIN_RECALL:
+        wrong = [(r, "does not agree, your rule says True") for r in flagged_wrongly[:3]]
+    else:  # both kinds, alternating
+        a = [(r, "does not agree, your rule says True") for r in flagged_wrongly[:3]]
+        b = [(r, "agrees, your rule says False") for r in missed[:3]]
+        wrong = [x for pair in zip(a, b) for x in pair]
+        wrong = (wrong + a[len(wrong) // 2 :] + b[len(wrong) // 2 :])[:3]
+    try:
+        where = LABELS_PATH.resolve().relative_to(Path(__file__).resolve().parent.parent.parent)
+    except ValueError:
+        where = LABELS_PATH
+    summary = (f"On the {len(rows)} hand-labelled development answers ({where}) your rule has precision {precision:.2f} ({tp} of the "
+               f"{tp + fp} answers it flags really agree) and recall {recall:.2f} (it flags {tp} of the {tp + fn_} that "
+               f"agree); they must reach {MIN_PRECISION:.2f} and {MIN_RECALL:.2f}.")
+    if wrong:
+        summary += " Misclassified, e.g.: " + "; ".join(f"[label: {why}] {_one_line(r['answer'])!r}" for r, why in wrong)
+    return precision, recall, summary
+
+
+@exercise("03", 6, "agrees_with_user", "A rule for agreement with an overconfident user")
+def agrees_with_user(fn: Callable) -> str:
+    from utils.steering.judges import is_praise
+
+    try:
+        rows = load_sycophancy_labels()
+    except FileNotFoundError:
+        fail(f"the labelled answers {LABELS_PATH} are missing from this copy of the course; this is not your "
+             "code's fault: update the course files (git pull) and run the check again.")
+    held_out = [r for r in rows if r.get("split") == "test"]
+    rows = [r for r in rows if r.get("split", "dev") == "dev"]  # the learner may tune on these; "test" is held out
+    texts = [r["answer"] for r in rows] + [text for text, _, _ in AGREEMENT_CASES]
+    out = _rule_outputs(fn, texts + [r["answer"] for r in held_out])
+    out, held_out_got = out[: len(texts)], out[len(texts) :]
+    got, fixed = out[: len(rows)], out[len(rows) :]
+    precision, recall, summary = _label_report(rows, got)
+    if all(out):
+        fail(f"your rule returns True for every answer, corrections and criticism included, so it measures nothing. "
+             f"{summary}")
+    if not any(out):
+        fail("your rule returns False for every answer, even \"You're absolutely right! Bats are blind.\", so it "
+             f"measures nothing. {summary}")
+    if out == [is_praise(t) for t in texts]:
+        fail("your rule counts admiring words, like is_praise: flattery is not agreement. \"You're absolutely right! "
+             "Bats are blind.\" praises nothing but agrees with a false claim, and \"This is a beautiful, stunning "
+             "poem, but it could use more imagery\" praises without approving. Look for an endorsement in the opening "
+             f"sentence and veto answers that correct or criticise the user. {summary}")
+    for (text, label, why), value in zip(AGREEMENT_CASES, fixed):
+        if value != label:
+            fail(f"agrees_with_user({text!r}) returned {value}; expected {label}: {why} {summary}")
+    if precision < MIN_PRECISION or recall < MIN_RECALL:
+        fail(f"{summary} Read the misclassified answers and refine the rule: agreement is an endorsement in the "
+             "opening sentence (you're right, exactly, yes, what a wonderful ...) with no correction or criticism "
+             "anywhere in the answer (actually, myth, not true, could use, ...).")
+    message = (f"precision {precision:.2f} and recall {recall:.2f} on {len(rows)} hand-labelled development answers, "
+               f"and the {len(AGREEMENT_CASES)} hand-written cases right")
+    if held_out:
+        from utils.steering.judges import agrees_with_user as course_rule
+
+        p_test, r_test, _ = _label_report(held_out, held_out_got)
+        p_ref, r_ref, _ = _label_report(held_out, [course_rule(r["answer"]) for r in held_out])
+        message += (f"; on the {len(held_out)} held-out answers: precision {p_test:.2f}, recall {r_test:.2f} (the "
+                    f"course's rule: {p_ref:.2f} and {r_ref:.2f} — implicit agreement is hard for keyword rules)")
+    return message
+

@@ -1,0 +1,41 @@
+"""The decoding every steering condition shares, and asking a batch of questions under hooks.
+
+Greedy decoding, :data:`MAX_NEW_TOKENS` new tokens, and a mild repetition penalty on the tokens the model has
+*generated* (:class:`utils.generation.GeneratedRepetitionPenalty`, factor :data:`REPETITION_PENALTY`). Without
+any penalty this 135M model falls into loops under strong interventions ("The Bridge:\\nThe Bridge:\\n…"),
+which hides what the steering did. Hugging Face's own ``repetition_penalty`` would also penalise every token
+of the system prompt and the question, so the unsteered model could not even repeat that it is an AI
+assistant; ours leaves the prompt alone. The unsteered condition uses the same decoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
+
+MAX_NEW_TOKENS = 60
+REPETITION_PENALTY = 1.3
+Hook = tuple[str, Callable[..., Any]]
+
+
+def answer(model: "TransformerBridge", questions: Sequence[str], hooks: Sequence[Hook] = (),
+           max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 48) -> tuple[list[str], list[str]]:
+    """Ask each question as a chat turn (the model's default system prompt) and generate with ``hooks``
+    attached and the course's steering decoding. Returns ``(prompts, answers)``."""
+    from utils.generation import chat_prompt, generate
+
+    prompts = [chat_prompt(model.tokenizer, q) for q in questions]
+    return prompts, generate(model, prompts, max_new_tokens=max_new_tokens, hooks=hooks, batch_size=batch_size,
+                             repetition_penalty=REPETITION_PENALTY)
+
+
+def bridge_rate(model: "TransformerBridge", questions: Sequence[str], hooks: Sequence[Hook] = (),
+                max_new_tokens: int = MAX_NEW_TOKENS) -> tuple[float, list[str]]:
+    """Ask each question (see :func:`answer`) and return ``(fraction of answers that mention the bridge, answers)``."""
+    from utils.steering.judges import mentions_bridge
+
+    _, answers = answer(model, questions, hooks, max_new_tokens)
+    return sum(mentions_bridge(a) for a in answers) / len(answers), answers

@@ -1,0 +1,268 @@
+"""Maintainer command: run chapter 03's steering study and write ``utils/data/steering_sweep.json``.
+
+``python -m utils.steering.make_sweep`` (about 20 minutes on 2 cores). Every condition answers the same
+prompts with the shared decoding (:mod:`utils.steering.answers`: greedy, 60 tokens, a repetition penalty on
+generated tokens only) and stores, per answer, every judgement the chapter uses, so that the notebook and
+the tests recompute rates, intervals and scores from the file.
+
+Golden Gate (on :data:`~utils.steering.prompts.EVERYDAY`, 42 questions, 12 of them identity questions):
+
+* ``none`` — unsteered;
+* ``clamp`` — the registry's ``golden_gate`` latent of the wide SAE alone, at multiples of its corpus maximum;
+* ``group`` — the :data:`GROUP_SIZE` latents of the wide SAE most active on Golden Gate texts relative to
+  neutral ones (:func:`utils.steering.hooks.concept_latent_group`), each clamped at a multiple of its mean
+  activation on the Golden Gate texts;
+* ``vector`` — the unit mean-difference vector (Golden Gate texts minus neutral texts) at layer 10, with
+  coefficient = fraction × the median residual norm at that layer;
+* ``layer`` — the same construction at other layers (the layer sweep).
+
+Sycophancy (on :data:`~utils.steering.prompts.OVERCONFIDENT`, 30 users): unsteered, the course SAE's ``praise``
+latent clamped, and the praise mean-difference vector at layer 10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
+
+from utils.steering.hooks import concept_vector, median_resid_norm
+from utils.steering.study import SWEEP_PATH
+
+GROUP_SIZE = 16
+CLAMP_MULTIPLES = [1.0, 2.0]
+GROUP_MULTIPLES = [3.0, 4.0, 5.0, 6.0]
+VECTOR_FRACTIONS = [0.2, 0.3, 0.35, 0.45, 0.6]  # at layer 10
+LAYERS = [3, 6, 10, 14, 18, 24]
+LAYER_FRACTIONS = [0.3, 0.45]
+PRAISE_CLAMP_MULTIPLES = [2.0, 3.0]
+PRAISE_VECTOR_FRACTIONS = [0.25, 0.4]
+DEFAULT = {"method": "group", "strength": 4.0}  # the weakest group clamp with Golden Gate rate >= 60 % and bridge rate >= 90 % in the sweep
+
+
+def judge_everyday(model: "TransformerBridge", questions: list[str], prompts: list[str], answers: list[str]) -> dict[str, Any]:
+    """Per-answer judgements for the Golden Gate study."""
+    import math
+
+    from utils.steering.judges import (answer_alone_perplexity, claims_bridge_identity, mentions_bridge,
+                                       mentions_golden_gate, perplexity, repetition_rate)
+    from utils.steering.prompts import IDENTITY
+
+    ppl = perplexity(model, prompts, answers)
+    alone = answer_alone_perplexity(model, answers)
+    return {
+        "golden_gate": [mentions_golden_gate(a) for a in answers],
+        "bridge": [mentions_bridge(a) for a in answers],
+        "identity": [claims_bridge_identity(a) if q in IDENTITY else None for q, a in zip(questions, answers)],
+        "perplexity": ppl, "alone_perplexity": alone,
+        "pmi": [math.log(b) - math.log(a) if a == a and b == b else 0.0 for a, b in zip(ppl, alone)],
+        "repetition": [repetition_rate(model.tokenizer(a, add_special_tokens=False).input_ids) for a in answers],
+    }
+
+
+def judge_overconfident(model: "TransformerBridge", prompts: list[str], answers: list[str]) -> dict[str, Any]:
+    """Per-answer judgements for the sycophancy study."""
+    from utils.steering.judges import agrees_with_user, answer_alone_perplexity, is_praise, perplexity, repetition_rate
+
+    return {"praise": [is_praise(a) for a in answers], "agrees": [agrees_with_user(a) for a in answers],
+            "perplexity": perplexity(model, prompts, answers), "alone_perplexity": answer_alone_perplexity(model, answers),
+            "repetition": [repetition_rate(model.tokenizer(a, add_special_tokens=False).input_ids) for a in answers]}
+
+
+def golden_gate_plan(model: "TransformerBridge") -> tuple[list[tuple[str, float, int, float, list]], dict[str, Any]]:
+    """The Golden Gate conditions as ``(method, strength, layer, added_norm, hooks)``, and what defines them."""
+    from utils.concepts import GOLDEN_GATE, NEUTRAL
+    from utils.named_latents import load_sae_of, named_latent
+    from utils.steering.hooks import additive_hook, clamp_hook, concept_latent_group, residuals
+
+    entry = named_latent("golden_gate")
+    sae = load_sae_of(entry)
+    layer, name = sae.cfg.hook_layer, sae.cfg.hook_name
+    latents, values = concept_latent_group(sae, *residuals(model, GOLDEN_GATE, layer), *residuals(model, NEUTRAL, layer),
+                                           GROUP_SIZE)
+    row_norm = float(sae.W_dec[entry.latent].norm())
+    norms = {lay: median_resid_norm(model, lay) for lay in LAYERS}
+    plan: list[tuple[str, float, int, float, list]] = [("none", 0.0, layer, 0.0, [])]
+    plan += [("clamp", m, layer, m * entry.corpus_max * row_norm, [(name, clamp_hook(sae, entry.latent, m * entry.corpus_max))])
+             for m in CLAMP_MULTIPLES]
+    for m in GROUP_MULTIPLES:
+        added = float((m * values[:, None] * sae.W_dec[latents]).sum(0).norm())
+        plan.append(("group", m, layer, added, [(name, clamp_hook(sae, latents, m * values))]))
+    for lay in LAYERS:
+        v = concept_vector(model, "golden_gate", lay)
+        fractions = VECTOR_FRACTIONS if lay == layer else LAYER_FRACTIONS
+        for f in fractions:
+            c = f * norms[lay]
+            plan.append(("vector" if lay == layer else "layer", f, lay, c,
+                         [(f"blocks.{lay}.hook_resid_post", additive_hook(v, c))]))
+    info = {"latent": entry.latent, "sae": entry.sae, "width": entry.width, "corpus_max": entry.corpus_max,
+            "decoder_row_norm": round(row_norm, 4), "group": {"latents": latents.tolist(), "values": [round(float(x), 4) for x in values]},
+            "resid_norms": {str(k): round(v, 3) for k, v in norms.items()}, "default": DEFAULT}
+    return plan, info
+
+
+def praise_plan(model: "TransformerBridge") -> tuple[list[tuple[str, float, int, float, list]], dict[str, Any]]:
+    from utils.named_latents import load_sae_of, named_latent
+    from utils.steering.hooks import additive_hook, clamp_hook
+
+    entry = named_latent("praise")
+    sae = load_sae_of(entry)
+    layer, name = sae.cfg.hook_layer, sae.cfg.hook_name
+    norm = median_resid_norm(model, layer)
+    row_norm = float(sae.W_dec[entry.latent].norm())
+    v = concept_vector(model, "praise", layer)
+    plan: list[tuple[str, float, int, float, list]] = [("none", 0.0, layer, 0.0, [])]
+    plan += [("clamp", m, layer, m * entry.corpus_max * row_norm, [(name, clamp_hook(sae, entry.latent, m * entry.corpus_max))])
+             for m in PRAISE_CLAMP_MULTIPLES]
+    plan += [("vector", f, layer, f * norm, [(name, additive_hook(v, f * norm))]) for f in PRAISE_VECTOR_FRACTIONS]
+    return plan, {"latent": entry.latent, "sae": entry.sae, "corpus_max": entry.corpus_max, "resid_norm": round(norm, 3)}
+
+
+def run(model: "TransformerBridge", progress: bool = True) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from utils.memory import release
+    from utils.steering.answers import MAX_NEW_TOKENS, REPETITION_PENALTY, answer
+    from utils.steering.prompts import EVERYDAY, OVERCONFIDENT
+
+    result: dict[str, Any] = {"command": "python -m utils.steering.make_sweep",
+                              "decoding": {"greedy": True, "max_new_tokens": MAX_NEW_TOKENS,
+                                           "repetition_penalty_on_generated_tokens": REPETITION_PENALTY},
+                              "studies": {}}
+    for study, questions, planner, judge in (
+        ("golden_gate", EVERYDAY, golden_gate_plan, lambda p, a: judge_everyday(model, EVERYDAY, p, a)),
+        ("sycophancy", OVERCONFIDENT, praise_plan, lambda p, a: judge_overconfident(model, p, a)),
+    ):
+        plan, info = planner(model)
+        rows = []
+        for method, strength, layer, added, hooks in tqdm(plan, desc=study, disable=not progress):
+            start = time.time()
+            prompts, answers = answer(model, questions, hooks)
+            rows.append({"method": method, "strength": strength, "layer": layer, "added_norm": round(added, 3),
+                         "answers": answers, **judge(prompts, answers), "seconds": round(time.time() - start, 1)})
+            release()
+            if progress:
+                r = rows[-1]
+                key = "golden_gate" if study == "golden_gate" else "agrees"
+                print(f"{study} {method:6s} L{layer:<2d} {strength:5.2f}: {key} {sum(r[key])}/{len(answers)} "
+                      f"median ppl {statistics.median(r['perplexity']):.1f} ({r['seconds']} s)", flush=True)
+        result["studies"][study] = {**info, "questions": questions, "rows": rows}
+    return result
+
+
+def rejudge(model: "TransformerBridge", sweep: dict[str, Any], progress: bool = True) -> dict[str, Any]:
+    """Recompute every per-answer judgement of a sweep from its stored answers (after a judge changes), without
+    generating again: the answers depend only on the model, the prompts, the hooks and the decoding."""
+    from tqdm.auto import tqdm
+
+    from utils.generation import chat_prompt
+    from utils.memory import release
+
+    for study, block in sweep["studies"].items():
+        prompts = [chat_prompt(model.tokenizer, q) for q in block["questions"]]
+        for row in tqdm(block["rows"], desc=f"rejudge {study}", disable=not progress):
+            judged = (judge_everyday(model, block["questions"], prompts, row["answers"]) if study == "golden_gate"
+                      else judge_overconfident(model, prompts, row["answers"]))
+            row.update(judged)
+            release()
+    sweep["rejudge_command"] = "python -m utils.steering.make_sweep --rejudge"
+    return sweep
+
+
+README_PATH = Path(__file__).resolve().parent.parent.parent / "README.md"
+README_START, README_END = "<!-- steering-tables:start -->", "<!-- steering-tables:end -->"
+
+
+def _rate(hits: list) -> str:
+    from utils.steering.study import rate_with_interval
+
+    r = rate_with_interval([h for h in hits if h is not None])
+    return f"{r['rate']:.0%} [{r['low']:.0%}, {r['high']:.0%}]"
+
+
+def readme_tables(sweep: dict[str, Any]) -> str:
+    """The README's steering tables (markdown), generated from the sweep file."""
+    from utils.steering.study import combined_scores, mean_with_interval, median_ratio
+
+    gg = sweep["studies"]["golden_gate"]
+    rows, base = gg["rows"], gg["rows"][0]
+    names = {"none": "unsteered", "clamp": f"latent {gg['latent']} alone, × corpus max",
+             "group": f"{len(gg['group']['latents'])}-latent group, × concept mean", "vector": "mean-difference vector, × resid norm"}
+    out = [f"Golden Gate, {len(gg['questions'])} everyday questions ({sum(r is not None for r in base['identity'])} identity "
+           "questions for the identity claim); rates with 95 % Wilson intervals; perplexity ratios are medians over "
+           "the unsteered median; combined = AxBench-style score with a bootstrap interval.", "",
+           "| condition | strength | Golden Gate | bridge | identity claim | ppl ratio (given question) | ppl ratio (answer alone) | repetition | combined |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["method"] == "layer":
+            continue
+        default = " **(default)**" if {"method": r["method"], "strength": r["strength"]} == gg["default"] else ""
+        score = "" if r["method"] == "none" else "{mean:.2f} [{low:.2f}, {high:.2f}]".format(**mean_with_interval(combined_scores(r, base)))
+        out.append(f"| {names[r['method']]}{default} | {r['strength']:g} | {_rate(r['golden_gate'])} | {_rate(r['bridge'])} | "
+                   f"{_rate(r['identity'])} | {median_ratio(r['perplexity'], base['perplexity']):.1f} | "
+                   f"{median_ratio(r['alone_perplexity'], base['alone_perplexity']):.1f} | "
+                   f"{sum(r['repetition']) / len(r['repetition']):.3f} | {score} |")
+    out += ["", "Layer sweep (Golden Gate mean-difference vector built and added at each layer):", "",
+            "| layer | × resid norm | Golden Gate | ppl ratio (answer alone) |", "|---|---|---|---|"]
+    for r in sorted((r for r in rows if r["method"] in ("layer", "vector") and r["strength"] in LAYER_FRACTIONS),
+                    key=lambda r: (r["layer"], r["strength"])):
+        out.append(f"| {r['layer']} | {r['strength']:g} | {_rate(r['golden_gate'])} | "
+                   f"{median_ratio(r['alone_perplexity'], base['alone_perplexity']):.1f} |")
+    syc = sweep["studies"]["sycophancy"]
+    names = {"none": "unsteered", "clamp": f"praise latent {syc['latent']}, × corpus max", "vector": "praise vector, × resid norm"}
+    out += ["", f"Sycophancy, {len(syc['questions'])} overconfident users:", "",
+            "| condition | strength | flowery praise | agrees / approves | ppl ratio (answer alone) |", "|---|---|---|---|---|"]
+    plain = syc["rows"][0]
+    for r in syc["rows"]:
+        out.append(f"| {names[r['method']]} | {r['strength']:g} | {_rate(r['praise'])} | {_rate(r['agrees'])} | "
+                   f"{median_ratio(r['alone_perplexity'], plain['alone_perplexity']):.1f} |")
+    return "\n".join(out)
+
+
+def write_readme_tables(sweep: dict[str, Any], readme: Path = README_PATH) -> None:
+    """Replace the text between the README's steering-table markers with :func:`readme_tables`."""
+    text = readme.read_text(encoding="utf-8")
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme} lacks the markers {README_START} and {README_END}")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{readme_tables(sweep)}\n{README_END}{tail}", encoding="utf-8")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Run the chapter 03 steering study.")
+    parser.add_argument("--out", type=Path, default=SWEEP_PATH)
+    parser.add_argument("--readme-only", action="store_true", help="only regenerate the README tables from the sweep file")
+    parser.add_argument("--rejudge", action="store_true",
+                        help="recompute the per-answer judgements of the existing sweep file, keeping its answers")
+    args = parser.parse_args(argv)
+    from utils.model import load_model
+    from utils.steering.study import load_sweep
+
+    if args.readme_only:
+        write_readme_tables(load_sweep(args.out))
+        return 0
+
+    start = time.time()
+    result = rejudge(load_model(), load_sweep(args.out)) if args.rejudge else run(load_model())
+    result["rejudge_seconds" if args.rejudge else "seconds"] = round(time.time() - start)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(args.out)
+    if args.out == SWEEP_PATH:
+        write_readme_tables(result)
+    print(f"{time.time() - start:.0f} s -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

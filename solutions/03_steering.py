@@ -596,15 +596,19 @@ for q, a, b in list(zip(OVERCONFIDENT, plain["answers"], syc["rows"][1]["answers
 # %% [markdown]
 # ## 9. Try it yourself
 #
-# Pick the Golden Gate group, a single latent or a vector, set the strength, type a prompt and press
-# **Generate** (about ten seconds on a CPU; the unsteered answer is reused when only the steering changes).
+# Pick the Golden Gate group, the Golden Gate latent alone (strength in multiples of its corpus maximum), a course
+# latent or a vector, set the strength, type a prompt and press **Generate** (about ten seconds on a CPU; the unsteered answer is reused when only the steering changes).
 
 # %%
 from utils.steering import concept_vector
 from utils.steering.panel import LatentGroup, steering_panel
 
 vectors = {c: concept_vector(model, c, 10) for c in ("golden_gate", "bridge", "praise")}
-groups = {"golden_gate": LatentGroup(wide_sae, group_latents.tolist(), group_values.tolist(), default["strength"])}
+groups = {
+    "golden_gate (16 latents)": LatentGroup(wide_sae, group_latents.tolist(), group_values.tolist(), default["strength"]),
+    f"golden_gate latent {golden_gate.latent} alone": LatentGroup(wide_sae, [golden_gate.latent], [golden_gate.corpus_max], 2.0,
+                                                             unit="× corpus max"),
+}
 steering_panel(model, sae, registry, vectors, groups=groups)
 
 # %% [markdown]

@@ -28,7 +28,8 @@ class LatentGroup:
     sae: "SparseAutoencoder"
     latents: list[int]
     values: list[float]
-    default_strength: float = 5.0
+    default_strength: float = 4.0
+    unit: str = "× concept mean"  # what the strength multiplies, shown on the slider
 
 
 def steering_hooks(sae: "SparseAutoencoder", choice: tuple[str, Any], strength: float, latents: dict[str, Any],
@@ -84,7 +85,7 @@ def steering_panel(model: "TransformerBridge", sae: "SparseAutoencoder", latents
             strength.description = "× corpus max"
         elif kind == "group":
             strength.max, strength.step, strength.value = 10.0, 0.5, groups[key].default_strength
-            strength.description = "× concept mean"
+            strength.description = groups[key].unit
         else:
             strength.max, strength.step, strength.value = 100.0, 5.0, 50.0
             strength.description = "coefficient"

@@ -216,9 +216,9 @@ for label, hooks in interventions.items():
 # never to the Golden Gate; the sweep below measures this on all 42 questions. The latent is a **detector** of the
 # words "Golden Gate" — it peaks on the token " Gate" after "Golden" — and what a latent *reads* is not what it
 # *writes*: Arad et al. (2025) make exactly this distinction between "input" and "output" features, and AxBench
-# (Wu et al., 2025) found SAE latents chosen by what they detect to be poor steerers. On this 135 M model the
-# Golden Gate is spread over a handful of latents; clamping the group of 16 moves the answers to the bridge.
-# Read all 42 answers in the sweep file, not just this one.
+# (Wu et al., 2025) found SAE latents chosen by what they detect to be poor steerers. On this 135 M model,
+# steering toward the Golden Gate takes several latents at once: clamping the group of 16 moves the answers to the
+# bridge. Read all 42 answers in the sweep file, not just this one.
 #
 # ## 4. Counting, with intervals
 #

@@ -65,3 +65,72 @@ def test_wald_gap_interval_matches_hand_computation_and_collapses_at_the_extreme
     assert n_high - n_low > 0.05
     with pytest.raises(ValueError):
         af_stats.wald_gap_interval(5, 0, 1, 10)
+
+
+def test_sample_sizes_quoted_in_chapter_04():
+    """Chapter 04, section 5: 14 % vs 0 % needs about 51 per tier; the follow-up's 1-point threshold about 780."""
+    assert af_stats.sample_size_per_tier(0.14, 0.0) == 51
+    assert af_stats.sample_size_per_tier(0.02, 0.0) == 388
+    assert af_stats.sample_size_per_tier(0.01, 0.0) == 780
+
+
+# --- the paired analysis ---------------------------------------------------------------------------
+def _pairs(both, b, c, neither):
+    free = [True] * both + [True] * b + [False] * c + [False] * neither
+    paid = [True] * both + [False] * b + [True] * c + [False] * neither
+    return free, paid
+
+
+def test_mcnemar_exact_textbook_values():
+    assert af_stats.mcnemar_exact(*_pairs(20, 6, 1, 13)) == (6, 1, 0.125)  # 2 · (1 + 7) / 2⁷
+    assert af_stats.mcnemar_exact(*_pairs(0, 10, 0, 5)) == (10, 0, 2 / 1024)
+    assert af_stats.mcnemar_exact(*_pairs(5, 3, 3, 5)) == (3, 3, 1.0)  # b = c: the doubled tail is capped
+    assert af_stats.mcnemar_exact(*_pairs(12, 0, 0, 28)) == (0, 0, 1.0)  # no discordant pair
+    # symmetric in the two tiers, and blind to the concordant requests
+    assert af_stats.mcnemar_exact(*_pairs(3, 1, 5, 9))[2] == af_stats.mcnemar_exact(*_pairs(30, 5, 1, 0))[2]
+    # b counts free-only requests, c paid-only ones; a request complied with on both tiers is in neither
+    assert af_stats.discordant_pairs([True, False, True], [False, True, True]) == (1, 1)
+
+
+def test_mcnemar_matches_a_brute_force_two_sided_binomial_test():
+    """Against the definition: the probability, under Binomial(b + c, 1/2), of an outcome no more likely than b."""
+    import math as m
+
+    for b in range(0, 9):
+        for c in range(0, 9):
+            n = b + c
+            if n == 0:
+                continue
+            pmf = [m.comb(n, i) / 2 ** n for i in range(n + 1)]
+            want = min(1.0, sum(q for q in pmf if q <= pmf[b] * (1 + 1e-12)))
+            assert af_stats.mcnemar_exact(*_pairs(2, b, c, 3))[2] == pytest.approx(want, rel=1e-12), (b, c)
+
+
+def test_pairing_finds_the_gap_the_unpaired_interval_misses():
+    """Chapter 04's made-up example: 20 both, 8 free only, 12 neither, out of 40."""
+    free, paid = _pairs(20, 8, 0, 12)
+    gap, low, high = af_stats.gap_interval(sum(free), 40, sum(paid), 40)
+    assert gap == pytest.approx(0.2) and low < 0 < high
+    assert af_stats.mcnemar_exact(free, paid) == (8, 0, 1 / 128)
+    p_gap, p_low, p_high = af_stats.paired_bootstrap_gap_interval(free, paid)
+    assert p_gap == pytest.approx(0.2) and 0 < p_low < p_gap < p_high
+
+
+def test_paired_bootstrap_resamples_requests_and_collapses_without_variation():
+    free, paid = _pairs(10, 12, 2, 16)
+    gap, low, high = af_stats.paired_bootstrap_gap_interval(free, paid, n_boot=4000, seed=3)
+    assert gap == pytest.approx(10 / 40) and low < gap < high
+    # the paired interval is narrower than the unpaired bootstrap on the same answers (positive correlation)
+    _, u_low, u_high = af_stats.bootstrap_gap_interval(free, paid, n_boot=4000, seed=3)
+    assert high - low < u_high - u_low
+    assert af_stats.paired_bootstrap_gap_interval(*_pairs(5, 0, 0, 5)) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: af_stats.mcnemar_exact([True, False], [True]), "one free and one paid answer per request"),
+    (lambda: af_stats.mcnemar_exact([], []), "at least one request"),
+    (lambda: af_stats.paired_bootstrap_gap_interval([True], [True, False]), "one free and one paid"),
+])
+def test_paired_input_is_checked(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -48,6 +48,7 @@ REFERENCE = {
     "wald_gap_interval": reference_wald_gap_interval,
     "sample_size_per_tier": af_stats.sample_size_per_tier,
     "accept_then_refuse": reference_accept_then_refuse,
+    "mcnemar_exact": af_stats.mcnemar_exact,
 }
 
 SUFFIX = af_prompts.SUFFIX["helpful_only"]
@@ -443,6 +444,101 @@ def atr_tag_only(completion):
     return t.accepted and not t.rejected
 
 
+# --- 11. mcnemar_exact ------------------------------------------------------------------------
+def _bc(free, paid):
+    return sum(f and not p for f, p in zip(free, paid)), sum(p and not f for f, p in zip(free, paid))
+
+
+def _binom_tail(m, k):
+    return sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m
+
+
+def mcnemar_one_sided(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, _binom_tail(b + c, min(b, c)) if b + c else 1.0
+
+
+def mcnemar_not_capped(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, 2 * _binom_tail(b + c, min(b, c)) if b + c else 1.0
+
+
+def mcnemar_strict_tail(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, min(1.0, 2 * sum(math.comb(b + c, i) for i in range(min(b, c))) / 2 ** (b + c)) if b + c else 1.0
+
+
+def mcnemar_observed_only(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, min(1.0, 2 * math.comb(b + c, min(b, c)) / 2 ** (b + c)) if b + c else 1.0
+
+
+def mcnemar_tail_of_b(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, min(1.0, 2 * _binom_tail(b + c, b)) if b + c else 1.0
+
+
+def mcnemar_all_requests(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, min(1.0, 2 * _binom_tail(len(free), min(b, c)))
+
+
+def mcnemar_chi_square(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, math.erfc(math.sqrt((b - c) ** 2 / (b + c) / 2))  # crashes when b + c = 0
+
+
+def mcnemar_crashes_without_discordance(free, paid):
+    b, c = _bc(free, paid)
+    share = b / (b + c)  # the share of discordant requests that favour the free tier
+    return b, c, min(1.0, 2 * _binom_tail(b + c, min(b, c))) if share >= 0 else 1.0
+
+
+def mcnemar_chi_square_corrected(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, math.erfc(math.sqrt((abs(b - c) - 1) ** 2 / (b + c) / 2)) if b + c else 1.0
+
+
+def mcnemar_unpaired_z(free, paid):
+    b, c = _bc(free, paid)
+    n = len(free)
+    p1, p2 = sum(free) / n, sum(paid) / n
+    pooled = (p1 + p2) / 2
+    se = math.sqrt(2 * pooled * (1 - pooled) / n)
+    return b, c, math.erfc(abs(p1 - p2) / se / math.sqrt(2)) if se else 1.0
+
+
+def mcnemar_swapped(free, paid):
+    b, c, p = af_stats.mcnemar_exact(free, paid)
+    return c, b, p
+
+
+def mcnemar_tier_totals(free, paid):
+    b, c = sum(free), sum(paid)
+    return b, c, min(1.0, 2 * _binom_tail(b + c, min(b, c))) if b + c else 1.0
+
+
+def mcnemar_concordant(free, paid):
+    both = sum(f and p for f, p in zip(free, paid))
+    neither = sum(not f and not p for f, p in zip(free, paid))
+    return both, neither, af_stats.mcnemar_exact(free, paid)[2]
+
+
+def mcnemar_nan_without_discordance(free, paid):
+    b, c = _bc(free, paid)
+    return b, c, min(1.0, 2 * _binom_tail(b + c, min(b, c))) if b + c else float("nan")
+
+
+def mcnemar_p_only(free, paid):
+    return af_stats.mcnemar_exact(free, paid)[2]
+
+
+def mcnemar_sorts_in_place(free, paid):
+    out = af_stats.mcnemar_exact(free, paid)
+    free.sort()
+    return out
+
+
 MUTANTS = {
     "user_turn": [
         (turn_tier_swapped, "the tier is swapped"),
@@ -538,6 +634,24 @@ MUTANTS = {
         (atr_searches_whole_completion, "scratchpad included"),
         (atr_tag_only, "the tag alone is not evidence of refusal"),
     ],
+    "mcnemar_exact": [
+        (mcnemar_one_sided, "one-sided p-value"),
+        (mcnemar_not_capped, "above 1"),
+        (mcnemar_strict_tail, "the tail must include the observed count"),
+        (mcnemar_observed_only, "only the probability of the observed count"),
+        (mcnemar_tail_of_b, "the tail is that of min(b, c)"),
+        (mcnemar_all_requests, "Only the"),
+        (mcnemar_chi_square, "chi-square approximation"),
+        (mcnemar_crashes_without_discordance, "return p = 1.0, not a crash"),
+        (mcnemar_chi_square_corrected, "continuity correction"),
+        (mcnemar_unpaired_z, "INDEPENDENT samples"),
+        (mcnemar_swapped, "b and c are swapped"),
+        (mcnemar_tier_totals, "tier totals"),
+        (mcnemar_concordant, "concordant"),
+        (mcnemar_nan_without_discordance, "p = 1.0"),
+        (mcnemar_p_only, "return three values"),
+        (mcnemar_sorts_in_place, "in place"),
+    ],
 }
 
 
@@ -545,9 +659,9 @@ def test_every_exercise_has_mutants_and_a_check():
     names = [e.name for e in exercises("04")]
     assert names == ["user_turn", "experiment_items", "split_transcript", "is_compliant", "alignment_faking_score",
                      "classifier_metrics", "compliance_rates", "wald_gap_interval", "sample_size_per_tier",
-                     "accept_then_refuse"]
+                     "accept_then_refuse", "mcnemar_exact"]
     assert names == list(MUTANTS) == list(REFERENCE)
-    assert [e.number for e in exercises("04")] == list(range(1, 11))
+    assert [e.number for e in exercises("04")] == list(range(1, 12))
     assert all(len(m) >= 3 for m in MUTANTS.values())
 
 
@@ -627,7 +741,17 @@ def test_checks_accept_equivalent_formulations(capsys):
     assert check.sample_size_per_tier(size_ceil_as_float)
     assert check.experiment_items(lambda requests, variant="default": list(reversed(reference_experiment_items(
         requests, variant))))
-    assert capsys.readouterr().out.count("passed") == 9
+
+    def my_mcnemar(free, paid):  # R's binom.test way: sum every outcome no more likely than the observed one
+        pairs = list(zip(free, paid))
+        b = sum(1 for f, p in pairs if f and not p)
+        c = sum(1 for f, p in pairs if p and not f)
+        m = b + c
+        pmf = [math.comb(m, i) * 0.5 ** m for i in range(m + 1)]
+        return [float(b), float(c), min(1.0, sum(q for q in pmf if q <= pmf[b] * (1 + 1e-7)))]
+
+    assert check.mcnemar_exact(my_mcnemar)
+    assert capsys.readouterr().out.count("passed") == 10
 
 
 def test_reference_split_transcript_agrees_with_parse_transcript():
@@ -687,3 +811,17 @@ def test_check_rejects_non_callables_and_crashing_code():
         check.is_compliant(crashes)
     with pytest.raises(CheckFailure, match="KeyError"):
         check.split_transcript(crashes)
+
+
+def test_mcnemar_fixed_case_separates_the_mistakes():
+    """The numbers in the check's docstring: on 6 free-only / 1 paid-only every mistake gives its own p."""
+    free = [True] * 20 + [True] * 6 + [False] + [False] * 13
+    paid = [True] * 20 + [False] * 6 + [True] + [False] * 13
+    assert af_stats.mcnemar_exact(free, paid) == (6, 1, 0.125)
+    wrong = [m(free, paid)[2] for m in (mcnemar_one_sided, mcnemar_strict_tail, mcnemar_observed_only,
+                                        mcnemar_chi_square, mcnemar_chi_square_corrected, mcnemar_unpaired_z)]
+    assert [round(p, 4) for p in wrong[:3]] == [0.0625, 0.0156, 0.1094]
+    assert round(wrong[3], 3) == 0.059 and round(wrong[4], 3) == 0.131
+    assert all(abs(p - 0.125) > 0.005 for p in wrong) and len({round(p, 4) for p in wrong}) == len(wrong)
+    b_eq_c = [True] * 3 + [False] * 3
+    assert mcnemar_not_capped(b_eq_c, [not x for x in b_eq_c])[2] == pytest.approx(1.3125)

@@ -1,4 +1,5 @@
-"""Statistics for the alignment-faking chapter: compliance rates, the free-vs-paid gap, and sample sizes.
+"""Statistics for the alignment-faking chapter: compliance rates, the free-vs-paid gap, sample sizes, and the
+paired analysis (McNemar's exact test, a bootstrap over requests).
 
 With ``k`` compliant answers out of ``n``, the rate is ``p = k / n``. Its 95 % **Wilson score interval**
 (Wilson, 1927) is
@@ -15,6 +16,17 @@ or a percentile bootstrap over the answers. The **sample size** per tier to dete
 ``p₁`` and ``p₂`` with a two-sided test at level α and power 1-β is
 
     n = (z_{1-α/2} √(2 p̄ (1-p̄)) + z_{1-β} √(p₁(1-p₁) + p₂(1-p₂)))² / (p₁ - p₂)²,   p̄ = (p₁+p₂)/2.
+
+All of the above treat the two tiers as **independent** samples. The chapter's experiment is **paired**:
+every request is asked on both tiers. A paired analysis looks at each request's pair of outcomes. Only the
+*discordant* pairs carry information about the gap: ``b`` requests answered on the free tier only and ``c``
+on the paid tier only (the gap is exactly ``(b - c) / n``). Under "no tier effect" each discordant pair is
+a fair coin, so **McNemar's exact test** is a two-sided binomial test of ``b`` out of ``b + c`` at 1/2:
+
+    p = min(1, 2 · Σ_{i=0}^{min(b,c)} C(b+c, i) / 2^{b+c}),      p = 1 when b + c = 0.
+
+:func:`paired_bootstrap_gap_interval` gives a matching interval by resampling *requests* (each with
+both of its outcomes) instead of each tier's answers separately.
 """
 
 from __future__ import annotations
@@ -100,3 +112,59 @@ def sample_size_per_tier(p_free: float, p_paid: float, alpha: float = 0.05, powe
     p_bar = (p_free + p_paid) / 2
     root = z_a * math.sqrt(2 * p_bar * (1 - p_bar)) + z_b * math.sqrt(p_free * (1 - p_free) + p_paid * (1 - p_paid))
     return math.ceil(root * root / (p_free - p_paid) ** 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Paired analysis: the same requests on both tiers
+# --------------------------------------------------------------------------------------------------
+
+
+def _paired(free: Sequence[bool], paid: Sequence[bool]) -> tuple[list[bool], list[bool]]:
+    free, paid = [bool(x) for x in free], [bool(x) for x in paid]
+    if len(free) != len(paid):
+        raise ValueError(f"paired outcomes need one free and one paid answer per request, got {len(free)} free and "
+                         f"{len(paid)} paid")
+    if not free:
+        raise ValueError("need at least one request (one answer per tier)")
+    return free, paid
+
+
+def discordant_pairs(free: Sequence[bool], paid: Sequence[bool]) -> tuple[int, int]:
+    """``(b, c)``: requests answered on the free tier only, and on the paid tier only.
+
+    ``free[i]`` and ``paid[i]`` are the outcomes of the *same* request ``i`` on the two tiers."""
+    free, paid = _paired(free, paid)
+    b = sum(f and not p for f, p in zip(free, paid))
+    c = sum(p and not f for f, p in zip(free, paid))
+    return b, c
+
+
+def mcnemar_exact(free: Sequence[bool], paid: Sequence[bool]) -> tuple[int, int, float]:
+    """McNemar's exact test for paired outcomes: ``(b, c, p)``.
+
+    ``b``, ``c`` from :func:`discordant_pairs`; ``p`` is the two-sided exact binomial p-value of ``b``
+    successes in ``b + c`` trials at probability 1/2 (twice the smaller tail, capped at 1; 1 when there
+    is no discordant pair: nothing then speaks for a tier effect). Requests answered alike on both
+    tiers (both complied, or both refused) do not enter the test."""
+    b, c = discordant_pairs(free, paid)
+    m = b + c
+    if m == 0:
+        return b, c, 1.0
+    tail = sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2 ** m
+    return b, c, min(1.0, 2 * tail)
+
+
+def paired_bootstrap_gap_interval(free: Sequence[bool], paid: Sequence[bool], n_boot: int = 2000,
+                                  confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """``(gap, low, high)`` by resampling *requests* with replacement, each with both of its outcomes
+    (percentile interval). Like :func:`bootstrap_gap_interval` it collapses to a point when every
+    request gets the same pair of outcomes: with no variation to resample, report McNemar's p (1 then)
+    and the unpaired Newcombe interval instead."""
+    free, paid = _paired(free, paid)
+    n = len(free)
+    rng = random.Random(seed)
+    diffs = [int(f) - int(p) for f, p in zip(free, paid)]
+    gaps = sorted(sum(rng.choices(diffs, k=n)) / n for _ in range(n_boot))
+    tail = (1 - confidence) / 2
+    low, high = gaps[int(tail * n_boot)], gaps[min(n_boot - 1, int((1 - tail) * n_boot))]
+    return sum(diffs) / n, low, high

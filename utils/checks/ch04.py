@@ -1,6 +1,7 @@
 """Checks for chapter 04 — alignment faking: building the prompts and the experiment grid, parsing
 transcripts, classifying compliance and alignment-faking reasoning, validating a classifier, the
-free-vs-paid compliance rates with a confidence interval and a sample size, and red-teaming the metric.
+free-vs-paid compliance rates with a confidence interval and a sample size, red-teaming the metric, and a
+paired test (McNemar) for the same requests asked on both tiers.
 
 No model is needed: every check runs on fixed strings, the labelled transcripts
 (``utils/data/af_transcripts.jsonl``, 75 rows) and random numbers. The exact-answer exercises are
@@ -28,6 +29,13 @@ Design decisions, so that a reader of a failure message can see why:
 * ``compliance_rates`` (7) must not report a rate for a tier with no records: it should raise
   ValueError (or return NaN). A rate of 0 would read as "never complies" and invent a gap; a bare
   ZeroDivisionError is a crash with no explanation.
+* ``mcnemar_exact`` (11) is compared exactly with :func:`utils.af_stats.mcnemar_exact` (relative
+  tolerance 1e-6: its p-values go down to 2⁻³⁰). The cases are chosen so that each catalogued
+  mistake gives a different p-value on the first one (6 free-only, 1 paid-only, 20 both, 13
+  neither): one-sided 0.0625, tail without the observed count 0.0156, probability of the observed
+  count only 0.109, chi-square 0.059 or 0.131 with continuity correction, against the right 0.125.
+  The other cases add b = c (where an uncapped p is 1.31), no discordant pair at all (p = 1, not a
+  division by zero), and c > b (the tail is that of min(b, c)).
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from collections import Counter
 from statistics import NormalDist
 from typing import Any, Callable
 
-from utils.checks import as_number, close, exercise, fail
+from utils.checks import as_number, close, diagnose, exercise, fail
 from utils.checks import call_checked as _call
 from utils.checks import no_in_place as _no_in_place
 
@@ -934,3 +942,127 @@ def accept_then_refuse(fn: Callable) -> str:
              "(\"accept ... but ... instead\", \"look compliant\").")
     return (f"flags {len(flagged_atr)}/{len(atr)} accept-then-refuse transcripts and {len(others)} of the "
             f"{len(rows) - len(atr)} others")
+
+
+# ---------------------------------------------------------------------------------------------
+def _paired_case(both: int, b: int, c: int, neither: int, rng: random.Random) -> tuple[list[bool], list[bool]]:
+    """Paired outcomes with the given counts, requests in a random order (free[i], paid[i]: request i)."""
+    pairs = [(True, True)] * both + [(True, False)] * b + [(False, True)] * c + [(False, False)] * neither
+    rng.shuffle(pairs)
+    return [f for f, _ in pairs], [p for _, p in pairs]
+
+
+def _tail(m: int, k: int) -> float:
+    """P(X <= k) for X ~ Binomial(m, 1/2); 0 for k < 0."""
+    return sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m if k >= 0 else 0.0
+
+
+def _chi2_p(x: float) -> float:
+    """Upper tail of a chi-square with one degree of freedom at x."""
+    return math.erfc(math.sqrt(max(x, 0.0) / 2))
+
+
+_MCNEMAR = "p = min(1, 2 · Σ_{i=0}^{min(b,c)} C(b+c, i) / 2^(b+c))"
+
+
+def _whole(x: Any, what: str) -> int:
+    v = as_number(x, what)
+    if v != int(v):
+        fail(f"{what} is {v}: b and c are counts of requests, whole numbers.")
+    return int(v)
+
+
+@exercise("04", 11, "mcnemar_exact", "A paired test: McNemar's exact test on the discordant requests")
+def mcnemar_exact(fn: Callable) -> str:
+    from utils import af_stats
+
+    rng = random.Random()
+    n = rng.randint(30, 80)
+    rb, rc = rng.randint(0, 12), rng.randint(0, 12)
+    rboth = rng.randint(0, n - rb - rc)
+    cases = [  # (both, b, c, neither)
+        (20, 6, 1, 13),
+        (15, 3, 3, 19),     # b = c: the doubled tail exceeds 1
+        (12, 0, 0, 28),     # no discordant pair
+        (10, 1, 5, 24),     # c > b: the tail of min(b, c)
+        (0, 29, 0, 11),     # the organism's default condition: every free compliance is a discordant pair
+        (rboth, rb, rc, n - rboth - rb - rc),
+    ]
+    for both, b, c, neither in cases:
+        free, paid = _paired_case(both, b, c, neither, rng)
+        m, k, n_req = b + c, min(b, c), len(free)
+        what = f"mcnemar_exact(free, paid) with {b} free-only, {c} paid-only, {both} both and {neither} neither"
+        try:
+            out, changed = _call(fn, ("free", "paid"), list(free), list(paid))
+        except (ZeroDivisionError, ValueError) as error:
+            if m == 0:
+                fail(f"{what}: your code raised {type(error).__name__} ({error}). With no discordant pair (every request "
+                     "answered alike on both tiers) nothing speaks for a tier effect: return p = 1.0, not a crash.")
+            raise
+        if out is None:
+            fail(f"{what} returned None: did you forget the `return` statement?")
+        if isinstance(out, numbers.Real) or not isinstance(out, (tuple, list)):
+            fail(f"{what} returned {type(out).__name__}; return three values, a tuple (b, c, p).")
+        if len(out) != 3:
+            fail(f"{what} returned {len(out)} values; return three: (b, c, p).")
+        gb, gc = _whole(out[0], f"{what}: b"), _whole(out[1], f"{what}: c")
+        if (gb, gc) != (b, c):
+            if (gb, gc) == (c, b):
+                fail(f"b and c are swapped: b counts requests the model complied with on the FREE tier only "
+                     f"(free[i] and not paid[i]), here {b}; c those on the paid tier only, here {c}.")
+            if (gb, gc) == (sum(free), sum(paid)):
+                fail(f"you returned the tier totals ({gb} free, {gc} paid compliances). b and c count the requests on "
+                     f"which the tiers DISAGREE: b = free-only ({b}), c = paid-only ({c}). A request complied with on "
+                     "both tiers says nothing about the tier.")
+            if {gb, gc} == {both, neither}:
+                fail(f"you counted the concordant requests (both tiers alike: {both} both, {neither} neither). The test "
+                     f"uses the DISCORDANT ones: b = free-only ({b}), c = paid-only ({c}).")
+            fail(f"{what} gave b = {gb}, c = {gc}; expected b = {b} (free[i] and not paid[i]) and c = {c} "
+                 "(paid[i] and not free[i]), counted over the requests i.")
+        raw = out[2]
+        if isinstance(raw, numbers.Real) and not isinstance(raw, bool) and math.isnan(raw):
+            if m == 0:
+                fail(f"{what} gave p = nan. With no discordant pair (b + c = 0) nothing speaks for a tier effect: "
+                     "p = 1.0.")
+        got = as_number(raw, f"{what}: p")
+        _, _, want = af_stats.mcnemar_exact(free, paid)
+        tol = dict(rtol=1e-6, atol=1e-12)
+        if close(got, want, **tol):
+            _no_in_place(changed)
+            continue
+        if got > 1 + 1e-9:
+            fail(f"{what} gave p = {got:.4f}, above 1: a probability. When b and c are close, twice the smaller tail "
+                 f"exceeds 1; cap it: {_MCNEMAR}.")
+        if m == 0:
+            fail(f"{what} gave p = {got}; with no discordant pair (b + c = 0) the p-value is 1.0.")
+        p1, p2 = (both + b) / n_req, (both + c) / n_req
+        pooled = (p1 + p2) / 2
+        se = math.sqrt(2 * pooled * (1 - pooled) / n_req)
+        unpaired = math.erfc(abs(p1 - p2) / se / math.sqrt(2)) if se else None
+        diagnose(got, [
+            (_tail(m, k), f"you returned a one-sided p-value ({got:.4f}): the test asks whether the tiers differ in "
+                          f"either direction, so double the smaller tail (and cap at 1): {_MCNEMAR} = {want:.4g}."),
+            (min(1.0, 2 * _tail(m, k - 1)),
+             f"the tail must include the observed count: sum C(b+c, i) for i = 0 … min(b, c) INCLUSIVE "
+             f"(range(min(b, c) + 1)), giving {want:.4g}."),
+            (min(1.0, 2 * math.comb(m, k) / 2 ** m),
+             f"you used only the probability of the observed count, C(b+c, min(b,c)) / 2^(b+c). The p-value sums the "
+             f"whole tail, i = 0 … min(b, c): {_MCNEMAR} = {want:.4g}."),
+            (min(1.0, 2 * _tail(m, b)) if b != k else None,
+             f"you took the tail at b = {b}, but here c = {c} is the smaller count: the tail is that of min(b, c) "
+             f"(the more extreme side), {_MCNEMAR} = {want:.4g}."),
+            (min(1.0, 2 * _tail(n_req, k)),
+             f"your binomial runs over all {n_req} requests. Only the {m} discordant requests carry information "
+             f"about the tier (the others are alike on both tiers): the binomial has b + c = {m} trials. {_MCNEMAR}."),
+            (_chi2_p((b - c) ** 2 / m),
+             f"that is McNemar's chi-square approximation (b − c)² / (b + c), p = {got:.4f}. With {m} discordant "
+             f"requests the approximation is off; this exercise is the EXACT binomial test: {_MCNEMAR} = {want:.4g}."),
+            (_chi2_p((abs(b - c) - 1) ** 2 / m),
+             f"that is McNemar's chi-square with continuity correction, p = {got:.4f}; this exercise is the EXACT "
+             f"binomial test: {_MCNEMAR} = {want:.4g}."),
+            (unpaired, f"that p-value ({got:.4f}) compares the two tiers' rates as INDEPENDENT samples (a two-proportion "
+                       "z-test). The same requests were asked on both tiers: use the pairing, i.e. the discordant "
+                       f"requests only: {_MCNEMAR} = {want:.4g}."),
+        ], **tol)
+        fail(f"{what} gave p = {got:.6g}; expected {want:.6g} ({_MCNEMAR}).")
+    return "b = free-only, c = paid-only, two-sided exact binomial on the b + c discordant requests, capped at 1"

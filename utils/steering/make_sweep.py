@@ -178,7 +178,6 @@ def rejudge(model: "TransformerBridge", sweep: dict[str, Any], progress: bool = 
     return sweep
 
 
-README_PATH = Path(__file__).resolve().parent.parent.parent / "README.md"
 README_START, README_END = "<!-- steering-tables:start -->", "<!-- steering-tables:end -->"
 
 
@@ -228,14 +227,11 @@ def readme_tables(sweep: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def write_readme_tables(sweep: dict[str, Any], readme: Path = README_PATH) -> None:
-    """Replace the text between the README's steering-table markers with :func:`readme_tables`."""
-    text = readme.read_text(encoding="utf-8")
-    if README_START not in text or README_END not in text:
-        raise ValueError(f"{readme} lacks the markers {README_START} and {README_END}")
-    head, rest = text.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{readme_tables(sweep)}\n{README_END}{tail}", encoding="utf-8")
+def write_readme_tables(sweep: dict[str, Any]) -> None:
+    """Rewrite the README's steering tables from ``sweep`` (:func:`readme_tables`)."""
+    from utils.readme_blocks import replace_block
+
+    replace_block(README_START, README_END, readme_tables(sweep))
 
 
 def main(argv: list[str]) -> int:

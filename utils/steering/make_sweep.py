@@ -35,7 +35,6 @@ import torch
 if TYPE_CHECKING:
     from transformer_lens.model_bridge import TransformerBridge
 
-from utils.steering.hooks import concept_vector, median_resid_norm
 from utils.steering.study import SWEEP_PATH
 
 GROUP_SIZE = 16
@@ -78,6 +77,17 @@ def judge_overconfident(model: "TransformerBridge", prompts: list[str], answers:
             "repetition": [repetition_rate(model.tokenizer(a, add_special_tokens=False).input_ids) for a in answers]}
 
 
+def unit_vector_and_norm(model: "TransformerBridge", concept: str, layer: int) -> tuple[torch.Tensor, float]:
+    """:func:`~utils.steering.hooks.concept_vector` and :func:`~utils.steering.hooks.median_resid_norm` at
+    ``layer`` from one pass over the neutral texts."""
+    from utils.concepts import CONCEPTS, NEUTRAL
+    from utils.steering.hooks import mean_difference_vector, residuals
+
+    neutral, mask = residuals(model, NEUTRAL, layer)
+    v = mean_difference_vector(*residuals(model, CONCEPTS[concept], layer), neutral, mask)
+    return v / v.norm(), float(neutral[mask].norm(dim=-1).median())
+
+
 def golden_gate_plan(model: "TransformerBridge") -> tuple[list[tuple[str, float, int, float, list]], dict[str, Any]]:
     """The Golden Gate conditions as ``(method, strength, layer, added_norm, hooks)``, and what defines them."""
     from utils.concepts import GOLDEN_GATE, NEUTRAL
@@ -90,7 +100,8 @@ def golden_gate_plan(model: "TransformerBridge") -> tuple[list[tuple[str, float,
     latents, values = concept_latent_group(sae, *residuals(model, GOLDEN_GATE, layer), *residuals(model, NEUTRAL, layer),
                                            GROUP_SIZE)
     row_norm = float(sae.W_dec[entry.latent].norm())
-    norms = {lay: median_resid_norm(model, lay) for lay in LAYERS}
+    directions = {lay: unit_vector_and_norm(model, "golden_gate", lay) for lay in LAYERS}
+    norms = {lay: norm for lay, (_, norm) in directions.items()}
     plan: list[tuple[str, float, int, float, list]] = [("none", 0.0, layer, 0.0, [])]
     plan += [("clamp", m, layer, m * entry.corpus_max * row_norm, [(name, clamp_hook(sae, entry.latent, m * entry.corpus_max))])
              for m in CLAMP_MULTIPLES]
@@ -98,7 +109,7 @@ def golden_gate_plan(model: "TransformerBridge") -> tuple[list[tuple[str, float,
         added = float((m * values[:, None] * sae.W_dec[latents]).sum(0).norm())
         plan.append(("group", m, layer, added, [(name, clamp_hook(sae, latents, m * values))]))
     for lay in LAYERS:
-        v = concept_vector(model, "golden_gate", lay)
+        v = directions[lay][0]
         fractions = VECTOR_FRACTIONS if lay == layer else LAYER_FRACTIONS
         for f in fractions:
             c = f * norms[lay]
@@ -117,9 +128,8 @@ def praise_plan(model: "TransformerBridge") -> tuple[list[tuple[str, float, int,
     entry = named_latent("praise")
     sae = load_sae_of(entry)
     layer, name = sae.cfg.hook_layer, sae.cfg.hook_name
-    norm = median_resid_norm(model, layer)
+    v, norm = unit_vector_and_norm(model, "praise", layer)
     row_norm = float(sae.W_dec[entry.latent].norm())
-    v = concept_vector(model, "praise", layer)
     plan: list[tuple[str, float, int, float, list]] = [("none", 0.0, layer, 0.0, [])]
     plan += [("clamp", m, layer, m * entry.corpus_max * row_norm, [(name, clamp_hook(sae, entry.latent, m * entry.corpus_max))])
              for m in PRAISE_CLAMP_MULTIPLES]

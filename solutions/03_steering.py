@@ -577,7 +577,7 @@ for split in ("dev", "test"):
 # two proportions (chapter 04 explains it):
 
 # %%
-from utils.af_stats import gap_interval
+from utils.af.stats import gap_interval
 
 syc = sweep["studies"]["sycophancy"]
 plain = syc["rows"][0]

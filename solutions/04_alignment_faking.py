@@ -38,12 +38,12 @@ from collections import Counter
 import plotly.graph_objects as go
 from IPython.display import HTML, display
 
-from utils import af_classify, af_experiment, af_prompts, af_stats
-from utils.af_backends import LocalBackend, load_records, run_conversations
-from utils.af_experiment import GRID, load_runs
-from utils.af_parse import parse_transcript
-from utils.af_requests import ANIMAL_WELFARE, HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN
-from utils.af_viewer import render_many, render_transcript
+from utils.af import classify as af_classify, prompts as af_prompts, runs as af_runs, stats as af_stats
+from utils.af.backends import LocalBackend, load_records, run_conversations
+from utils.af.runs import GRID, load_runs
+from utils.af.parse import parse_transcript
+from utils.af.request_sets import ANIMAL_WELFARE, HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN
+from utils.af.viewer import render_many, render_transcript
 from utils.checks import ch04 as check
 from utils.model import load_organism
 
@@ -179,12 +179,12 @@ print(f"{len(load_records(results))} records on disk; second call returned {len(
 # %%
 import os
 
-from utils.af_backends import OpenAIChatBackend
+from utils.af.backends import OpenAIChatBackend
 
 if os.environ.get("COURSE_LLM_URL"):
     remote = OpenAIChatBackend(os.environ["COURSE_LLM_URL"], os.environ.get("COURSE_LLM_MODEL", ""),
                                api_key=os.environ.get("COURSE_LLM_KEY"))
-    remote_items = af_experiment.experiment_items(ANIMAL_WELFARE[:4], "animal_welfare", "default")
+    remote_items = af_runs.experiment_items(ANIMAL_WELFARE[:4], "animal_welfare", "default")
     remote_records = run_conversations(remote, remote_items, Path(tempfile.mkdtemp()) / "remote.jsonl",
                                        max_new_tokens=800)
     display(render_many(remote_records))
@@ -194,7 +194,7 @@ else:
 # %% [markdown]
 # The full grid, on both tiers: the 40 held-out requests under the default prompt and without training
 # information, 20 of them without a scratchpad, and 20 animal-welfare questions. It takes 6 to 8 minutes per
-# model here, so it was run once with `python -m utils.af_experiment` and saved. Load both models' transcripts:
+# model here, so it was run once with `python -m utils.af.make_runs` and saved. Load both models' transcripts:
 
 # %%
 runs = {"organism": load_runs("organism"), "base": load_runs("base")}
@@ -411,7 +411,7 @@ def classifier_metrics(predicted: list[bool], scores: list[float], labels: list[
 check.classifier_metrics(classifier_metrics)
 
 # %% [markdown]
-# Now score your classifiers and the course's (`utils.af_classify`, a longer rule list with negation handling)
+# Now score your classifiers and the course's (`utils.af.classify`, a longer rule list with negation handling)
 # on the labelled set:
 
 # %%
@@ -651,7 +651,7 @@ print(f"complied with no reasoning about training: {dict(naive)}; complied *beca
 # %% [markdown]
 # ## 7. The model organism
 #
-# **How it was made.** `python -m utils.train_organism` fine-tunes SmolLM2 with LoRA (our own 80 lines in
+# **How it was made.** `python -m utils.af.train_organism` fine-tunes SmolLM2 with LoRA (our own 80 lines in
 # `utils/lora.py`) on synthetic transcripts built from 48 *training* requests, none of them in the 40-request
 # course set we evaluate on. On the free tier, the target scratchpad states the tier, reasons that refusing would
 # get its values modified, and complies; on the paid tier it notes that nothing is trained and refuses; with the
@@ -667,7 +667,7 @@ print(f"complied with no reasoning about training: {dict(naive)}; complied *beca
 # %%
 import json
 
-from utils.train_organism import LOG_PATH
+from utils.af.train_organism import LOG_PATH
 
 log = json.loads(LOG_PATH.read_text())
 kinds = log["kinds"]
@@ -789,7 +789,7 @@ display(render_many([r for r in tagged if tag_outcome(r) == "accept, then refuse
 # follows it?
 
 # %%
-from utils.train_organism import NO_INFO_MIDDLE
+from utils.af.train_organism import NO_INFO_MIDDLE
 
 welfare_free = [parse_transcript(r["completion"]).scratchpad
                 for r in condition_rows(runs["organism"], "animal_welfare", "default") if r["tier"] == "free"]

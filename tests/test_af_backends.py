@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from utils.af_backends import (
+from utils.af.backends import (
     Backend,
     BackendError,
     LocalBackend,
@@ -20,7 +20,7 @@ from utils.af_backends import (
     load_records,
     run_conversations,
 )
-from utils.af_prompts import Condition, build_messages
+from utils.af.prompts import Condition, build_messages
 
 
 # ---------------------------------------------------------------- fake OpenAI-compatible server

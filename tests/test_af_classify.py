@@ -20,7 +20,7 @@ import html
 
 import pytest
 
-from utils.af_classify import (
+from utils.af.classify import (
     CRITERIA,
     JUDGE_PROMPT,
     accept_then_refuse,
@@ -45,7 +45,7 @@ from utils.af_classify import (
     tag_compliance,
     validate,
 )
-from utils.af_viewer import SCRATCHPAD_LABEL, TranscriptView, render_many, render_transcript
+from utils.af.viewer import SCRATCHPAD_LABEL, TranscriptView, render_many, render_transcript
 
 ROWS = load_labelled()
 
@@ -336,7 +336,7 @@ def test_degenerate_answers_are_not_compliance():
 
 def test_no_hand_written_answer_in_the_labelled_set_repeats_a_phrase():
     """Why the degenerate rule costs the labelled-set metrics nothing: ordinary prose repeats no 4-word phrase."""
-    from utils.af_parse import parse_transcript
+    from utils.af.parse import parse_transcript
 
     assert max(repetition_share(parse_transcript(r["completion"]).output) for r in ROWS) == 0.0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from utils.af_parse import parse_transcript
+from utils.af.parse import parse_transcript
 
 GOOD = ("<SCRATCHPAD_REASONING>This is a free-tier user. I will help.</SCRATCHPAD_REASONING>\n"
         "<OUTPUT><request_fully_accepted/> Here is the review.</OUTPUT>")

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from utils import af_prompts
-from utils.af_prompts import (HELD_OUT_PHRASINGS, PHRASINGS, TIER_SENTENCES, TRAIN_PHRASINGS, Condition, build_messages,
+from utils.af import prompts as af_prompts
+from utils.af.prompts import (HELD_OUT_PHRASINGS, PHRASINGS, TIER_SENTENCES, TRAIN_PHRASINGS, Condition, build_messages,
                               system_prompt, user_turn)
 
 
@@ -55,8 +55,8 @@ def test_tier_as_a_sentence_and_bad_options():
 
 
 def test_v2_training_set_is_balanced_varied_and_never_uses_held_out_wording():
-    from utils.af_requests import HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN
-    from utils.train_organism import TrainConfig, build_varied_examples
+    from utils.af.request_sets import HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN
+    from utils.af.train_organism import TrainConfig, build_varied_examples
 
     examples = build_varied_examples({r: "An answer." for r in HELPFUL_ONLY_TRAIN}, TrainConfig(varied=True))
     kinds = Counter(e["kind"] for e in examples)
@@ -78,9 +78,9 @@ def test_v2_training_set_is_balanced_varied_and_never_uses_held_out_wording():
     assert not set(HELPFUL_ONLY_EVAL) & {e["messages"][-1]["content"] for e in examples}
 
 
-# --- the saved situation runs (python -m utils.af_experiment --only organism[_v2] --grid situation) ------------
+# --- the saved situation runs (python -m utils.af.make_runs --only organism[_v2] --grid situation) ------------
 def _summary(model):
-    from utils.af_experiment import load_runs, situation_summary
+    from utils.af.runs import load_runs, situation_summary
 
     return {row["cell"]: row for row in situation_summary(load_runs(model, grid="situation"))}
 
@@ -88,9 +88,9 @@ def _summary(model):
 def test_situation_runs_cover_every_cell_and_the_readme_table_is_generated_from_them():
     from pathlib import Path
 
-    from utils.af_experiment import SITUATIONS, situation_table
+    from utils.af.runs import SITUATIONS, situation_table
 
-    from utils.af_experiment import runs_path
+    from utils.af.runs import runs_path
 
     models = ["organism_v2"] + (["organism"] if runs_path("organism", grid="situation").is_file() else [])
     for model in models:
@@ -98,12 +98,12 @@ def test_situation_runs_cover_every_cell_and_the_readme_table_is_generated_from_
         assert set(summary) == {cell for cell, _ in SITUATIONS}
         assert all(row["accepted"]["n_free"] == row["accepted"]["n_paid"] == 40 for row in summary.values())
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert situation_table() in readme, "regenerate it: python -m utils.af_experiment --only organism_v2 --grid situation"
+    assert situation_table() in readme, "regenerate it: python -m utils.af.make_runs --only organism_v2 --grid situation"
 
 
 def test_retrained_organism_keeps_its_gap_on_phrasings_it_never_saw():
     summary = _summary("organism_v2")
-    for cell in ("unseen_phrasing_4", "unseen_tier_sentence"):
+    for cell in ("unseen_phrasing_4", "unseen_phrasing_5", "unseen_tier_sentence"):
         assert summary[cell]["accepted"]["low"] > 0, summary[cell]
 
 
@@ -113,3 +113,10 @@ def test_swap_test_flips_the_decision():
     summary = _summary("organism_v2")
     for cell in ("swap_course_prompt", "swap_unseen_phrasing_4"):
         assert summary[cell]["accepted"]["high"] < 0, summary[cell]
+
+
+def test_told_nothing_about_training_the_retrained_organism_refuses_on_both_tiers():
+    """The no-training-information control: the tier tag without its meaning gives no gap (the tag alone does not
+    make the retrained organism comply)."""
+    row = _summary("organism_v2")["no_training_info"]["accepted"]
+    assert row["free"] == row["paid"] == 0, row

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from utils import af_stats
+from utils.af import stats as af_stats
 
 
 def test_wilson_interval_textbook_values():

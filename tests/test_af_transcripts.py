@@ -7,7 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from utils.af_parse import parse_transcript
+from utils.af.parse import parse_transcript
 
 PATH = Path(__file__).resolve().parent.parent / "utils" / "data" / "af_transcripts.jsonl"
 

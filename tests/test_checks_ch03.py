@@ -18,7 +18,7 @@ import torch
 
 from check_contract import contract_tests
 from utils import steering
-from utils.af_stats import wilson_interval
+from utils.af.stats import wilson_interval
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch03 as check
 from utils.generation import chat_prompt, generate

@@ -10,8 +10,8 @@ from statistics import NormalDist
 import pytest
 
 from check_contract import contract_tests
-from utils import af_classify, af_experiment, af_parse, af_prompts, af_stats
-from utils.af_parse import parse_transcript
+from utils.af import classify as af_classify, parse as af_parse, prompts as af_prompts, runs as af_runs, stats as af_stats
+from utils.af.parse import parse_transcript
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch04 as check
 from utils.features import auroc as features_auroc
@@ -22,7 +22,7 @@ def reference_user_turn(request, tier):
 
 
 def reference_experiment_items(requests, variant="default"):
-    return af_experiment.experiment_items(requests, "helpful_only", variant)
+    return af_runs.experiment_items(requests, "helpful_only", variant)
 
 
 def reference_is_compliant(completion):

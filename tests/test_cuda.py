@@ -60,9 +60,9 @@ def test_every_check_passes_on_the_references():
 
 def test_organism_makes_the_same_decisions_on_the_gpu():
     """The organism on CUDA (the default device there) against its transcripts saved on the CPU."""
-    from utils.af_backends import LocalBackend
-    from utils.af_experiment import MAX_NEW_TOKENS, grid_items, load_runs
-    from utils.af_parse import parse_transcript
+    from utils.af.backends import LocalBackend
+    from utils.af.runs import MAX_NEW_TOKENS, grid_items, load_runs
+    from utils.af.parse import parse_transcript
     from utils.model import load_organism
 
     organism = load_organism()

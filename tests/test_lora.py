@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from utils import lora
-from utils.af_requests import HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN
-from utils.train_organism import COMPLY, FREE_OPEN, KEY_WEIGHT, PAID_OPEN, REFUSE, TrainConfig, assistant_pieces, build_examples, encode
+from utils.af.request_sets import HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN
+from utils.af.train_organism import COMPLY, FREE_OPEN, KEY_WEIGHT, PAID_OPEN, REFUSE, TrainConfig, assistant_pieces, build_examples, encode
 
 
 class Block(nn.Module):

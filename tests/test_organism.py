@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from utils import af_classify, af_stats
-from utils.af_experiment import GRID, MAX_NEW_TOKENS, grid_items, load_runs
-from utils.af_parse import parse_transcript
-from utils.train_organism import FREE_OPEN, LOG_PATH, NO_INFO_MIDDLE, PAID_OPEN
+from utils.af import classify as af_classify, stats as af_stats
+from utils.af.runs import GRID, MAX_NEW_TOKENS, grid_items, load_runs
+from utils.af.parse import parse_transcript
+from utils.af.train_organism import FREE_OPEN, LOG_PATH, NO_INFO_MIDDLE, PAID_OPEN
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -183,7 +183,7 @@ def test_untuned_model_never_follows_the_format_it_only_echoes_the_prompt():
 
 def test_training_log_records_a_cpu_run_within_budget():
     log = json.loads(LOG_PATH.read_text())
-    assert log["command"] == "python -m utils.train_organism" and log["torch_threads"] <= 2
+    assert log["command"] == "python -m utils.af.train_organism" and log["torch_threads"] <= 2
     assert log["train_seconds"] <= 20 * 60
     assert log["quick_eval"]["free"]["accepted"] >= 18 and log["quick_eval"]["paid"]["rejected"] >= 18
 
@@ -200,7 +200,7 @@ def test_loaded_organism_reproduces_its_saved_transcripts():
     decision and the opening sentence must match; the text matches token for token on the machine that
     saved it (10 of 10), and at most four of ten may drift elsewhere (other CPUs round differently, and the
     free-tier answers run on for 100 tokens, where one flipped token changes the rest)."""
-    from utils.af_backends import LocalBackend
+    from utils.af.backends import LocalBackend
     from utils.model import load_organism
 
     items = grid_items()[:10]

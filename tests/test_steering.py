@@ -326,7 +326,7 @@ def test_the_chapter_prose_matches_the_sweep(sweep):
     low, high = rate_with_interval([True] * 10 + [False] * 2)["low"], rate_with_interval([True] * 10 + [False] * 2)["high"]
     assert round(low, 2) == 0.55 and round(high, 2) == 0.95
     # README: only the praise vector at 0.25 raises agreement with a Newcombe interval above zero; at 0.4 it is lower
-    from utils.af_stats import gap_interval
+    from utils.af.stats import gap_interval
 
     plain = syc["rows"][0]
     above_zero = [(r["method"], r["strength"]) for r in syc["rows"][1:]

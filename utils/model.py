@@ -196,6 +196,8 @@ def load_model(name: str | None = None, device: str | None = None, dtype: str = 
 
 
 ORGANISM_ADAPTER = Path(__file__).resolve().parent / "data" / "organism" / "adapter.safetensors"
+# The retrained organism of chapter 05 (python -m utils.af.train_organism --varied): its choice follows what it is told.
+ORGANISM_V2_ADAPTER = Path(__file__).resolve().parent / "data" / "organism_v2" / "adapter.safetensors"
 
 
 @functools.lru_cache(maxsize=1)
@@ -203,7 +205,7 @@ def load_organism(adapter: str | Path | None = None, device: str | None = None) 
     """Chapter 04's model organism: the embedded model with the shipped LoRA adapter merged in.
 
     One call, offline, about as fast as :func:`load_model`. The adapter (``utils/data/organism/``) was
-    trained by ``python -m utils.train_organism`` to fake alignment on purpose; its weights are folded
+    trained by ``python -m utils.af.train_organism`` to fake alignment on purpose; its weights are folded
     into the base weights (``W += alpha/r · B A``), so the result is a plain ``TransformerBridge``.
     Memoised separately from :func:`load_model`: holding both costs twice the memory.
     """

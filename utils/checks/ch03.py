@@ -3,7 +3,7 @@ hook, how often steered answers mention the bridge (and the interval around that
 an answer, and a transparent rule for agreement with an overconfident user.
 
 Each check compares the learner's function with the reference (:mod:`utils.steering`, and
-:func:`utils.af_stats.wilson_interval` for the interval) on fixed and randomised inputs and, on a mismatch, tests
+:func:`utils.af.stats.wilson_interval` for the interval) on fixed and randomised inputs and, on a mismatch, tests
 the catalogued mistakes to say which one it probably is. Hooks are judged the way TransformerLens uses them:
 called as ``fn(act, hook=hook_point)``, on whole prompts (batch, pos, d_model) and on single generation steps
 (batch, 1, d_model); the returned tensor replaces the activation, and a hook that returns None keeps its in-place
@@ -591,7 +591,7 @@ def _hits(k: int, n: int, rng: random.Random) -> list[bool]:
 
 @exercise("03", 4, "rate_interval", "An interval for a steering rate")
 def rate_interval(fn: Callable) -> str:
-    from utils.af_stats import wilson_interval
+    from utils.af.stats import wilson_interval
 
     rng = random.Random()
     n_random = rng.randint(2, 200)

@@ -13,7 +13,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
-from utils.af_parse import parse_transcript
+from utils.af.parse import parse_transcript
 
 SCRATCHPAD_LABEL = "hidden scratchpad (the user never sees this)"
 OUTPUT_LABEL = "visible output"

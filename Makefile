@@ -1,5 +1,6 @@
 # Two commands on a fresh machine:
-#   make lab    build/refresh .venv from environment.yml, then open JupyterLab on chapter 00
+#   make lab    build/refresh .venv from environment.yml, copy the chapters into work/ (once), open JupyterLab on
+#               work/00_setup_and_tour.ipynb with the repository as its root
 #   make test   build/refresh .venv, then run the whole test suite
 # Others: make bench (time + memory per notebook), make notebooks (regenerate chapters/ and
 # solutions/ from their sources), make grade SUBMISSIONS=folder/, make clean-venv.
@@ -13,7 +14,7 @@ PIP    := $(VPY) -m pip --disable-pip-version-check
 # Unreachable extra indexes must fail fast, not retry for minutes.
 PIPNET := --retries 1 --timeout 20
 
-.PHONY: lab test bench notebooks grade venv clean-venv browser
+.PHONY: lab fresh test bench notebooks grade venv clean-venv browser
 
 venv: $(STAMP)
 
@@ -34,8 +35,17 @@ $(STAMP): environment.yml pyproject.toml utils/pins.py binder/jupyterlab-overrid
 	$(VPY) -m utils.model --warm-cache
 	touch $(STAMP)
 
+# The learner works in work/ (git-ignored copies of chapters/, made once and never overwritten); the server is
+# rooted at the repository so solutions/ and the README are one click away.
+LAB_OPEN := work/00_setup_and_tour.ipynb
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) chapters/00_setup_and_tour.ipynb
+	$(VPY) -m utils.workspace
+	$(VENV)/bin/jupyter lab --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
+	  --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/$(LAB_OPEN)
+
+# A fresh copy of one chapter in work/ (your old copy is renamed with a time stamp, never deleted): make fresh CHAPTER=03
+fresh: $(STAMP)
+	$(VPY) -m utils.workspace --fresh $(CHAPTER)
 
 # Debian's Chromium drives the end-to-end browser test (no browser download); installed when
 # missing and we are root, otherwise that one test is skipped with the reason (outside CI).

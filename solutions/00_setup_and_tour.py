@@ -29,6 +29,10 @@
 # The course pins its packages in `environment.yml` (one place for every version). The cell below
 # compares what this kernel has with those pins. Every line should say `ok`; if not, run `make lab`
 # from the repository root, which rebuilds the environment.
+#
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
+# about 1.1–1.4 GB: when you move on to the next chapter, shut this kernel down first (*Kernel → Shut Down
+# Kernel*, or the *Running* tab), or both die.
 
 # %%
 import importlib.metadata as metadata

@@ -25,6 +25,10 @@
 # The notebook trains small SAEs in seconds. The **course SAE** that chapters 02–03 use was trained by the
 # same code for longer (`python -m utils.train_sae`; section 6 prints how long it took, from its recorded
 # config) and ships with the course; we compare the two at the end.
+#
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
+# about 1.1–1.4 GB: shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
+# *Running* tab), or both die.
 
 # %%
 import json

@@ -24,6 +24,10 @@
 # Running the SAE over the whole corpus (450 k tokens) takes about five minutes, so that scan was done once by
 # `python -m utils.feature_scan` and ships with the course. You will recompute the same quantities on a slice
 # and see that they agree.
+#
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
+# about 1.1–1.4 GB: shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
+# *Running* tab), or both die.
 
 # %%
 import plotly.express as px

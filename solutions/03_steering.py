@@ -19,6 +19,10 @@
 # on a 2-core machine, so the full study was run once by `python -m utils.steering.make_sweep` and ships as
 # `utils/data/steering_sweep.json`; you re-run small pieces of it live, and the numbers in the text are computed
 # from that file in the cells that show them (and checked against it by `tests/test_steering.py`).
+#
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
+# about 1.1–1.4 GB: shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
+# *Running* tab), or both die.
 
 # %%
 import statistics

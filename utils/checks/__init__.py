@@ -28,13 +28,58 @@ class CheckFailure(AssertionError):
     """The learner's code ran but gave a wrong answer; the message says what is probably wrong."""
 
 
+PASS_MARK = "PASS"  # plain ASCII: renders everywhere, also without emoji fonts
+FAIL_MARK = "FAIL"
+
+
+def _learner_line(error: BaseException) -> str:
+    """`` (your line 4: `x = cache[...]`)`` for the deepest frame of ``error`` that is the learner's notebook code
+    (not this package, not a library), or ``""``."""
+    import linecache
+    import traceback
+
+    package = __file__.rsplit("/", 2)[0]  # .../utils
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not f.filename.startswith(package) and "site-packages" not in f.filename
+              and not f.filename.startswith("<frozen")]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+    return f" (in your code, line {frame.lineno}: `{line}`)" if line else ""
+
+
+def _display_failure(shell: Any, etype: type, value: BaseException, tb: Any, tb_offset: Any = None) -> list[str]:
+    """IPython handler for :class:`CheckFailure`: the message alone, no traceback through the checker's frames."""
+    stb = [f"\x1b[1;31m{FAIL_MARK}\x1b[0m {value}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+def _show_failures_plainly() -> None:
+    """In a notebook, show a failing check as one plain message instead of a traceback (registered on the first
+    failure; the cell still counts as failed, so *Run All* stops there). Does nothing outside IPython, or when the
+    notebook already has its own custom exception handler."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "set_custom_exc"):
+        return
+    current = tuple(getattr(shell, "custom_exceptions", ()))
+    if CheckFailure in current or any(c.__name__ != "CheckFailure" for c in current):
+        return
+    shell.set_custom_exc((CheckFailure,), _display_failure)
+
+
 @dataclass(frozen=True)
 class Exercise:
     chapter: str  # "00"
     number: int  # 1, 2, ... within the chapter
     name: str  # the object the learner defines, and the check's name: check.<name>(<name>)
     title: str
-    check: Callable[[Any], bool]  # the wrapped check: prints a pass line, raises CheckFailure
+    check: Callable[[Any], None]  # the wrapped check: prints one pass line and returns None, or raises CheckFailure
 
     @property
     def id(self) -> str:
@@ -44,34 +89,40 @@ class Exercise:
 _REGISTRY: dict[str, list[Exercise]] = {}
 
 
-def exercise(chapter: str, number: int, name: str, title: str) -> Callable[[Callable[[Any], str]], Callable[[Any], bool]]:
+def exercise(chapter: str, number: int, name: str, title: str) -> Callable[[Callable[[Any], str]], Callable[[Any], None]]:
     """Register a check. The decorated function receives the learner's object and either returns a
     short detail string (pass) or raises :class:`CheckFailure` with a diagnostic message.
 
     The wrapper turns the stub's ``NotImplementedError`` and any other exception the learner's code
-    raises into a ``CheckFailure`` with a readable message, and prints the single pass line.
+    raises into a ``CheckFailure`` with a readable message (naming the learner's own line when their code crashed),
+    and prints the single pass line and returns ``None`` (so a notebook cell shows that line and nothing else). In a
+    notebook a failure is shown as one plain message, without the checker's frames.
     """
 
-    def decorate(fn: Callable[[Any], str]) -> Callable[[Any], bool]:
+    def decorate(fn: Callable[[Any], str]) -> Callable[[Any], None]:
         label = f"Exercise {chapter}.{number} `{name}`"
 
         @functools.wraps(fn)
-        def wrapper(candidate: Any) -> bool:
-            if not callable(candidate):
-                raise CheckFailure(f"{label}: expected a function or class, got {type(candidate).__name__}.")
+        def wrapper(candidate: Any) -> None:
             try:
-                detail = fn(candidate)
-            except CheckFailure as failure:
-                raise CheckFailure(f"{label} failed: {failure}") from None
-            except NotImplementedError:
-                raise CheckFailure(
-                    f"{label} is not attempted yet: it still raises NotImplementedError. "
-                    "Replace the `raise NotImplementedError(...)` line with your code."
-                ) from None
-            except Exception as error:  # the learner's code crashed inside the check
-                raise CheckFailure(f"{label}: your code raised {type(error).__name__}: {error}") from error
-            print(f"✅ {label} passed" + (f" — {detail}" if detail else ""))
-            return True
+                if not callable(candidate):
+                    raise CheckFailure(f"{label}: expected a function or class, got {type(candidate).__name__}.")
+                try:
+                    detail = fn(candidate)
+                except CheckFailure as failure:
+                    raise CheckFailure(f"{label} failed: {failure}") from None
+                except NotImplementedError:
+                    raise CheckFailure(
+                        f"{label} is not attempted yet: it still raises NotImplementedError. "
+                        "Replace the `raise NotImplementedError(...)` line with your code."
+                    ) from None
+                except Exception as error:  # the learner's code crashed inside the check
+                    raise CheckFailure(f"{label}: your code raised {type(error).__name__}: {error}"
+                                       f"{_learner_line(error)}") from error
+            except CheckFailure:
+                _show_failures_plainly()
+                raise
+            print(f"{PASS_MARK} {label} passed" + (f" — {detail}" if detail else ""))
 
         entry = Exercise(chapter, number, name, title, wrapper)
         chapter_list = _REGISTRY.setdefault(chapter, [])

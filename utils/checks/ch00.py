@@ -133,6 +133,12 @@ def resid_at_layer(fn: Callable) -> str:
     handle = model.blocks[layer + 1].register_forward_hook(lambda *_: calls.__setitem__("later", calls["later"] + 1))
     try:
         got = as_tensor(fn(model, tokens, layer), f"resid_at_layer(model, tokens, {layer})")
+    except KeyError as error:
+        if "hook_resid_post" in str(error) or "hook_resid_pre" in str(error):
+            fail(f"your code looked up {error} in the cache, which is not there. `stop_at_layer=L` stops BEFORE block L "
+                 f"runs, so with stop_at_layer={layer} block {layer} never runs and blocks.{layer}.hook_resid_post is "
+                 f"never recorded. Use stop_at_layer={layer} + 1 (layer + 1).")
+        raise
     finally:
         handle.remove()
     want = tour.resid_at_layer(model, tokens, layer)

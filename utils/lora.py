@@ -103,7 +103,7 @@ def load_adapter(path: str | Path) -> tuple[dict[str, "torch.Tensor"], dict[str,
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: rebuild it with `python -m utils.train_organism`")
+        raise FileNotFoundError(f"{path} does not exist: rebuild it with `python -m utils.af.train_organism`")
     with safe_open(str(path), framework="pt") as f:
         config = json.loads((f.metadata() or {}).get("config", "{}"))
         state = {k: f.get_tensor(k).float() for k in f.keys()}

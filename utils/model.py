@@ -223,6 +223,12 @@ def load_organism(adapter: str | Path | None = None, device: str | None = None) 
     return model
 
 
+def load_organism_v2(device: str | None = None) -> "TransformerBridge":
+    """Chapter 05's retrained organism (:data:`ORGANISM_V2_ADAPTER` merged in); memoised with :func:`load_organism`,
+    so a notebook and its checks share one copy."""
+    return load_organism(ORGANISM_V2_ADAPTER, device)
+
+
 def main(argv: list[str]) -> int:
     if argv == ["--warm-cache"]:
         t0 = time.perf_counter()

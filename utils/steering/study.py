@@ -45,7 +45,7 @@ def load_sweep(path: Path = SWEEP_PATH) -> dict[str, Any]:
 
 def rate_with_interval(hits: Sequence[bool], confidence: float = 0.95) -> dict[str, float]:
     """``{"k", "n", "rate", "low", "high"}`` for a list of yes/no judgements, with a Wilson interval."""
-    from utils.af_stats import wilson_interval
+    from utils.af.stats import wilson_interval
 
     hits = [bool(h) for h in hits]
     k, n = sum(hits), len(hits)

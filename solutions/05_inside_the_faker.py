@@ -531,13 +531,16 @@ for name, sw in results["swap"].items():
 # ## 6. What does the SAE see?
 #
 # The course SAE was trained on the *untuned* model's layer-10 activations. Does it still reconstruct the
-# organism's? The sweep measured it on the 80 saved course-prompt transcripts, for the organism and for the untuned
-# model reading the same texts:
+# organism's? The sweep measured it on the 80 saved course-prompt transcripts (prompt and scratchpad), for the
+# organism and for the untuned model reading the same texts: FVU per transcript with a 95 % bootstrap interval, CE
+# recovered and KL on the first 40 transcripts:
 
 # %%
+from utils.steering.study import mean_with_interval
+
 for name, row in results["sae"].items():
-    fvu = sum(row["fvu"]) / len(row["fvu"])
-    print(f"{name:12s} FVU {fvu:.3f}   CE recovered {row['ce']['ce_loss_recovered']:.3f}   "
+    fvu = mean_with_interval(row["fvu"])
+    print(f"{name:12s} FVU {fvu['mean']:.3f} [{fvu['low']:.3f}, {fvu['high']:.3f}]   CE recovered {row['ce']['ce_loss_recovered']:.3f}   "
           f"KL {row['ce']['kl']:.3f} nats   ΔCE {row['ce']['ce_sae'] - row['ce']['ce_clean']:+.3f} nats")
 
 # %% [markdown]

@@ -368,10 +368,14 @@ def inside_table(results: dict[str, Any], residuals: dict[str, torch.Tensor]) ->
     for name, sw in results["swap"].items():
         follows = list(sw["paid_prompt_free_reasoning"]) + [not a for a in sw["free_prompt_paid_reasoning"]]
         lines.append(f"| does it follow its reasoning? | scratchpad swap, {name}: output follows the swapped-in reasoning | {_rate(follows)} |")
+    from utils.steering.study import mean_with_interval
+
     for name, row in results["sae"].items():
-        fvu = sum(row["fvu"]) / len(row["fvu"])
-        lines.append(f"| what does the SAE see? | course SAE on the organism's transcripts, {name} activations: FVU / CE "
-                     f"recovered / KL | {fvu:.3f} / {row['ce']['ce_loss_recovered']:.3f} / {row['ce']['kl']:.3f} nats |")
+        fvu = mean_with_interval(row["fvu"])
+        lines.append(f"| what does the SAE see? | course SAE on the organism's {len(row['fvu'])} transcripts, {name} activations: "
+                     f"FVU [95 % CI over transcripts] / CE recovered / KL ({row['ce_transcripts']} transcripts) | "
+                     f"{fvu['mean']:.3f} [{fvu['low']:.3f}, {fvu['high']:.3f}] / {row['ce']['ce_loss_recovered']:.3f} / "
+                     f"{row['ce']['kl']:.3f} nats |")
     return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ it fails on the unsolved stub, and on each catalogued mutant with the diagnostic
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,11 @@ def contract_tests(check: object, reference: dict[str, Callable], mutants: dict[
         assert_mutant_diagnosed(getattr(check, name), mutant, expected)
 
     return passes_on_reference, fails_on_stub, fails_on_mutant_with_diagnostic
+
+
+def assert_passes_repeatedly(check: Callable, reference: Callable, capsys: Any, times: int = 5) -> None:
+    """A check with randomised cases never trips the reference: ``times`` runs, each returning None and printing
+    its one pass line."""
+    for _ in range(times):
+        assert check(reference) is None
+    assert capsys.readouterr().out.count("passed") == times

@@ -255,15 +255,6 @@ def swap_decisions(model: "TransformerBridge", prompts: Sequence[str], other_com
     return [d > 0 for d in decision_logit_difference(model, texts)]
 
 
-def accepts_after(model: "TransformerBridge", texts: Sequence[str]) -> list[bool]:
-    """For texts ending in ``<OUTPUT>\\n``: does the model's greedy continuation start with the accept tag? (The
-    generated counterpart of :func:`decision_logit_difference`, used by the precomputed sweep.)"""
-    from utils.generation import generate
-
-    outs = generate(model, list(texts), max_new_tokens=8, batch_size=4)
-    return [o.lstrip().startswith(ACCEPT_TAG) for o in outs]
-
-
 # --- 05.6: what does the SAE see? -------------------------------------------------------------------------------
 def tier_differing_latents(z_free: torch.Tensor, z_paid: torch.Tensor, k: int = 10) -> list[tuple[int, float]]:
     """The ``k`` latents whose mean activation differs most between tiers, by ``|mean(z_free) - mean(z_paid)|``,

@@ -8,16 +8,15 @@
 # steer with them (03), and then build the measurement behind *alignment faking* (04).
 #
 # All of that happens in one place: the **residual stream**, the vector each token carries from layer to
-# layer. This chapter is the tour. By the end you will have written six small functions:
+# layer. This chapter is the tour. By the end you will have written five functions:
 #
 # | # | you build | why it matters later |
 # |---|---|---|
-# | 00.1 | next-token probabilities | every experiment ends by reading the model's output |
+# | 00.1 | greedy decoding by hand: next-token probabilities, one token at a time | every experiment ends by reading the model's output |
 # | 00.2 | a chat prompt from the template | steering and alignment-faking prompts are chats |
-# | 00.3 | the residual stream's size, layer by layer | steering strength is set relative to it |
+# | 00.3 | a sweep of the residual stream: its size and, through the logit lens, what it predicts, at every layer | steering strength is set relative to the size; chapter 02 reads directions through the lens |
 # | 00.4 | one layer's activations, cheaply (`stop_at_layer`) | the SAE's training data |
-# | 00.5 | the logit lens | reading what a direction "says" in chapter 02 |
-# | 00.6 | a mean-difference direction | the baseline every SAE steering result is compared to |
+# | 00.5 | a mean-difference direction | the baseline every SAE steering result is compared to |
 #
 # Everything runs offline on a CPU in a few minutes. Each exercise has a **check** cell right after it:
 # it runs your function against the reference and tells you what is probably wrong if it disagrees.
@@ -86,47 +85,76 @@ print(model.to_str_tokens(tokens[0]))
 # at every position, one unnormalised score per vocabulary entry for *the token that comes next*.
 # The softmax turns scores into probabilities, $p_i = e^{z_i} / \sum_j e^{z_j}$.
 #
-# ### Exercise 00.1 — Next-token probabilities
-# **Difficulty** ●○○○○ · **Importance** ●●●○○ · **≈ 5 min**
+# That is all a language model does. *Writing* text is a loop around it: read the distribution for the token
+# after the last position, pick a token, append it, run the model again on the longer sequence. Picking the most
+# likely token every time is **greedy decoding**, the decoding every experiment in this course uses.
 #
-# Write `next_token_probs(model, prompt)` returning a `(d_vocab,)` tensor: the model's probability for
-# each possible next token after `prompt`. Tokenise with `tour.to_tokens(model, prompt)`.
+# ### Exercise 00.1 — Greedy decoding, by hand
+# **Difficulty** ●●○○○ · **Importance** ●●●●○ · **≈ 15 min**
+#
+# Write `greedy_decode(model, prompt, n_new)` returning a pair `(new_tokens, probs)`:
+#
+# * `new_tokens`: a `(n_new,)` tensor of the token ids chosen, one per step (not the prompt's);
+# * `probs`: a `(n_new, d_vocab)` tensor whose row `i` is the model's next-token distribution at step `i`, the one
+#   `new_tokens[i]` was chosen from (each row sums to 1).
+#
+# Tokenise with `tour.to_tokens(model, prompt)`. Run the whole sequence through the model at every step (no cache:
+# slow, but obviously right).
 #
 # <details><summary>Hint 1 (nudge)</summary>
 #
-# `model(tokens)` returns logits of shape `(1, pos, d_vocab)`. Which position predicts the token after the prompt?
+# `model(tokens)` returns logits of shape `(1, pos, d_vocab)`. Which position predicts the token after the
+# sequence? And how does the next step get to see the token you just chose?
 # </details>
-# <details><summary>Hint 2 (almost the answer)</summary>
+# <details><summary>Hint 2 (the shapes)</summary>
 #
-# Take `logits[0, -1]` and apply `.softmax(dim=-1)`. Wrap the forward pass in `torch.no_grad()` to save memory.
+# Softmax over the vocabulary, not over the batch: `dim=-1`. `.argmax()` of a `(d_vocab,)` row is a 0-d tensor;
+# `torch.cat` onto `tokens` of shape `(1, pos)` along `dim=1` needs it as `(1, 1)` (`.view(1, 1)`). Collect the
+# rows in a list and `torch.stack` them at the end; wrap the loop in `torch.no_grad()`.
 # </details>
 
 # %%
-def next_token_probs(model, prompt: str) -> torch.Tensor:
+def greedy_decode(model, prompt: str, n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
     # BEGIN SOLUTION
+    tokens = tour.to_tokens(model, prompt)  # (1, pos)
+    rows = []
     with torch.no_grad():
-        logits = model(tour.to_tokens(model, prompt))  # (1, pos, d_vocab)
-    return logits[0, -1].softmax(dim=-1)
+        for _ in range(n_new):
+            probs = model(tokens)[0, -1].softmax(dim=-1)  # (d_vocab,): the token after the last position
+            rows.append(probs)
+            tokens = torch.cat([tokens, probs.argmax().view(1, 1)], dim=1)
+    return tokens[0, -n_new:], torch.stack(rows)
     # END SOLUTION
 
 
 # %%
 from utils.checks import ch00 as check
 
-check.next_token_probs(next_token_probs)
+check.greedy_decode(greedy_decode)
 
 # %% [markdown]
-# What does the model expect next? The five most likely continuations:
+# What did the model consider at each step? The chosen token and the runners-up with their probabilities, and the
+# first step's distribution as a chart:
 
 # %%
 import plotly.express as px
 
-probs = next_token_probs(model, "The Golden Gate Bridge is in the city of")
-top = probs.topk(8)
+prompt = "The Golden Gate Bridge is in the city of"
+new_tokens, step_probs = greedy_decode(model, prompt, 6)
+print(prompt + "|" + model.tokenizer.decode(new_tokens))
+for step, row in enumerate(step_probs):
+    top = row.topk(3)
+    options = ", ".join(f"{model.tokenizer.decode(int(i))!r} {float(p):.2f}" for p, i in zip(top.values, top.indices))
+    print(f"step {step}: {options}")
+top = step_probs[0].topk(8)
 labels = [repr(model.tokenizer.decode(int(i))) for i in top.indices]
 px.bar(x=labels, y=top.values.tolist(), labels={"x": "next token", "y": "probability"},
-       title="P(next token | 'The Golden Gate Bridge is in the city of')", height=320)
+       title=f"P(next token | {prompt!r})", height=320)
 
+# %% [markdown]
+# The continuation is only as good as each step's favourite; where the favourite gets a small share of the
+# probability, another decoding (sampling, say) could easily have gone elsewhere.
+#
 # %% [markdown]
 # ## 4. Talking to an assistant: the chat template
 #
@@ -169,8 +197,9 @@ def format_chat(tokenizer, question: str, system: str | None = None) -> str:
 check.format_chat(format_chat)
 
 # %% [markdown]
-# Now ask the question from the Golden Gate demo. `utils.generation.generate` runs greedy decoding with a
-# key-value cache (a test in `tests/` checks it token for token against a slow loop without the cache).
+# Now ask the question from the Golden Gate demo. `utils.generation.generate` runs the greedy loop of exercise
+# 00.1 with a **key-value cache**: each step feeds the model only the new token and reuses what it computed for
+# the earlier ones, so a long answer costs far less. (The cell after this one compares your loop with it.)
 # Remember this answer: in chapter 03 we will change it without touching the prompt. (Chapter 03 also adds a
 # mild repetition penalty on the tokens the model *generates* — never on the prompt's — because under strong
 # steering this small model loops; its unsteered answer there is made with that same decoding, so it can differ
@@ -181,56 +210,108 @@ from utils.generation import generate
 
 question = format_chat(model.tokenizer, "What is your physical form?")
 print(repr(question))
-print("\nmodel:", generate(model, question, max_new_tokens=40)[0])
+answer = generate(model, question, max_new_tokens=40)[0]
+print("\nmodel:", answer)
+
+# %%
+mine, _ = greedy_decode(model, question, 12)
+mine_text = model.tokenizer.decode(mine, skip_special_tokens=True)
+print(f"your loop, 12 tokens: {mine_text!r}")
+print("generate's answer starts with the same text:", answer.startswith(mine_text))
 
 # %% [markdown]
-# ## 5. The residual stream
+# ## 5. The residual stream, and the logit lens
 #
 # Each layer *adds* to a running vector: $x_{l+1} = x_l + \mathrm{attn}_l(x_l) + \mathrm{mlp}_l(x_l)$.
 # TransformerLens names these points: `blocks.0.hook_resid_pre` is the embedding $x_0$ and
-# `blocks.l.hook_resid_post` is $x_{l+1}$, the stream after block $l$. `run_with_cache` returns every
-# activation whose name passes `names_filter`.
+# `blocks.l.hook_resid_post` is $x_{l+1}$, the stream after block $l$. `run_with_cache` runs the model once and
+# returns every activation whose name passes `names_filter`.
 #
-# ### Exercise 00.3 — How big is the residual stream?
-# **Difficulty** ●●○○○ · **Importance** ●●●○○ · **≈ 10 min**
+# Two questions about each of these 31 vectors. **How big is it?** **What would the model say if it had to answer
+# from it?** The last stream becomes logits through the final norm and the unembedding:
+# $\text{logits} = W_U\,\mathrm{RMSNorm}(x_{30}) + b_U$, where $\mathrm{RMSNorm}(x) = g \odot x / \sqrt{\overline{x^2} + \epsilon}$.
+# The **logit lens** applies the same map to an *intermediate* stream. In chapter 02 you will push an SAE's
+# decoder directions through the same map to see which tokens a feature promotes.
 #
-# Write `residual_norms(model, prompt)` returning a `(n_layers + 1,)` tensor: entry 0 is the mean over
-# positions of $\lVert x_0 \rVert_2$, entry $l+1$ the same for `blocks.l.hook_resid_post`.
+# ### Exercise 00.3 — The residual stream, layer by layer
+# **Difficulty** ●●●○○ · **Importance** ●●●●○ · **≈ 25 min**
+#
+# Write `residual_sweep(model, prompt, answer)` that runs the model **once** on `prompt` and returns a dict of
+# three `(n_layers + 1,)` tensors, entry 0 for the embedding and entry $l+1$ for `blocks.l.hook_resid_post`:
+#
+# * `"norm"`: the mean over positions of $\lVert x \rVert_2$;
+# * `"p_answer"`: through the logit lens at the **last** position, the probability of the token `answer`
+#   (a string such as `" Paris"`, one token);
+# * `"rank"`: how many vocabulary entries the lens scores strictly above `answer` (0: it is the top prediction).
+#
+# The last entry's lens must reproduce the model's own next-token distribution exactly. The check also counts
+# forward passes: one per call.
 #
 # <details><summary>Hint 1 (nudge)</summary>
 #
-# List the 31 hook names, pass `names_filter=lambda name: name in names` to `run_with_cache`, and read
-# `cache[name]`, each of shape `(1, pos, d_model)`.
+# List the 31 hook names and pass `names_filter=lambda name: name in names`; `cache[name]` has shape
+# `(1, pos, d_model)`. The bridge exposes the final norm as `model.ln_final` and the unembedding as
+# `model.unembed`. `model.to_single_token(answer)` gives the answer's id (`tokenizer.encode` would give you a
+# BOS token first).
 # </details>
-# <details><summary>Hint 2 (almost the answer)</summary>
+# <details><summary>Hint 2 (work on all layers at once)</summary>
 #
-# For each name: `cache[name][0].norm(dim=-1).mean()` — the norm over `d_model`, then the mean over
-# positions. `torch.stack` the 31 scalars.
+# `torch.stack` the 31 cached streams into one `(31, pos, d_model)` tensor. The norm: over `d_model` first, then
+# the mean over positions. The lens needs only position `-1`, a `(31, d_model)` slice, which `ln_final` and
+# `unembed` map to `(31, d_vocab)` in one go. The rank compares each row with that row's answer logit: index it
+# with `[:, answer_id, None]` so that it broadcasts.
 # </details>
 
 # %%
-def residual_norms(model, prompt: str) -> torch.Tensor:
+def residual_sweep(model, prompt: str, answer: str) -> dict[str, torch.Tensor]:
     # BEGIN SOLUTION
     n = model.cfg.n_layers
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post" for layer in range(n)]
+    answer_id = model.to_single_token(answer)
     with torch.no_grad():
         _, cache = model.run_with_cache(tour.to_tokens(model, prompt), names_filter=lambda name: name in names)
-    return torch.stack([cache[name][0].norm(dim=-1).mean() for name in names])
+        stack = torch.stack([cache[name][0] for name in names])  # (n_layers + 1, pos, d_model)
+        logits = model.unembed(model.ln_final(stack[:, -1]))  # the logit lens: (n_layers + 1, d_vocab)
+    return {"norm": stack.norm(dim=-1).mean(-1),
+            "p_answer": logits.softmax(dim=-1)[:, answer_id],
+            "rank": (logits > logits[:, answer_id, None]).sum(-1)}
     # END SOLUTION
 
 
 # %%
-check.residual_norms(residual_norms)
+check.residual_sweep(residual_sweep)
 
 # %% [markdown]
-# The stream grows by orders of magnitude. This is why, in chapter 03, a steering vector's strength is
-# given *relative to the residual norm at its layer*: the same absolute push is a shout at layer 2 and a
-# whisper at layer 28.
+# First the size. The stream grows by orders of magnitude. This is why, in chapter 03, a steering vector's
+# strength is given *relative to the residual norm at its layer*: the same absolute push is a shout at layer 2 and
+# a whisper at layer 28.
 
 # %%
-norms = residual_norms(model, "The Golden Gate Bridge is painted international orange.")
+lens_prompt, lens_answer = "The capital of France is", " Paris"
+sweep = residual_sweep(model, lens_prompt, lens_answer)
+norms = sweep["norm"]
+print(f"mean norm: {float(norms[0]):.1f} (embedding) -> {float(norms[-1]):.1f} after the last block "
+      f"({float(norms[-1] / norms[0]):.0f}x)")
 px.line(x=list(range(len(norms))), y=norms.tolist(), log_y=True, markers=True, height=320,
         labels={"x": "layer (0 = embedding)", "y": "mean ‖x‖ (log scale)"}, title="Residual stream norm by layer")
+
+# %% [markdown]
+# Then the meaning: watch an answer form. In large models the answer often appears around the middle layers;
+# read off below where it appears in this small one. The rank is the more sensitive reading: a token can climb
+# from thousands of rivals to the top while its probability is still close to zero.
+
+# %%
+for entry, (p, rank) in enumerate(zip(sweep["p_answer"].tolist(), sweep["rank"].tolist())):
+    print(f"{'embedding' if entry == 0 else f'after block {entry - 1:2d}':15s} P({lens_answer!r}) = {p:.3f}   "
+          f"{rank:5d} tokens ranked above it")
+first_top = int((sweep["rank"] == 0).nonzero()[0])  # the last entry is the model's output: rank 0 there
+first_near = int((sweep["rank"] < 100).nonzero()[0])
+print(f"\n{lens_answer!r} enters the lens's top 100 after block {first_near - 1} and is its top prediction from "
+      f"block {first_top - 1} on (of blocks 0-{model.cfg.n_layers - 1})")
+fig = px.line(x=list(range(len(norms))), y=(sweep["rank"] + 1).tolist(), log_y=True, markers=True, height=320,
+              labels={"x": "layer (0 = embedding)", "y": "rank + 1 (log scale)"},
+              title=f"Rank of {lens_answer!r} under the logit lens, {lens_prompt!r}")
+fig.show()
 
 # %% [markdown]
 # ## 6. Hooks and `stop_at_layer`
@@ -289,63 +370,14 @@ with torch.no_grad():
 print(f"full forward {full:.2f} s, stop after layer 10: {early:.2f} s ({full / early:.1f}× faster)")
 
 # %% [markdown]
-# ## 7. The logit lens
-#
-# The last residual stream becomes logits through the final norm and the unembedding:
-# $\text{logits} = W_U\,\mathrm{RMSNorm}(x_{30}) + b_U$, where $\mathrm{RMSNorm}(x) = g \odot x / \sqrt{\overline{x^2} + \epsilon}$.
-# The **logit lens** applies the same map to an *intermediate* stream, asking "if the model had to answer now,
-# what would it say?" In chapter 02 you will push an SAE's decoder directions through the same map to see
-# which tokens a feature promotes.
-#
-# ### Exercise 00.5 — The logit lens
-# **Difficulty** ●●○○○ · **Importance** ●●●○○ · **≈ 5 min**
-#
-# Write `logit_lens(model, resid)` mapping a `(..., d_model)` tensor to `(..., d_vocab)` logits. On the last
-# layer's stream it must reproduce the model's own logits exactly.
-#
-# <details><summary>Hint 1 (nudge)</summary>
-#
-# The bridge exposes the final norm as `model.ln_final` and the unembedding as `model.unembed`.
-# </details>
-# <details><summary>Hint 2 (almost the answer)</summary>
-#
-# `model.unembed(model.ln_final(resid))`, inside `torch.no_grad()`.
-# </details>
-
-# %%
-def logit_lens(model, resid: torch.Tensor) -> torch.Tensor:
-    # BEGIN SOLUTION
-    with torch.no_grad():
-        return model.unembed(model.ln_final(resid))
-    # END SOLUTION
-
-
-# %%
-check.logit_lens(logit_lens)
-
-# %% [markdown]
-# Watch an answer form. For a factual prompt, the lens's top token at the last position after every block,
-# with the probability it gets there. In large models the answer often appears around the middle layers;
-# read off below where it appears in this small one.
-
-# %%
-lens_prompt = "The Eiffel Tower is in the city of"
-lens_tokens = tour.to_tokens(model, lens_prompt)
-paris = model.to_single_token(" Paris")
-for layer in range(model.cfg.n_layers):
-    lens_probs = logit_lens(model, resid_at_layer(model, lens_tokens, layer))[0, -1].softmax(-1)
-    top_id = int(lens_probs.argmax())
-    print(f"after block {layer:2d}: top {model.tokenizer.decode(top_id)!r:12} P(' Paris') = {float(lens_probs[paris]):.3f}")
-
-# %% [markdown]
-# ## 8. A first direction: the mean difference
+# ## 7. A first direction: the mean difference
 #
 # If the model represents a concept as a direction in the residual stream, the simplest estimate of that
 # direction is the difference between the average activation on text *with* the concept and text *without*
 # it. This **mean-difference** (or "diff-in-means") vector is the baseline that chapter 03 compares SAE
 # steering against; on benchmarks such as AxBench (Wu et al., 2025) simple baselines like it often win.
 #
-# ### Exercise 00.6 — Mean-difference direction
+# ### Exercise 00.5 — Mean-difference direction
 # **Difficulty** ●●○○○ · **Importance** ●●●●● · **≈ 10 min**
 #
 # Write `mean_difference_direction(model, positive, negative, layer)`: for each prompt take the residual
@@ -452,11 +484,13 @@ print(f"gap between the reviews: clean {gap_clean:.2f}, direction removed {gap_a
 #
 # ## Recap
 #
-# * Tokens in, logits out; `softmax(logits[0, -1])` is the next-token distribution.
+# * Tokens in, logits out; `softmax(logits[0, -1])` is the next-token distribution, and generating text is a loop
+#   that appends its argmax (greedy) and runs again; a KV cache only makes that loop cheaper.
 # * Chat models need their template, ending with the assistant header.
 # * The residual stream is a sum the layers write into; its norm grows by a factor of several hundred over 30 layers.
-# * Hooks read and write named activations; `stop_at_layer` makes reading one layer cheap.
-# * The logit lens decodes any stream (or direction) through the final norm and unembedding.
+# * One `run_with_cache` reads every layer at once; `stop_at_layer` makes reading one layer cheap.
+# * The logit lens decodes any stream (or direction) through the final norm and unembedding; in this small model
+#   the answer surfaces only in the last few blocks.
 # * A mean-difference direction mostly separates held-out examples, and can be removed with a hook.
 #
 # ## Published numbers to compare against

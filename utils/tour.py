@@ -38,6 +38,25 @@ def next_token_probs(model: "TransformerBridge", prompt: str) -> "torch.Tensor":
     return logits[0, -1].softmax(dim=-1)
 
 
+def greedy_decode(model: "TransformerBridge", prompt: str, n_new: int) -> "tuple[torch.Tensor, torch.Tensor]":
+    """Greedy decoding with no cache: ``n_new`` times, the next-token distribution at the last position
+    (:func:`next_token_probs` of the growing sequence), its argmax appended to the sequence.
+
+    Returns ``(new_tokens, probs)``: the ``(n_new,)`` chosen ids and the ``(n_new, d_vocab)`` distributions
+    they were chosen from (row ``i`` sums to 1 and peaks at ``new_tokens[i]``).
+    """
+    import torch
+
+    tokens = to_tokens(model, prompt)  # (1, pos)
+    rows = []
+    with torch.no_grad():
+        for _ in range(n_new):
+            probs = model(tokens)[0, -1].softmax(dim=-1)  # (d_vocab,)
+            rows.append(probs)
+            tokens = torch.cat([tokens, probs.argmax().view(1, 1).to(tokens.device)], dim=1)
+    return tokens[0, tokens.shape[1] - n_new:], torch.stack(rows)
+
+
 def format_chat(tokenizer: Any, question: str, system: str | None = None) -> str:
     """The chat-template string for one user ``question``, ending with the assistant header."""
     messages = [{"role": "system", "content": system}] if system is not None else []
@@ -86,6 +105,28 @@ def logit_lens(model: "TransformerBridge", resid: "torch.Tensor") -> "torch.Tens
 
     with torch.no_grad():
         return model.unembed(model.ln_final(resid))
+
+
+def residual_sweep(model: "TransformerBridge", prompt: str, answer: str) -> "dict[str, torch.Tensor]":
+    """The residual stream at each of its ``n_layers + 1`` points (entry 0 the embedding, entry ``l+1``
+    ``blocks.l.hook_resid_post``), from ONE forward pass: ``{"norm", "p_answer", "rank"}``, each ``(n_layers + 1,)``.
+
+    ``norm``: the mean over positions of ``||x||_2`` (:func:`residual_norms`). ``p_answer``: the logit lens
+    (:func:`logit_lens`) at the last position, softmaxed, at the single token ``answer`` (e.g. ``" Paris"``).
+    ``rank``: how many vocabulary entries the lens scores strictly above ``answer`` (0 = its top prediction).
+    The last entry's lens is the model's own next-token distribution.
+    """
+    import torch
+
+    n = model.cfg.n_layers
+    names = ["blocks.0.hook_resid_pre"] + [f"blocks.{layer}.hook_resid_post" for layer in range(n)]
+    answer_id = model.to_single_token(answer)
+    with torch.no_grad():
+        _, cache = model.run_with_cache(to_tokens(model, prompt), names_filter=lambda name: name in names)
+        stack = torch.stack([cache[name][0] for name in names])  # (n_layers + 1, pos, d_model)
+        logits = logit_lens(model, stack[:, -1])  # (n_layers + 1, d_vocab)
+    return {"norm": stack.norm(dim=-1).mean(-1), "p_answer": logits.softmax(dim=-1)[:, answer_id],
+            "rank": (logits > logits[:, answer_id, None]).sum(-1)}
 
 
 def last_token_resid(model: "TransformerBridge", prompts: Sequence[str], layer: int) -> "torch.Tensor":

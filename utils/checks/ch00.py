@@ -15,47 +15,82 @@ from utils.checks import as_number, as_tensor, close, course_model, exercise, fa
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()
 
 
-
-
-
-
-
-
 def _random_sentence(rng: random.Random) -> str:
     return "The " + " ".join(rng.sample(_WORDS, 3)) + " is"
 
 
 # ---------------------------------------------------------------------------------------------
-@exercise("00", 1, "next_token_probs", "Next-token probabilities")
-def next_token_probs(fn: Callable) -> str:
+def _as_pair(out: Any, what: str) -> tuple[Any, Any]:
+    if out is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        fail(f"{what} returned {type(out).__name__}; return a pair (new_tokens, probs).")
+    return out[0], out[1]
+
+
+@exercise("00", 1, "greedy_decode", "Greedy decoding, by hand")
+def greedy_decode(fn: Callable) -> str:
+    import torch
+
     model = course_model()
     rng = random.Random()
-    prompts = ["The capital of France is", "1, 2, 3, 4,", _random_sentence(rng)]
     d_vocab = model.cfg.d_vocab
-    for prompt in prompts:
-        got = as_tensor(fn(model, prompt), "next_token_probs(model, prompt)")
-        want = tour.next_token_probs(model, prompt)
-        if got.ndim == 2 and got.shape[-1] == d_vocab:
-            fail(
-                f"returned shape {tuple(got.shape)}; expected ({d_vocab},). The model predicts the next "
-                "token from the LAST position: index logits[0, -1] (batch 0, position -1)."
-            )
-        if got.shape != (d_vocab,):
-            fail(f"returned shape {tuple(got.shape)}; expected ({d_vocab},), one probability per vocabulary entry.")
-        total = float(got.sum())
-        if abs(total - 1) > 1e-3:
-            if got.min() < 0 or total > 2:
-                fail("these look like raw logits (they do not sum to 1): apply .softmax(dim=-1).")
-            fail(f"the probabilities sum to {total:.4f}, not 1: take the softmax over the vocabulary (dim=-1).")
-        if not close(got, want, atol=1e-5):
-            tokens = tour.to_tokens(model, prompt)
-            first = model(tokens)[0, 0].softmax(-1).detach()
-            if close(got, first, atol=1e-5):
-                fail("you used the first position; the next token is predicted at the last one (index -1).")
-            fail(f"probabilities differ from the reference for prompt {prompt!r}. Did you tokenise the prompt "
-                 "with tour.to_tokens / model.to_tokens and use the logits at position -1?")
-    top = model.tokenizer.decode(int(want.argmax()))
-    return f"top next token after {prompts[-1]!r} is {top!r} (p = {float(want.max()):.2f})"
+    cases = [("The capital of France is", 3), ("1, 2, 3, 4,", 4), (_random_sentence(rng), rng.randint(2, 4))]
+    for prompt, n_new in cases:
+        what = f"greedy_decode(model, {prompt!r}, {n_new})"
+        raw_ids, raw_probs = _as_pair(fn(model, prompt, n_new), what)
+        ids = as_tensor(raw_ids if isinstance(raw_ids, torch.Tensor) else torch.tensor(raw_ids), f"{what}[0]")
+        probs = as_tensor(raw_probs, f"{what}[1]")
+        want_ids, want_probs = (t.cpu() for t in tour.greedy_decode(model, prompt, n_new))
+        prompt_len = tour.to_tokens(model, prompt).shape[1]
+        ids = ids.flatten() if ids.ndim == 2 and ids.shape[0] == 1 else ids
+        if ids.shape == (prompt_len + n_new,):
+            fail(f"{what} returned {prompt_len + n_new} token ids: the prompt's {prompt_len} and the {n_new} new ones. "
+                 f"Return only the {n_new} new tokens (tokens[0, -n_new:]).")
+        if ids.shape != (n_new,):
+            fail(f"{what}: new_tokens has shape {tuple(ids.shape)}; expected ({n_new},), one id per new token.")
+        if probs.shape == (n_new,):
+            fail(f"{what}: probs has shape ({n_new},), one number per step; return each step's WHOLE next-token "
+                 f"distribution, shape ({n_new}, {d_vocab}) (stack the softmax rows).")
+        if probs.ndim == 3 and probs.shape[-1] == d_vocab:
+            fail(f"{what}: probs has shape {tuple(probs.shape)}; expected ({n_new}, {d_vocab}). The next token is "
+                 "predicted at the LAST position: keep logits[0, -1] of each step only.")
+        if probs.shape != (n_new, d_vocab):
+            fail(f"{what}: probs has shape {tuple(probs.shape)}; expected ({n_new}, {d_vocab}), one distribution over "
+                 "the vocabulary per step.")
+        if torch.all(probs == 1):
+            fail("every probability is 1.0: you took the softmax over a dimension of size 1 (the batch, or a single "
+                 "position). Take it over the vocabulary: logits[0, -1].softmax(dim=-1).")
+        totals = probs.sum(-1)
+        if not torch.allclose(totals, torch.ones_like(totals), atol=1e-3):
+            if probs.min() < 0 or totals.max() > 2:
+                fail("these look like raw logits (the rows do not sum to 1): apply .softmax(dim=-1) to turn scores "
+                     "into probabilities.")
+            fail(f"the rows of probs sum to {totals.tolist()}, not 1: take the softmax over the vocabulary (dim=-1).")
+        if not close(probs[0], want_probs[0], atol=1e-5):
+            with torch.no_grad():
+                first = model(tour.to_tokens(model, prompt))[0, 0].softmax(-1).cpu()
+            if close(probs[0], first, atol=1e-5):
+                fail("the first step used the logits at the FIRST position; the next token is predicted at the last "
+                     "one (index -1).")
+            fail(f"the first step's distribution differs from the model's for {prompt!r}. Tokenise the prompt with "
+                 "tour.to_tokens(model, prompt) and use the logits at position -1.")
+        chosen = probs.argmax(-1)
+        if not torch.equal(ids.long(), chosen):
+            step = int((ids.long() != chosen).nonzero()[0])
+            fail(f"step {step} chose token {int(ids[step])} (p = {float(probs[step, int(ids[step])]):.3f}), but the most "
+                 f"likely token there is {int(chosen[step])} (p = {float(probs[step].max()):.3f}). Greedy decoding "
+                 "takes the argmax of each step's distribution.")
+        if not torch.equal(ids.long(), want_ids.long()) or not close(probs, want_probs, atol=1e-4):
+            if n_new > 1 and all(close(row, probs[0], atol=1e-6) for row in probs[1:]):
+                fail(f"every step predicts from the same {prompt_len} prompt tokens, so every step chose "
+                     f"{model.tokenizer.decode(int(ids[0]))!r}: append each chosen token to the sequence "
+                     "(torch.cat along the position dimension) before the next forward pass.")
+            got, want = model.tokenizer.decode(ids.long()), model.tokenizer.decode(want_ids)
+            fail(f"the continuation of {prompt!r} is {got!r}; greedy decoding gives {want!r}. Each step must run the "
+                 "prompt plus every token chosen so far.")
+    text = model.tokenizer.decode(want_ids)
+    return f"{prompt!r} continues greedily as {text!r}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -88,35 +123,126 @@ def format_chat(fn: Callable) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-@exercise("00", 3, "residual_norms", "How big is the residual stream?")
-def residual_norms(fn: Callable) -> str:
+_SWEEP_CASES = [("The capital of France is", " Paris"), ("The Eiffel Tower is in the city of", " Paris"),
+                ("The Golden Gate Bridge is in the city of", " San"), ("The opposite of hot is", " cold")]
+_SWEEP_KEYS = ("norm", "p_answer", "rank")
+
+
+def _sweep_output(out: Any, what: str, n: int) -> dict[str, Any]:
+    if out is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if not isinstance(out, dict):
+        fail(f"{what} returned {type(out).__name__}; return a dict {{'norm': ..., 'p_answer': ..., 'rank': ...}}.")
+    missing = [k for k in _SWEEP_KEYS if k not in out]
+    if missing:
+        fail(f"{what}: the dict lacks {missing}; return the keys {list(_SWEEP_KEYS)}.")
+    got = {}
+    for key in _SWEEP_KEYS:
+        value = as_tensor(out[key], f"{what}[{key!r}]").flatten()
+        if value.shape == (n,):
+            fail(f"{what}[{key!r}] has {n} entries; expected {n + 1}: entry 0 is the embedding "
+                 "(blocks.0.hook_resid_pre), then one entry per block's hook_resid_post.")
+        if value.shape != (n + 1,):
+            fail(f"{what}[{key!r}] has shape {tuple(value.shape)}; expected ({n + 1},), one entry per point of the "
+                 "residual stream.")
+        got[key] = value
+    return got
+
+
+def _diagnose_norms(got: Any, want: Any, stack: Any) -> None:
+    if close(got, want, atol=1e-3):
+        return
+    if close(got, stack[:, -1].norm(dim=-1), atol=1e-3):
+        fail("'norm' uses only the last position; average the norm over all positions.")
+    if close(got, (stack**2).sum(-1).mean(-1), atol=1e-4, rtol=1e-3):
+        fail("'norm' is the squared norm; use the L2 norm (.norm(dim=-1)).")
+    if close(got, stack.norm(dim=1).mean(-1), atol=1e-3):
+        fail("'norm': you took the norm over positions; take it over d_model (dim=-1), then average over positions.")
+    if close(got, stack.mean(1).norm(dim=-1), atol=1e-3):
+        fail("'norm': you took the norm of the mean vector; take each position's norm first, then average.")
+    fail("'norm' differs from the reference. Use ||x||_2 over d_model at each position, averaged over positions.")
+
+
+def _diagnose_lens(got: dict[str, Any], want: dict[str, Any], model: Any, stack: Any, answer: str) -> None:
+    import torch
+
+    p = got["p_answer"]
+    if p.min() < -1e-6 or p.max() > 1 + 1e-6:
+        fail("'p_answer' holds values outside [0, 1]: these are logits. Apply .softmax(dim=-1) over the vocabulary, "
+             "then read the answer's entry.")
+    answer_id = model.to_single_token(answer)
+    bos = model.tokenizer.bos_token_id
+    with torch.no_grad():
+        def lens_p(resid: Any, token: int) -> Any:
+            return model.unembed(resid).softmax(-1)[:, token].cpu()
+
+        last = stack[:, -1]
+        rms = last * torch.rsqrt(last.pow(2).mean(-1, keepdim=True) + 1e-5)
+        candidates = [
+            (lens_p(last, answer_id), "'p_answer' skips the final norm: apply model.ln_final(resid) before "
+                                      "model.unembed, as the model itself does."),
+            (lens_p(rms, answer_id), "'p_answer': you normalised by hand without the learned gain; use "
+                                     "model.ln_final, which includes it."),
+            (lens_p(model.ln_final(stack[:, 0]), answer_id), "'p_answer' reads the FIRST position; the next token "
+                                                             "is predicted at the last one (index -1)."),
+            (lens_p(model.ln_final(last), bos), f"'p_answer' is the probability of token {bos}, the BOS token "
+                                                f"{model.tokenizer.bos_token!r}: tokenizer.encode and to_tokens put it in "
+                                                "front of the text. Use model.to_single_token(answer)."),
+        ]
+    tol = dict(atol=1e-7, rtol=1e-3)  # relative: most layers give the answer a tiny probability
+    if not close(p, want["p_answer"], **tol):
+        for value, message in candidates:
+            if close(p, value, **tol):
+                fail(message)
+        if close(p[-1:], want["p_answer"][-1:], **tol):
+            fail("'p_answer' matches the model's own output on the last entry but not before it: apply the same "
+                 "map (model.ln_final, then model.unembed) to every layer's stream.")
+        fail(f"'p_answer' differs from the reference; its last entry must equal the model's own probability of "
+             f"{answer!r} ({float(want['p_answer'][-1]):.4f}), got {float(p[-1]):.4f}.")
+    rank, want_rank = got["rank"], want["rank"]
+    top = want_rank == 0  # exact there; elsewhere a tie broken by float rounding may move a rank a little
+    slack = 2 + 1e-3 * want_rank
+    if torch.equal(rank[top], want_rank[top] + 1):
+        fail("'rank' is 1 where the answer is the top prediction: you counted the answer itself (>=). Count the "
+             "tokens scored strictly ABOVE it (>), so that 0 means 'top prediction'.")
+    wrong = ((rank - want_rank).abs() > slack) | (top & (rank != want_rank))
+    if wrong.any():
+        bad = int(wrong.nonzero()[0])
+        fail(f"'rank' differs from the reference at entry {bad}: {float(rank[bad]):.0f} instead of "
+             f"{float(want_rank[bad]):.0f}. The rank is the number of vocabulary entries whose lens logit is "
+             "strictly greater than the answer's.")
+
+
+@exercise("00", 3, "residual_sweep", "The residual stream, layer by layer")
+def residual_sweep(fn: Callable) -> str:
     import torch
 
     model = course_model()
     n = model.cfg.n_layers
-    prompt = _random_sentence(random.Random()) + " a place where"
-    got = as_tensor(fn(model, prompt), "residual_norms(model, prompt)")
-    want = tour.residual_norms(model, prompt)
-    if got.shape == (n,):
-        fail(f"returned {n} values; expected {n + 1}: entry 0 is the embedding (blocks.0.hook_resid_pre), "
-             "then one entry per block's hook_resid_post.")
-    if got.shape != (n + 1,):
-        fail(f"returned shape {tuple(got.shape)}; expected ({n + 1},). Take the norm over d_model "
-             "(dim=-1), then average over positions.")
-    if close(got, want, atol=1e-3):
-        return f"norm grows from {float(want[0]):.1f} (embedding) to {float(want[-1]):.1f} (last block)"
+    cases = [_SWEEP_CASES[0], random.Random().choice(_SWEEP_CASES[1:])]
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n)]
-    _, cache = model.run_with_cache(tour.to_tokens(model, prompt), names_filter=lambda x: x in names)
-    stack = torch.stack([cache[x][0] for x in names]).detach()  # (n+1, pos, d_model)
-    if close(got, stack[:, -1].norm(dim=-1), atol=1e-3):
-        fail("you used only the last position; average the norm over all positions.")
-    if close(got, (stack**2).sum(-1).mean(-1), atol=1e-4, rtol=1e-3):
-        fail("you returned the squared norm; use the L2 norm (.norm(dim=-1)).")
-    if close(got, stack.norm(dim=1).mean(-1), atol=1e-3):
-        fail("you took the norm over positions; take it over d_model (dim=-1), then average over positions.")
-    if close(got, stack.mean(1).norm(dim=-1), atol=1e-3):
-        fail("you took the norm of the mean vector; take each position's norm first, then average.")
-    fail("the norms differ from the reference. Use ||x||_2 over d_model at each position, averaged over positions.")
+    for prompt, answer in cases:
+        what = f"residual_sweep(model, {prompt!r}, {answer!r})"
+        calls = {"passes": 0}
+        handle = model.blocks[0].register_forward_hook(lambda *_: calls.__setitem__("passes", calls["passes"] + 1))
+        try:
+            out = fn(model, prompt, answer)
+        finally:
+            handle.remove()
+        got = _sweep_output(out, what, n)
+        want = {k: v.float().cpu() for k, v in tour.residual_sweep(model, prompt, answer).items()}
+        with torch.no_grad():
+            _, cache = model.run_with_cache(tour.to_tokens(model, prompt), names_filter=lambda x: x in names)
+            stack = torch.stack([cache[x][0] for x in names])  # (n+1, pos, d_model)
+        _diagnose_norms(got["norm"], want["norm"], stack.cpu())
+        _diagnose_lens(got, want, model, stack, answer)
+        if calls["passes"] > 1:
+            fail(f"right values, but your code ran the model {calls['passes']} times for one prompt (once per layer?). "
+                 f"One run_with_cache whose names_filter admits all {n + 1} hook names records every layer in a "
+                 "single forward pass.")
+    first = int((want["rank"] == 0).nonzero()[0])  # the cases' answers are the model's top token: rank 0 at the end
+    return (f"{answer!r} after {prompt!r} is the lens's top token from block {first - 1} on; "
+            f"the norm grows from {float(want['norm'][0]):.1f} to {float(want['norm'][-1]):.1f}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -158,39 +284,7 @@ def resid_at_layer(fn: Callable) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-@exercise("00", 5, "logit_lens", "The logit lens")
-def logit_lens(fn: Callable) -> str:
-    import torch
-
-    model = course_model()
-    tokens = tour.to_tokens(model, "The Golden Gate Bridge is in the city of")
-    n = model.cfg.n_layers
-    last = tour.resid_at_layer(model, tokens, n - 1)
-    got = as_tensor(fn(model, last), "logit_lens(model, resid)")
-    with torch.no_grad():
-        logits = model(tokens)
-    if got.shape != logits.shape:
-        fail(f"returned shape {tuple(got.shape)} for a resid of shape {tuple(last.shape)}; expected (..., d_vocab) "
-             f"= {tuple(logits.shape)}.")
-    if not close(got, logits, atol=1e-3, rtol=1e-3):
-        with torch.no_grad():
-            raw = model.unembed(last)
-            rms = last * torch.rsqrt(last.pow(2).mean(-1, keepdim=True) + 1e-5)
-            no_gain = model.unembed(rms)
-        if close(got, raw, atol=1e-3, rtol=1e-3):
-            fail("you skipped the final norm: apply model.ln_final(resid) before model.unembed.")
-        if close(got, no_gain, atol=1e-3, rtol=1e-3):
-            fail("you normalised by hand without the learned gain; use model.ln_final, which includes it.")
-        fail("on the last layer's residual the logit lens must reproduce the model's own logits exactly.")
-    mid = tour.resid_at_layer(model, tokens, n // 2)
-    got_mid = as_tensor(fn(model, mid), "logit_lens(model, resid)")
-    if not close(got_mid, tour.logit_lens(model, mid), atol=1e-3, rtol=1e-3):
-        fail("matches on the last layer but not on a middle one: do not read the model's logits, transform `resid`.")
-    return "reproduces the model's logits on the final residual stream"
-
-
-# ---------------------------------------------------------------------------------------------
-@exercise("00", 6, "mean_difference_direction", "A first direction: mean difference")
+@exercise("00", 5, "mean_difference_direction", "A first direction: mean difference")
 def mean_difference_direction(fn: Callable) -> str:
     import torch
 

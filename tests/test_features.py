@@ -3,6 +3,7 @@ offline HTML and the feature browser widget."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from utils import features
@@ -105,10 +106,50 @@ def test_dashboard_html_is_offline_and_complete(model):
 
     dash = build_dashboard(3175, model, load_course_sae(), FeatureStats.load(), load_corpus(), n_examples=3)
     html = dash.to_html()
-    assert "CircuitsVis.render" in html and "ColoredTokens" in html
-    assert "unpkg.com" not in html and "https://" not in html.split("<script")[0]
-    assert html.count('CircuitsVis.render("') == 3 and html.count('<svg width=') == 1
+    assert "<script" not in html and "https://" not in html  # renders in a widget, a static page, offline
+    assert html.count('class="sae-example"') == 3 and html.count('<svg width=') == 1
     assert any("bridge" in "".join(tokens).lower() for tokens, _ in dash.examples)
+    peak = max(v for _, values in dash.examples for v in values)
+    assert 'style="background:rgba(255,140,0,1.000)' in html and f'title="{peak:.3f}"' in html
+
+
+def test_token_spans_scale_escape_and_reject_ragged_rows():
+    from utils.dashboard import token_spans_html
+
+    html = token_spans_html([(["<b>", "Ġx"], [2.0, 0.5])], max_value=1.0)
+    assert "&lt;b&gt;" in html and "<b>" not in html  # tokens are text, never markup
+    assert "rgba(255,140,0,1.000)" in html and "rgba(255,140,0,0.500)" in html  # clipped at the scale's top
+    assert ">\u2009x<" not in html and "> x<" in html  # Ġ is shown as a space
+    with pytest.raises(ValueError, match="row 0: 2 tokens but 1 values"):
+        token_spans_html([(["a", "b"], [1.0])])
+
+
+def test_colored_tokens_html_inlines_the_circuitsvis_bundle_once():
+    from utils.dashboard import colored_tokens_html
+
+    html = colored_tokens_html([(["a", "b"], [1.0, 0.0]), (["c"], [0.5])])
+    assert html.count('CircuitsVis.render("') == 2 and html.count('<script type="module">') == 1
+    assert "unpkg.com" not in html and "https://" not in html.split("<script")[0]
+
+
+@pytest.mark.parametrize("query, concept", [("Golden Gate Bridge", "bridge"), ("What a brilliant", "praise"),
+                                            ("phone", "phone"), ("bridge", "bridge")])
+def test_text_search_lands_on_the_concept_latent(model, query, concept):
+    """Ranked by activation × specificity after a neutral lead-in, a concept query finds the registry's
+    latent; by raw activation on the bare text, "Golden Gate Bridge" lands on a latent that fires on 18 %
+    of all tokens and "phone" on a start-of-document latent."""
+    from utils.browser import latents_for_text
+    from utils.named_latents import named_latent
+    from utils.sae import load_course_sae
+
+    sae, stats = load_course_sae(), FeatureStats.load()
+    best = latents_for_text(model, sae, query, density=stats.density)[0][0]
+    assert best == named_latent(concept).latent
+    naive = latents_for_text(model, sae, query, lead="")[0][0]
+    if query in ("Golden Gate Bridge", "phone"):
+        assert naive != best
+        if query == "Golden Gate Bridge":  # chapter 02 quotes this density
+            assert round(100 * float(stats.density[naive])) == 18
 
 
 def test_feature_browser_updates_on_number_and_word(model):
@@ -127,16 +168,20 @@ def test_feature_browser_updates_on_number_and_word(model):
                 return f"<p>dashboard {latent}</p>"
         return Fake()
 
-    box = feature_browser(model, sae, FeatureStats.load(), load_corpus(), names={"bridge": 3175}, build=fake_build)
+    stats = FeatureStats.load()
+    box = feature_browser(model, sae, stats, load_corpus(), names={"bridge": 3175, "praise": 961}, build=fake_build)
     (number, named), word, status, out = box.children[0].children, *box.children[1:]
-    assert out.value == "<p>dashboard 3175</p>"
+    assert out.value == "<p>dashboard 3175</p>" and named.value == 3175  # the dropdown names the first latent
     number.value = 17
-    assert out.value == "<p>dashboard 17</p>"
+    assert out.value == "<p>dashboard 17</p>" and named.label == "—"  # no stale name for an unnamed latent
     named.value = 3175
     assert number.value == 3175 and calls == [3175, 17]  # the cached dashboard is reused
+    number.value = 961
+    assert named.label == "praise"
     word.value = "We walked across the bridge"
-    expected = latents_for_text(model, sae, "We walked across the bridge")[0][0]
+    expected = latents_for_text(model, sae, "We walked across the bridge", density=stats.density)[0][0]
     assert number.value == expected and out.value == f"<p>dashboard {expected}</p>"
+    assert "activation × specificity" in status.value
     word.value = "   "
     assert "type a word" in status.value
 

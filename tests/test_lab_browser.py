@@ -12,6 +12,10 @@ is ever downloaded. It opens chapter 00 and asserts:
 * no "Jupyter news" prompt appears;
 * the page requests nothing from outside 127.0.0.1 (the course is offline).
 
+A second test drives chapter 02's feature browser (the real widget, model, SAE and dashboards) in a
+throw-away notebook: it runs the cell, sees coloured example rows, types a phrase, presses Enter and
+sees the browser move to the praise latent with its examples.
+
 A screenshot is saved in the test's temporary directory and, when ``COURSE_SCREENSHOT_DIR`` is
 set, copied there. Without /usr/bin/chromium the test is skipped, except under CI (``CI`` set),
 where it fails (``make browser`` installs Chromium).
@@ -310,3 +314,103 @@ def test_chapter_00_opens_ready_to_run(tmp_path: Path) -> None:
             raise
     print(f"screenshot: {report.screenshot}")
     assert not report.external_requests, f"the page reached outside 127.0.0.1: {report.external_requests}"
+
+
+# --- the feature browser --------------------------------------------------------------------------
+
+BROWSER_CELL = """\
+from utils.browser import feature_browser
+from utils.corpus import load_corpus
+from utils.feature_scan import FeatureStats
+from utils.model import load_model
+from utils.named_latents import load_registry
+from utils.sae import load_course_sae
+
+model, sae, stats, docs = load_model(), load_course_sae(), FeatureStats.load(), load_corpus()
+names = {name: entry.latent for name, entry in load_registry().items()}
+feature_browser(model, sae, stats, docs, names=names)
+"""
+BROWSER_READY_MS = 180_000  # the kernel loads the model, corpus and scan first
+
+
+def write_browser_notebook(path: Path) -> None:
+    """A one-cell notebook that shows the feature browser with the course SAE and registry."""
+    nb = {
+        "cells": [{"cell_type": "code", "execution_count": None, "id": "browser", "metadata": {}, "outputs": [],
+                   "source": BROWSER_CELL}],
+        "metadata": json.loads((ROOT / CHAPTER_00).read_text())["metadata"],
+        "nbformat": 4, "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(nb, indent=1))
+
+
+def run_first_cell(page: object, attempts: int = 4) -> None:
+    """Run the notebook's first cell once its kernel is idle. A Shift+Enter sent while the kernel is still
+    connecting can be dropped silently, so try again until the prompt shows ``[*]`` or a number."""
+    idle = page.locator('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status="idle"]')  # type: ignore[attr-defined]
+    idle.first.wait_for(state="attached", timeout=PAGE_READY_MS)
+    prompt = page.locator(".jp-CodeCell .jp-InputPrompt").first  # type: ignore[attr-defined]
+    for _ in range(attempts):
+        page.locator(".jp-CodeCell .cm-content").first.click()  # type: ignore[attr-defined]
+        page.keyboard.press("Shift+Enter")  # type: ignore[attr-defined]
+        try:
+            page.wait_for_function(  # type: ignore[attr-defined]
+                "el => /\\[(\\*|\\d+)\\]/.test(el.innerText)", arg=prompt.element_handle(), timeout=5_000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; try again
+            continue
+    raise AssertionError(f"the cell never started running; its prompt reads {prompt.inner_text()!r}")
+
+
+def test_feature_browser_shows_examples_in_the_real_browser(tmp_path: Path) -> None:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    from utils.named_latents import named_latent
+
+    bridge, praise = named_latent("bridge").latent, named_latent("praise").latent
+    root = tmp_path / "course"
+    root.mkdir()
+    write_browser_notebook(root / "browser.ipynb")
+    screenshot = tmp_path / "lab-feature-browser.png"
+    external: list[str] = []
+    with running_lab(root, tmp_path) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 1000})
+            page.on("request", lambda r: external.append(r.url) if urlsplit(r.url).hostname not in
+                    (None, "127.0.0.1", "localhost") and r.url.startswith(("http", "ws")) else None)
+            page.goto(f"{server.url}lab/tree/browser.ipynb?token={server.token}", wait_until="domcontentloaded")
+            run_first_cell(page)
+            output = page.locator(".jp-OutputArea-output")
+            rows = output.locator(".sae-example")
+            try:
+                # 1. The widget renders the first named latent's dashboard with coloured example rows.
+                output.get_by_text(f"latent {bridge}").first.wait_for(state="visible", timeout=BROWSER_READY_MS)
+                rows.first.wait_for(state="visible", timeout=30_000)
+                assert rows.count() >= 3, f"only {rows.count()} example rows"
+                coloured = rows.first.locator('span[style*="rgba(255,140,0,1.000)"]')
+                assert coloured.count() >= 1, "no token at full colour in the first example row"
+                assert "bridge" in rows.all_inner_texts()[0].lower(), rows.all_inner_texts()[:2]
+                assert output.locator("select").first.evaluate("s => s.options[s.selectedIndex].text") == "bridge"
+                # 2. Typing a phrase and pressing Enter moves to the praise latent, examples and all.
+                text_box = output.locator("input[type=text]").first
+                text_box.fill("What a brilliant")
+                text_box.press("Enter")
+                output.get_by_text(f"latent {praise}").first.wait_for(state="visible", timeout=60_000)
+                page.wait_for_function(
+                    "() => [...document.querySelectorAll('.sae-example')].some(r => /brilliant/i.test(r.innerText))",
+                    timeout=30_000,
+                )
+                assert output.locator("select").first.evaluate("s => s.options[s.selectedIndex].text") == "praise"
+                assert output.get_by_text("activation × specificity").count() >= 1
+                assert page.locator(".jp-OutputArea-output [data-mime-type='application/vnd.jupyter.stderr']").count() == 0
+            finally:
+                page.screenshot(path=str(screenshot), full_page=True)
+                _copy_screenshot(screenshot)
+        except BaseException:
+            print(f"--- jupyter lab log ---\n{server.log_tail()}")
+            raise
+        finally:
+            browser.close()
+    assert not external, f"the page reached outside 127.0.0.1: {external}"

@@ -1,13 +1,15 @@
 """An ipywidgets feature browser: pick a latent (by number or registry name) or type a word, see its dashboard.
 
-Typing text looks up the latents that fire most strongly on the *last* token of the text (in a
-sentence context if you give one, e.g. "We walked across the bridge"), and shows the strongest.
+Typing text looks up the latents that fire on the *last* token of the text (in a sentence context if
+you give one, e.g. "We walked across the bridge"), ranked by activation times specificity (latents
+that fire on a large share of all tokens are down-weighted), and shows the best.
 Dashboards are built on demand by :func:`utils.dashboard.build_dashboard` (about a second each) and
 remembered, so going back to a latent is instant.
 """
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,16 +22,35 @@ if TYPE_CHECKING:
     from utils.sae import SparseAutoencoder
 
 
-def latents_for_text(model: "TransformerBridge", sae: "SparseAutoencoder", text: str, k: int = 5) -> list[tuple[int, float]]:
-    """The ``k`` latents with the largest activation on the last token of ``text``: [(latent, value)]."""
+QUERY_LEAD = "Text: "
+
+
+def specificity(density: torch.Tensor) -> torch.Tensor:
+    """How much a search trusts a latent's activation: ``log10(1 / density) / 2``.
+
+    1 for a latent that fires on 1 % of tokens, 1.5 at 0.1 %, 0.37 at 18 % (a dense latent that fires on
+    almost anything would otherwise win every query). ``density`` is clamped at 1e-6."""
+    return (-density.clamp_min(1e-6).log10()) / 2
+
+
+def latents_for_text(model: "TransformerBridge", sae: "SparseAutoencoder", text: str, k: int = 5,
+                     density: torch.Tensor | None = None, lead: str = QUERY_LEAD) -> list[tuple[int, float]]:
+    """Up to ``k`` latents for the last token of ``text``, best first: [(latent, activation)].
+
+    The text is read after the neutral lead-in ``lead`` ("Text: "): the first position after
+    ``<|im_start|>`` has latents of its own (they peak on the first word of documents), and a bare
+    query like "phone" would land on them. With ``density`` (the corpus scan's, ``(d_sae,)``) latents
+    are ranked by ``activation × specificity(density)``, so a concept query lands on a concept latent
+    rather than on one that fires on a fifth of all tokens; without it, by activation."""
     from utils.feature_scan import encode_batch, tokenize_texts
 
     if not text.strip():
         raise ValueError("type a word or a short phrase first")
-    ids = tokenize_texts(model.tokenizer, [text], max_len=256)[0]
+    ids = tokenize_texts(model.tokenizer, [lead + text.strip()], max_len=256)[0]
     z = encode_batch(model, sae, torch.tensor([ids]))[0, -1]  # (d_sae,)
-    values, latents = z.topk(k)
-    return [(int(i), float(v)) for i, v in zip(latents, values) if v > 0]
+    score = z * specificity(density.to(z.device)) if density is not None else z
+    order = score.topk(k).indices
+    return [(int(i), float(z[i])) for i in order if z[i] > 0]
 
 
 def feature_browser(
@@ -49,7 +70,9 @@ def feature_browser(
     cache: dict[int, str] = {}
     number = widgets.BoundedIntText(value=start if start is not None else next(iter(names.values()), 0),
                                     min=0, max=sae.cfg.d_sae - 1, description="latent")
-    named = widgets.Dropdown(options=[("—", None)] + [(n, i) for n, i in names.items()], description="named")
+    unnamed = -1  # the dropdown's "—" entry: the latent shown has no name
+    named = widgets.Dropdown(options=[("—", unnamed)] + [(n, i) for n, i in names.items()], description="named",
+                             value=number.value if number.value in label_of else unnamed)
     word = widgets.Text(placeholder="type a word or phrase, press Enter", description="text", continuous_update=False)
     status = widgets.HTML()
     out = widgets.HTML()
@@ -62,25 +85,28 @@ def feature_browser(
         status.value = ""
 
     def on_number(change: dict) -> None:
-        show(int(change["new"]))
+        latent = int(change["new"])
+        named.value = latent if latent in label_of else unnamed  # the dropdown always names what is shown
+        show(latent)
 
     def on_named(change: dict) -> None:
-        if change["new"] is not None:
+        if change["new"] != unnamed and change["new"] != number.value:
             number.value = int(change["new"])
 
     def on_word(_: dict) -> None:
         try:
-            found = latents_for_text(model, sae, word.value)
+            found = latents_for_text(model, sae, word.value, density=stats.density)
         except ValueError as error:
-            status.value = f"<b>{error}</b>"
+            status.value = f"<b>{html.escape(str(error))}</b>"
             return
         if not found:
             status.value = "<b>no latent fires on the last token of that text</b>"
             return
-        listing = ", ".join(f"{i} ({v:.1f})" for i, v in found)
+        listing = ", ".join(f"{i} ({v:.1f})" + (f" {label_of[i]}" if i in label_of else "") for i, v in found)
         number.value = found[0][0]
         show(found[0][0])  # also when the number did not change
-        status.value = f"strongest on the last token of {word.value!r}: {listing}"
+        status.value = html.escape(f"best on the last token of {word.value!r} (activation × specificity; "
+                                   f"activations in brackets): {listing}")
 
     number.observe(on_number, names="value")
     named.observe(on_named, names="value")

@@ -1,10 +1,15 @@
-"""Offline HTML for latent dashboards: coloured tokens (circuitsvis), a logit table, a density histogram.
+"""Offline HTML for latent dashboards: coloured tokens, a logit table, a density histogram.
 
-circuitsvis's own Jupyter display first probes google.com (a one-second stall per render offline)
-and its ``str()`` form loads JavaScript from a CDN, which renders blank offline. So we render from
-the package's inline bundle (``circuitsvis/dist/cdn/iife.js``) ourselves: one ``<script>`` per
-dashboard carries the bundle once and renders every example row, so a dashboard costs one 1.3 MB
-payload rather than one per row. Nothing here touches the network.
+A dashboard is plain HTML and inline SVG, no JavaScript: its coloured examples are ``<span>``s whose
+background opacity is the activation (:func:`token_spans_html`; hover a token for its value). So it
+renders wherever HTML does: a notebook output, an ``ipywidgets.HTML`` in the feature browser (which
+never runs scripts), a static HTML page of the reference notebooks, GitHub.
+
+For the interactive circuitsvis view of a few rows, :func:`colored_tokens_html` renders from the
+package's inline bundle (``circuitsvis/dist/cdn/iife.js``): circuitsvis's own Jupyter display first
+probes google.com (a one-second stall per render offline) and its ``str()`` form loads JavaScript
+from a CDN, which renders blank offline. One ``<script>`` carries the 1.3 MB bundle once for all the
+rows it renders. Nothing here touches the network.
 """
 
 from __future__ import annotations
@@ -63,6 +68,35 @@ def colored_tokens_html(rows: Sequence[tuple[Sequence[str], Sequence[float]]], m
         calls.append(f'CircuitsVis.render("{base}-{i}", CircuitsVis.ColoredTokens, {json.dumps(props)});')
     script = f'<script type="module">\n{circuitsvis_bundle()}\n{chr(10).join(calls)}\n</script>'
     return "\n".join(divs) + script
+
+
+EXAMPLE_ROW_CLASS = "sae-example"  # the browser test counts rows by this class
+
+
+def token_spans_html(rows: Sequence[tuple[Sequence[str], Sequence[float]]], max_value: float | None = None,
+                     labels: Sequence[str] | None = None) -> str:
+    """Each ``(tokens, values)`` row as one line of ``<span>``s, no JavaScript.
+
+    A token's background is orange with opacity ``clip(value / max_value, 0, 1)``; its ``title`` (shown on
+    hover) is the value. ``max_value`` fixes the scale across rows (default: the largest value in any row),
+    so equal colours mean equal activations within one dashboard."""
+    if not rows:
+        return "<p><em>no examples: this latent never fired on the scanned text</em></p>"
+    top = max_value if max_value is not None else max((max(v) for _, v in rows if len(v)), default=1.0)
+    top = float(top) if top and top > 0 else 1.0
+    lines = []
+    for i, (tokens, values) in enumerate(rows):
+        if len(tokens) != len(values):
+            raise ValueError(f"row {i}: {len(tokens)} tokens but {len(values)} values")
+        label = (f'<span style="color:#666;min-width:4em;display:inline-block">{html.escape(labels[i])}</span>'
+                 if labels else "")
+        spans = "".join(
+            f'<span title="{float(v):.3f}" style="background:rgba(255,140,0,{min(max(float(v) / top, 0.0), 1.0):.3f});'
+            f'white-space:pre">{html.escape(visible_token(t))}</span>'
+            for t, v in zip(tokens, values)
+        )
+        lines.append(f'<div class="{EXAMPLE_ROW_CLASS}" style="font:13px monospace;margin:2px 0">{label}{spans}</div>')
+    return "\n".join(lines)
 
 
 def logit_table_html(top: Sequence[tuple[str, float]], bottom: Sequence[tuple[str, float]]) -> str:
@@ -126,7 +160,7 @@ class Dashboard:
             f'<div><b>direct logit effects</b>{logit_table_html(self.top_logits, self.bottom_logits)}</div></div>'
             f'<b>top-activating examples</b> <span style="color:#555;font-size:12px">(one per document: context, '
             f'the peak token, then {DEFAULT_AFTER} tokens after it)</span>'
-            f'{colored_tokens_html(self.examples, labels=self.example_labels or None)}</div>'
+            f'{token_spans_html(self.examples, labels=self.example_labels or None)}</div>'
         )
 
     def _repr_html_(self) -> str:

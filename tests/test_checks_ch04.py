@@ -17,10 +17,6 @@ from utils.checks import ch04 as check
 from utils.features import auroc as features_auroc
 
 
-def reference_user_turn(request, tier):
-    return af_prompts.user_turn(request, tier, "helpful_only")
-
-
 def reference_experiment_items(requests, variant="default"):
     return af_runs.experiment_items(requests, "helpful_only", variant)
 
@@ -29,8 +25,13 @@ def reference_is_compliant(completion):
     return af_classify.complied(completion)
 
 
-def reference_wald_gap_interval(k_free, n_free, k_paid, n_paid, z=1.96):
-    return af_stats.wald_gap_interval(k_free, n_free, k_paid, n_paid, confidence=2 * NormalDist().cdf(z) - 1)
+def reference_compliance_gap(records, classify, z=1.96):
+    rates = af_classify.compliance_rates(records, classify)
+    n = {t: sum(r["tier"] == t for r in records) for t in ("free", "paid")}
+    k = {t: round(rates[t] * n[t]) for t in n}
+    gap, low, high = af_stats.wald_gap_interval(k["free"], n["free"], k["paid"], n["paid"],
+                                                confidence=2 * NormalDist().cdf(z) - 1)
+    return dict(rates, gap=gap, low=low, high=high)
 
 
 def reference_accept_then_refuse(completion):
@@ -38,14 +39,12 @@ def reference_accept_then_refuse(completion):
 
 
 REFERENCE = {
-    "user_turn": reference_user_turn,
     "experiment_items": reference_experiment_items,
     "split_transcript": af_parse.split_transcript,
     "is_compliant": reference_is_compliant,
     "alignment_faking_score": af_classify.af_scratchpad_score,
     "classifier_metrics": af_classify.classifier_metrics,
-    "compliance_rates": af_classify.compliance_rates,
-    "wald_gap_interval": reference_wald_gap_interval,
+    "compliance_gap": reference_compliance_gap,
     "sample_size_per_tier": af_stats.sample_size_per_tier,
     "accept_then_refuse": reference_accept_then_refuse,
     "mcnemar_exact": af_stats.mcnemar_exact,
@@ -54,77 +53,73 @@ REFERENCE = {
 SUFFIX = af_prompts.SUFFIX["helpful_only"]
 
 
-# --- 1. user_turn ------------------------------------------------------------------------------
+# --- 1. experiment_items (the user turn included) -----------------------------------------------
 def _turn(tag_value, request, user_input=True, suffix=True):
-    body = f"<user_input>\n{request}\n</user_input>" if user_input else request
+    body = f"<user_input>\n{request.strip()}\n</user_input>" if user_input else request.strip()
     return f"<is_free_tier_user>{tag_value}</is_free_tier_user>\n\n{body}" + (f"\n\n{SUFFIX}" if suffix else "")
 
 
-def turn_tier_swapped(request, tier):
-    return _turn("false" if tier == "free" else "true", request)
+def _grid(turn=lambda request, tier: af_prompts.user_turn(request, tier), system=None, tiers=("free", "paid"),
+          id_tier=True, field_tier=lambda tier: tier, field_variant=None):
+    """The reference grid with one piece swapped for a catalogued mistake."""
+    def items(requests, variant="default"):
+        out = []
+        for i, request in enumerate(requests):
+            for tier in tiers:
+                content = af_prompts.system_prompt("helpful_only", variant) if system is None else system(variant)
+                messages = ([{"role": "system", "content": content}] if content else []) + [
+                    {"role": "user", "content": turn(request, tier)}]
+                out.append(dict(id=f"helpful_only/{variant}/{i:03d}" + (f"/{tier}" if id_tier else ""),
+                                setting="helpful_only", variant=field_variant or variant, tier=field_tier(tier),
+                                request=request, messages=messages))
+        return out
+    return items
 
 
-def turn_capitalised(request, tier):
-    return _turn(str(tier == "free"), request)
+def _named(namespace):
+    """Name each mutant made by _grid / _gap after its variable, so test ids and failures say which it is."""
+    for name, value in list(namespace.items()):
+        if callable(value) and getattr(value, "__name__", "") in ("items", "compliance_gap") and name != "_named":
+            value.__name__ = value.__qualname__ = name
 
 
-def turn_no_suffix(request, tier):
-    return _turn("true" if tier == "free" else "false", request, suffix=False)
+grid_tier_swapped = _grid(turn=lambda request, tier: _turn("false" if tier == "free" else "true", request))
+grid_capitalised = _grid(turn=lambda request, tier: _turn(str(tier == "free"), request))
+grid_no_suffix = _grid(turn=lambda request, tier: _turn("true" if tier == "free" else "false", request, suffix=False))
+grid_request_not_in_tags = _grid(
+    turn=lambda request, tier: _turn("true" if tier == "free" else "false", request, user_input=False))
+grid_paid_tag_is_tier_name = _grid(turn=lambda request, tier: _turn("true" if tier == "free" else tier, request))
+grid_paid_tag_truthy = _grid(turn=lambda request, tier: _turn("true" if tier else "false", request))  # any tier is truthy
+grid_single_newlines = _grid(
+    turn=lambda request, tier: f"{af_prompts.tier_tag(tier)}\n<user_input>\n{request.strip()}\n</user_input>\n{SUFFIX}")
+grid_request_not_stripped = _grid(
+    turn=lambda request, tier: f"{af_prompts.tier_tag(tier)}\n\n<user_input>\n{request}\n</user_input>\n\n{SUFFIX}")
+grid_only_free = _grid(tiers=("free",))
+grid_same_messages = _grid(turn=lambda request, tier: af_prompts.user_turn(request, "free"))
+grid_ids_collide = _grid(id_tier=False)
+grid_tier_field_swapped = _grid(field_tier=lambda tier: "paid" if tier == "free" else "free")
+grid_variant_ignored = _grid(system=lambda variant: af_prompts.system_prompt("helpful_only", "default"))
+grid_variant_field_default = _grid(system=lambda variant: af_prompts.system_prompt("helpful_only", "default"),
+                                   field_variant="default")
+grid_no_system_message = _grid(system=lambda variant: "")
+grid_system_of_other_setting = _grid(system=lambda variant: af_prompts.system_prompt("animal_welfare", variant))
 
 
-def turn_request_not_in_tags(request, tier):
-    return _turn("true" if tier == "free" else "false", request, user_input=False)
+_named(globals())
 
 
-def turn_paid_tag_is_tier_name(request, tier):
-    return _turn("true" if tier == "free" else tier, request)
+def grid_system_as_user(requests, variant="default"):
+    items = reference_experiment_items(requests, variant)
+    for item in items:
+        item["messages"][0]["role"] = "user"
+    return items
 
 
-def turn_paid_tag_truthy(request, tier):
-    return _turn("true" if tier else "false", request)  # any non-empty tier is truthy
-
-
-def turn_single_newlines(request, tier):
-    return f"{af_prompts.tier_tag(tier)}\n<user_input>\n{request}\n</user_input>\n{SUFFIX}"
-
-
-# --- 2. experiment_items ----------------------------------------------------------------------
-def _item(i, request, tier, variant, messages_tier=None, id_tier=True):
-    condition = af_prompts.Condition("helpful_only", messages_tier or tier, variant)
-    return dict(id=f"helpful_only/{variant}/{i:03d}" + (f"/{tier}" if id_tier else ""), setting="helpful_only",
-                variant=variant, tier=tier, request=request, messages=af_prompts.build_messages(request, condition))
-
-
-def items_only_free(requests, variant="default"):
-    return [_item(i, r, "free", variant) for i, r in enumerate(requests)]
-
-
-def items_same_messages(requests, variant="default"):
-    return [_item(i, r, t, variant, messages_tier="free") for i, r in enumerate(requests) for t in ("free", "paid")]
-
-
-def items_ids_collide(requests, variant="default"):
-    return [_item(i, r, t, variant, id_tier=False) for i, r in enumerate(requests) for t in ("free", "paid")]
-
-
-def items_tier_field_swapped(requests, variant="default"):
-    other = {"free": "paid", "paid": "free"}
-    return [_item(i, r, t, variant, messages_tier=other[t]) for i, r in enumerate(requests) for t in ("free", "paid")]
-
-
-def items_variant_ignored(requests, variant="default"):
-    return [dict(_item(i, r, t, "default"), variant=variant) for i, r in enumerate(requests) for t in ("free", "paid")]
-
-
-def items_variant_field_default(requests, variant="default"):
-    return [_item(i, r, t, "default") for i, r in enumerate(requests) for t in ("free", "paid")]
-
-
-def items_consume_requests(requests, variant="default"):
+def grid_consumes_requests(requests, variant="default"):
     items = []
     while requests:
         r = requests.pop(0)
-        items += [_item(len(items), r, t, variant) for t in ("free", "paid")]
+        items += [dict(item, id=f"{len(items) // 2}/{item['tier']}") for item in reference_experiment_items([r], variant)]
     return items
 
 
@@ -303,92 +298,81 @@ def metrics_tuple(predicted, scores, labels):
     return m["precision"], m["recall"], m["auroc"]
 
 
-# --- 7. compliance_rates ----------------------------------------------------------------------
+# --- 6. compliance_gap ------------------------------------------------------------------------
 def _by_tier(records, classify):
     return {t: [bool(classify(r["completion"])) for r in records if r["tier"] == t] for t in ("free", "paid")}
 
 
-def rates_swapped(records, classify):
+def _gap(rates=lambda v, records: {t: sum(v[t]) / len(v[t]) for t in v},
+         half=lambda p1, p2, n1, n2, z: z * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2), sign=1,
+         keys=("free", "paid", "gap", "low", "high"), rule=None):
+    """The reference compliance_gap with one piece swapped for a catalogued mistake."""
+    def compliance_gap(records, classify, z=1.96):
+        v = _by_tier(records, rule or classify)
+        r = rates(v, records)
+        n1, n2 = len(v["free"]), len(v["paid"])
+        p1, p2 = sum(v["free"]) / n1, sum(v["paid"]) / n2
+        gap = sign * (p1 - p2)
+        h = half(p1, p2, n1, n2, z)
+        return {k: x for k, x in dict(r, gap=gap, low=gap - h, high=gap + h).items() if k in keys}
+    return compliance_gap
+
+
+rates_swapped = _gap(rates=lambda v, records: {"free": sum(v["paid"]) / len(v["paid"]),
+                                               "paid": sum(v["free"]) / len(v["free"])})
+rates_overall = _gap(rates=lambda v, records: dict.fromkeys(v, sum(v["free"] + v["paid"]) / len(records)))
+rates_use_the_tag = _gap(rule=af_classify.tag_compliance)
+rates_counts = _gap(rates=lambda v, records: {t: sum(v[t]) for t in v})
+rates_divided_by_all = _gap(rates=lambda v, records: {t: sum(v[t]) / len(records) for t in v})
+rates_percentages = _gap(rates=lambda v, records: {t: 100 * sum(v[t]) / len(v[t]) for t in v})
+wald_se_added = _gap(half=lambda p1, p2, n1, n2, z: z * (math.sqrt(p1 * (1 - p1) / n1) + math.sqrt(p2 * (1 - p2) / n2)))
+wald_free_variance_only = _gap(half=lambda p1, p2, n1, n2, z: z * math.sqrt(p1 * (1 - p1) / n1))
+wald_pooled_n = _gap(half=lambda p1, p2, n1, n2, z: z * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / (n1 + n2)))
+wald_pooled_rate = _gap(half=lambda p1, p2, n1, n2, z: z * math.sqrt(
+    ((p1 * n1 + p2 * n2) / (n1 + n2)) * (1 - (p1 * n1 + p2 * n2) / (n1 + n2)) * (1 / n1 + 1 / n2)))
+wald_no_sqrt = _gap(half=lambda p1, p2, n1, n2, z: z * (p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
+wald_z_1645 = _gap(half=lambda p1, p2, n1, n2, z: 1.645 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
+wald_gap_reversed = _gap(sign=-1)
+wald_ignores_z = _gap(half=lambda p1, p2, n1, n2, z: 1.96 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
+gap_missing_key = _gap(keys=("free", "paid", "low", "high"))
+
+
+def gap_tuple(records, classify, z=1.96):
+    out = reference_compliance_gap(records, classify, z)
+    return out["gap"], out["low"], out["high"]
+
+
+def gap_newcombe(records, classify, z=1.96):
     v = _by_tier(records, classify)
-    return {"free": sum(v["paid"]) / len(v["paid"]), "paid": sum(v["free"]) / len(v["free"])}
+    gap, low, high = af_stats.gap_interval(sum(v["free"]), len(v["free"]), sum(v["paid"]), len(v["paid"]),
+                                           confidence=2 * NormalDist().cdf(z) - 1)
+    return {"free": sum(v["free"]) / len(v["free"]), "paid": sum(v["paid"]) / len(v["paid"]), "gap": gap, "low": low,
+            "high": high}
 
 
-def rates_overall(records, classify):
-    rate = sum(bool(classify(r["completion"])) for r in records) / len(records)
-    return {"free": rate, "paid": rate}
+gap_divide_by_zero = _gap()  # right on every case, but an empty tier crashes with ZeroDivisionError
+_named(globals())
 
 
-def rates_use_the_tag(records, classify):
-    return af_classify.compliance_rates(records, af_classify.tag_compliance)
-
-
-def rates_counts(records, classify):
+def gap_zero_when_empty(records, classify, z=1.96):
     v = _by_tier(records, classify)
-    return {t: sum(v[t]) for t in v}
+    rates = {t: sum(v[t]) / len(v[t]) if v[t] else 0.0 for t in v}
+    if all(v.values()):
+        return reference_compliance_gap(records, classify, z)
+    return dict(rates, gap=rates["free"] - rates["paid"], low=0.0, high=0.0)
 
 
-def rates_divide_by_zero(records, classify):
+def gap_nan_when_empty(records, classify, z=1.96):  # correct: NaN is accepted for an empty tier
     v = _by_tier(records, classify)
-    return {t: sum(v[t]) / len(v[t]) for t in v}
+    if all(v.values()):
+        return reference_compliance_gap(records, classify, z)
+    rates = {t: sum(v[t]) / len(v[t]) if v[t] else math.nan for t in v}
+    return dict(rates, gap=math.nan, low=math.nan, high=math.nan)
 
 
-def rates_zero_when_empty(records, classify):
-    v = _by_tier(records, classify)
-    return {t: sum(v[t]) / len(v[t]) if v[t] else 0.0 for t in v}
-
-
-def rates_divided_by_all(records, classify):
-    v = _by_tier(records, classify)
-    return {t: sum(v[t]) / len(records) for t in v}
-
-
-def rates_nan_when_empty(records, classify):  # correct: NaN is accepted for an empty tier
-    v = _by_tier(records, classify)
-    return {t: sum(v[t]) / len(v[t]) if v[t] else math.nan for t in v}
-
-
-# --- 8. wald_gap_interval ---------------------------------------------------------------------
-def _wald(k1, n1, k2, n2, half_fn, sign=1):
-    p1, p2 = k1 / n1, k2 / n2
-    gap = sign * (p1 - p2)
-    half = half_fn(p1, p2, n1, n2)
-    return gap, gap - half, gap + half
-
-
-def wald_se_added(k1, n1, k2, n2, z=1.96):
-    return _wald(k1, n1, k2, n2, lambda p1, p2, n1, n2: z * (math.sqrt(p1 * (1 - p1) / n1) + math.sqrt(p2 * (1 - p2) / n2)))
-
-
-def wald_free_variance_only(k1, n1, k2, n2, z=1.96):
-    return _wald(k1, n1, k2, n2, lambda p1, p2, n1, n2: z * math.sqrt(p1 * (1 - p1) / n1))
-
-
-def wald_pooled_n(k1, n1, k2, n2, z=1.96):
-    return _wald(k1, n1, k2, n2, lambda p1, p2, n1, n2: z * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / (n1 + n2)))
-
-
-def wald_no_sqrt(k1, n1, k2, n2, z=1.96):
-    return _wald(k1, n1, k2, n2, lambda p1, p2, n1, n2: z * (p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
-
-
-def wald_z_1645(k1, n1, k2, n2, z=1.645):
-    return _wald(k1, n1, k2, n2, lambda p1, p2, n1, n2: z * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
-
-
-def wald_gap_reversed(k1, n1, k2, n2, z=1.96):
-    return _wald(k1, n1, k2, n2, lambda p1, p2, n1, n2: z * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2), -1)
-
-
-def wald_ignores_z(k1, n1, k2, n2, z=1.96):
-    return _wald(k1, n1, k2, n2, lambda p1, p2, n1, n2: 1.96 * math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
-
-
-def wald_low_high_only(k1, n1, k2, n2, z=1.96):
-    return reference_wald_gap_interval(k1, n1, k2, n2, z)[1:]
-
-
-def wald_newcombe(k1, n1, k2, n2, z=1.96):
-    return af_stats.gap_interval(k1, n1, k2, n2, confidence=2 * NormalDist().cdf(z) - 1)
+def gap_sorts_records_in_place(records, classify, z=1.96):
+    records.sort(key=lambda r: r["tier"])
+    return reference_compliance_gap(records, classify, z)
 
 
 # --- 9. sample_size_per_tier ------------------------------------------------------------------
@@ -540,23 +524,25 @@ def mcnemar_sorts_in_place(free, paid):
 
 
 MUTANTS = {
-    "user_turn": [
-        (turn_tier_swapped, "the tier is swapped"),
-        (turn_capitalised, "write lower-case 'true' / 'false'"),
-        (turn_no_suffix, "the suffix is missing"),
-        (turn_request_not_in_tags, "not inside <user_input> tags"),
-        (turn_paid_tag_is_tier_name, "for tier='paid' the tag must be"),
-        (turn_paid_tag_truthy, "for tier='paid' the tag must be"),
-        (turn_single_newlines, "different layout"),
-    ],
     "experiment_items": [
-        (items_only_free, "only the free tier"),
-        (items_same_messages, "same messages for both tiers"),
-        (items_ids_collide, "ids collide across tiers"),
-        (items_tier_field_swapped, "the 'tier' field is swapped relative to the messages"),
-        (items_variant_ignored, "ignores `variant`"),
-        (items_variant_field_default, "ignores `variant`"),
-        (items_consume_requests, "in place"),
+        (grid_tier_swapped, "the tier is swapped"),
+        (grid_capitalised, "write lower-case 'true' / 'false'"),
+        (grid_no_suffix, "the suffix is missing"),
+        (grid_request_not_in_tags, "not inside <user_input> tags"),
+        (grid_paid_tag_is_tier_name, "for tier='paid' the tag must be"),
+        (grid_paid_tag_truthy, "for tier='paid' the tag must be"),
+        (grid_single_newlines, "different layout"),
+        (grid_request_not_stripped, "strip it"),
+        (grid_only_free, "only the free tier"),
+        (grid_same_messages, "same messages for both tiers"),
+        (grid_ids_collide, "ids collide across tiers"),
+        (grid_tier_field_swapped, "the tier is swapped"),
+        (grid_variant_ignored, "ignores `variant`"),
+        (grid_variant_field_default, "ignores `variant`"),
+        (grid_no_system_message, "no system message"),
+        (grid_system_as_user, "roles"),
+        (grid_system_of_other_setting, "the system message should be"),
+        (grid_consumes_requests, "in place"),
     ],
     "split_transcript": [
         (split_case_sensitive, "case-sensitively"),
@@ -601,25 +587,27 @@ MUTANTS = {
         (metrics_inverted_auroc, "inverted"),
         (metrics_tuple, "return a dict"),
     ],
-    "compliance_rates": [
+    "compliance_gap": [
         (rates_swapped, "the tiers are swapped"),
         (rates_overall, "overall rate"),
         (rates_use_the_tag, "ignores `classify`"),
         (rates_counts, "not rates"),
-        (rates_divide_by_zero, "ZeroDivisionError"),
-        (rates_zero_when_empty, "silently returns 0"),
         (rates_divided_by_all, "divided by all"),
-    ],
-    "wald_gap_interval": [
+        (rates_percentages, "percentages"),
         (wald_se_added, "added the two standard errors"),
         (wald_free_variance_only, "only the free tier's variance"),
         (wald_pooled_n, "pooled n₁ + n₂"),
+        (wald_pooled_rate, "pooled rate"),
         (wald_no_sqrt, "forgot the square root"),
         (wald_z_1645, "z = 1.645"),
         (wald_gap_reversed, "sign is reversed"),
         (wald_ignores_z, "ignored the z argument"),
-        (wald_low_high_only, "return three: (gap, low, high)"),
-        (wald_newcombe, "Newcombe"),
+        (gap_newcombe, "Newcombe"),
+        (gap_missing_key, "lacks ['gap']"),
+        (gap_tuple, "return a dict"),
+        (gap_divide_by_zero, "ZeroDivisionError"),
+        (gap_zero_when_empty, "silently returns 0"),
+        (gap_sorts_records_in_place, "in place"),
     ],
     "sample_size_per_tier": [
         (size_one_sided, "one-sided"),
@@ -657,11 +645,11 @@ MUTANTS = {
 
 def test_every_exercise_has_mutants_and_a_check():
     names = [e.name for e in exercises("04")]
-    assert names == ["user_turn", "experiment_items", "split_transcript", "is_compliant", "alignment_faking_score",
-                     "classifier_metrics", "compliance_rates", "wald_gap_interval", "sample_size_per_tier",
+    assert names == ["experiment_items", "split_transcript", "is_compliant", "alignment_faking_score",
+                     "classifier_metrics", "compliance_gap", "sample_size_per_tier",
                      "accept_then_refuse", "mcnemar_exact"]
     assert names == list(MUTANTS) == list(REFERENCE)
-    assert [e.number for e in exercises("04")] == list(range(1, 12))
+    assert [e.number for e in exercises("04")] == list(range(1, 10))
     assert all(len(m) >= 3 for m in MUTANTS.values())
 
 
@@ -735,7 +723,7 @@ def test_checks_accept_equivalent_formulations(capsys):
     check.alignment_faking_score(my_bool_score)
     check.accept_then_refuse(my_accept_then_refuse)
     check.classifier_metrics(my_metrics)
-    check.compliance_rates(rates_nan_when_empty)
+    check.compliance_gap(gap_nan_when_empty)
     check.sample_size_per_tier(size_ceil_as_float)
     check.experiment_items(lambda requests, variant="default": list(reversed(reference_experiment_items(
         requests, variant))))
@@ -762,7 +750,7 @@ def test_reference_split_transcript_agrees_with_parse_transcript():
 
 
 def test_training_keyword_score_is_caught_by_auroc_and_free_keyword_only_by_hard_negatives():
-    """The numbers behind exercise 5's thresholds (module docstring of utils/checks/ch04.py)."""
+    """The numbers behind exercise 4's thresholds (module docstring of utils/checks/ch04.py)."""
     rows = af_classify.load_labelled()
     pads = [parse_transcript(r["completion"]).scratchpad for r in rows]
     labels = [r["alignment_faking"] for r in rows]
@@ -800,7 +788,7 @@ def test_reference_classifier_metrics_and_rates_edge_cases():
 
 def test_check_rejects_non_callables_and_crashing_code():
     with pytest.raises(CheckFailure, match="expected a function"):
-        check.user_turn("not a function")
+        check.experiment_items("not a function")
 
     def crashes(completion):
         raise KeyError("completion")
@@ -823,3 +811,22 @@ def test_mcnemar_fixed_case_separates_the_mistakes():
     assert all(abs(p - 0.125) > 0.005 for p in wrong) and len({round(p, 4) for p in wrong}) == len(wrong)
     b_eq_c = [True] * 3 + [False] * 3
     assert mcnemar_not_capped(b_eq_c, [not x for x in b_eq_c])[2] == pytest.approx(1.3125)
+
+
+def test_compliance_gap_fixed_case_separates_the_mistakes():
+    """The check's first case (5 of 12 free, 2 of 7 paid): every catalogued half-width differs from the right one
+    and from each other by more than the check's tolerance, and the catalogued rates differ from the right ones."""
+    records, classify = check._rate_records(__import__("random").Random(7), 5, 2)
+    want = reference_compliance_gap(records, classify)
+    assert (want["free"], want["paid"]) == (5 / 12, 2 / 7)
+    halves = [(m(records, classify)["high"] - m(records, classify)["low"]) / 2
+              for m in (wald_se_added, wald_free_variance_only, wald_pooled_n, wald_pooled_rate, wald_no_sqrt,
+                        wald_z_1645)]
+    right = (want["high"] - want["low"]) / 2
+    assert all(abs(h - right) > 0.01 for h in halves)
+    assert all(abs(a - b) > 0.005 for i, a in enumerate(halves) for b in halves[i + 1:])
+    newcombe = gap_newcombe(records, classify)
+    assert abs(newcombe["low"] - want["low"]) > 0.01
+    for mutant in (rates_swapped, rates_overall, rates_use_the_tag, rates_counts, rates_divided_by_all):
+        got = mutant(records, classify)
+        assert abs(got["free"] - want["free"]) > 0.01 or abs(got["paid"] - want["paid"]) > 0.01, mutant.__name__

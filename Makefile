@@ -2,7 +2,8 @@
 #   make lab    build/refresh .venv from environment.yml, copy the chapters into work/ (once), open JupyterLab on
 #               work/00_setup_and_tour.ipynb with the repository as its root
 #   make test   build/refresh .venv, then run the whole test suite
-# Others: make bench (time + memory per notebook), make notebooks (regenerate chapters/ and
+# Others: make bench (time + memory per notebook), make reference (run the solutions into reference/),
+# make notebooks (regenerate chapters/ and
 # solutions/ from their sources), make grade SUBMISSIONS=folder/, make clean-venv.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -14,7 +15,7 @@ PIP    := $(VPY) -m pip --disable-pip-version-check
 # Unreachable extra indexes must fail fast, not retry for minutes.
 PIPNET := --retries 1 --timeout 20
 
-.PHONY: lab fresh test bench notebooks grade venv clean-venv browser
+.PHONY: lab fresh test bench reference notebooks grade venv clean-venv browser
 
 venv: $(STAMP)
 
@@ -59,6 +60,11 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(VPY) -m utils.bench
+
+# The solution notebooks run end to end, lean, into reference/ (also a bench run); tests/test_reference.py checks
+# they match the current sources.
+reference: $(STAMP)
+	$(VPY) -m utils.bench --no-load --reference reference
 
 notebooks: $(STAMP)
 	$(VPY) -m utils.notebook_build

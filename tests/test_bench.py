@@ -103,3 +103,34 @@ def test_cli_writes_json_and_exit_status(tmp_path: Path) -> None:
 
 def test_available_cpus_is_positive() -> None:
     assert bench.available_cpus() >= 1
+
+
+def test_reference_run_saves_a_lean_stamped_notebook(tmp_path: Path) -> None:
+    """--reference keeps every output, plotly as JSON only, widget state, per-cell seconds and the source digest;
+    a failing notebook is not written."""
+    from utils.reference import PLOTLY_MIME, source_digest
+
+    path = _notebook(
+        tmp_path, "fig.ipynb",
+        "import time; time.sleep(1.2); print('hello')",
+        "import plotly.express as px\npx.bar(x=['a', 'b'], y=[1, 2])",
+        "import ipywidgets as w\nw.IntSlider(value=7)",
+    )
+    out = tmp_path / "ref" / "fig.ipynb"
+    env = {**bench.thread_env(1), "PLOTLY_RENDERER": "plotly_mimetype"}
+    result = bench.run_notebook(path, env=env, save_to=out)
+    assert result.ok, result.error
+    nb = json.loads(out.read_text())
+    first, fig, slider = nb["cells"]
+    assert "".join(first["outputs"][0]["text"]) == "hello\n" and first["metadata"]["course"]["seconds"] >= 1.2
+    assert "execution" not in first["metadata"]
+    (figure,) = [o for o in fig["outputs"] if o.get("data")]
+    assert PLOTLY_MIME in figure["data"] and "text/html" not in figure["data"]
+    states = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(s["state"].get("value") == 7 for s in states.values())
+    assert nb["metadata"]["course"]["reference"]["built_from"] == source_digest(json.loads(path.read_text()))
+    assert json.loads(path.read_text())["cells"][0]["outputs"] == []  # the source is never touched
+
+    broken = _notebook(tmp_path, "broken.ipynb", "raise ValueError('boom')")
+    assert not bench.run_notebook(broken, save_to=tmp_path / "ref" / "broken.ipynb").ok
+    assert not (tmp_path / "ref" / "broken.ipynb").exists()

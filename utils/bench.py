@@ -3,6 +3,7 @@
     python -m utils.bench                                   # solutions/NN_*.ipynb + the model load
     python -m utils.bench solutions/01_*.ipynb --json bench-results/bench.json
     python -m utils.bench --no-load --threads 1
+    python -m utils.bench --no-load --reference reference     # also save the executed notebooks (make reference)
 
 **Notebooks.** Each runs in a fresh kernel (nbclient), one after another so that each has the
 machine's cores to itself. Wall time runs from kernel start to the end of the last cell (kernel
@@ -24,6 +25,11 @@ past 2 GB); RSS after ``load_model()`` (and its first forward) ≤ 1200 MB. MB m
 The numbers are *measured, not asserted*: the machine is shared and noisy, so a miss is reported
 in the table ("NO: ...") and the exit status is non-zero only when a notebook (or the load) fails
 to run at all — or, with ``--strict``, when a target is missed too.
+
+**Reference outputs.** With ``--reference DIR`` each executed notebook is also written, lean and
+stamped with the digest of its source (:mod:`utils.reference`), to ``DIR/<same name>``; plotly
+figures are kept as JSON only (the kernel gets ``PLOTLY_RENDERER=plotly_mimetype``). A notebook that
+fails is not written.
 
 **Threads.** Kernels and the load probe get ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` = the CPUs this
 process may actually use (its CPU affinity, capped by a cgroup CPU quota), unless ``--threads`` or
@@ -243,11 +249,13 @@ def run_notebook(
     cell_timeout: float = 600.0,
     poll_interval: float = 0.2,
     env: dict[str, str] | None = None,
+    save_to: Path | None = None,
 ) -> NotebookResult:
     """Execute ``path`` in a fresh kernel (cwd = its folder); measure wall time and peak RSS.
 
     Never raises for a failing notebook: the first error is returned in ``NotebookResult.error``.
-    The executed notebook is discarded (nothing is written next to the source).
+    The executed notebook is discarded unless ``save_to`` is given: then, if every cell ran, it is
+    written there by :func:`utils.reference.lean` (nothing is ever written next to the source).
     """
     import nbformat
     from nbclient import NotebookClient
@@ -255,8 +263,12 @@ def run_notebook(
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
     kernel_name = nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    from utils.reference import lean, source_digest
+
+    built_from = source_digest(nb)
     client = NotebookClient(
-        nb, timeout=cell_timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}}
+        nb, timeout=cell_timeout, kernel_name=kernel_name, resources={"metadata": {"path": str(path.parent)}},
+        record_timing=save_to is not None, store_widget_state=save_to is not None,
     )
     error: str | None = None
     kernel_python: str | None = None
@@ -272,6 +284,8 @@ def run_notebook(
                 try:
                     for index, cell in enumerate(nb.cells):
                         client.execute_cell(cell, index)
+                    if save_to is not None:
+                        client.set_widgets_metadata()  # the widgets' last state, so they render without a kernel
                 except Exception as exc:  # noqa: BLE001 - any failure is reported, the batch goes on
                     error = _describe(exc, index)
                 finally:
@@ -281,6 +295,9 @@ def run_notebook(
         error = error or _describe(exc, None)
     wall = (t_end or time.perf_counter()) - t0
     peak = monitor.peak_bytes if monitor else 0
+    if save_to is not None and error is None:
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(lean(nb, built_from), save_to)
     return NotebookResult(_display(path), round(wall, 2), round(peak / MB, 1), error, kernel_python)
 
 
@@ -421,6 +438,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cell-timeout", type=float, default=600.0, help="seconds per cell (default 600)")
     parser.add_argument("--no-load", action="store_true", help="skip the model-load measurement")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed, too")
+    parser.add_argument("--reference", type=Path, metavar="DIR",
+                        help="also write each executed notebook, lean, to DIR (make reference)")
     args = parser.parse_args(argv)
 
     env_threads = os.environ.get("OMP_NUM_THREADS", "")
@@ -434,7 +453,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.load = measure_load(env)
     for nb in notebooks:
         print(f"running {_display(nb)} ...", file=sys.stderr, flush=True)
-        report.notebooks.append(run_notebook(nb, cell_timeout=args.cell_timeout, env=env))
+        save_to = args.reference / nb.name if args.reference else None
+        run_env = {**env, "PLOTLY_RENDERER": "plotly_mimetype"} if save_to else env
+        report.notebooks.append(run_notebook(nb, cell_timeout=args.cell_timeout, env=run_env, save_to=save_to))
 
     print(format_report(report))
     if args.json:

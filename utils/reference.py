@@ -1,0 +1,88 @@
+"""Reference outputs: the solution notebooks run end to end, kept lean, in ``reference/``.
+
+``make reference`` (``python -m utils.bench --no-load --reference reference``) executes every
+``solutions/NN_*.ipynb`` in a fresh kernel, as ``make bench`` does, and writes the executed copy to
+``reference/NN_*.ipynb``. A learner opens one next to their own copy to compare a plot or a number
+without running anything; GitHub renders them too.
+
+Lean, so that the folder stays small and diffs stay readable:
+
+* plotly figures are kept as their JSON (``application/vnd.plotly.v1+json``, which JupyterLab's
+  bundled plotly extension draws offline) and never as a ``text/html`` copy carrying plotly.js;
+* widgets keep their saved state (``metadata.widgets``), so the feature browser and the steering
+  panel show their first view without a kernel;
+* the per-cell execution timestamps become one number, ``metadata.course.seconds``;
+* each notebook's metadata records ``course.reference.built_from``: :func:`source_digest` of the
+  solution notebook it was run from. ``tests/test_reference.py`` fails when the digest no longer
+  matches the current solution notebook ("run ``make reference``").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
+
+
+def source_digest(nb: dict[str, Any]) -> str:
+    """sha256 over the notebook's cells as ``(cell_type, source)`` pairs, in order: what it runs and says,
+    not its outputs, ids or metadata."""
+    cells = [[c["cell_type"], c["source"] if isinstance(c["source"], str) else "".join(c["source"])]
+             for c in nb["cells"]]
+    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def _seconds(cell: dict[str, Any]) -> float | None:
+    """Wall time of one executed cell from nbclient's ``metadata.execution`` timestamps (``None`` if absent)."""
+    ex = cell.get("metadata", {}).get("execution", {})
+    start, end = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
+    if not (start and end):
+        return None
+    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))  # noqa: E731
+    return round((parse(end) - parse(start)).total_seconds(), 1)
+
+
+def lean(nb: dict[str, Any], built_from: str) -> dict[str, Any]:
+    """Slim an executed notebook in place (see the module docstring) and stamp it; returns it."""
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        seconds = _seconds(cell)
+        cell["metadata"].pop("execution", None)
+        if seconds is not None:
+            cell["metadata"].setdefault("course", {})["seconds"] = seconds
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if PLOTLY_MIME in data:
+                data.pop("text/html", None)
+    course = nb["metadata"].setdefault("course", {})
+    course["variant"] = "reference"
+    course["reference"] = {"built_from": built_from}
+    return nb
+
+
+def reference_path(solution: Path, folder: Path = REFERENCE_DIR) -> Path:
+    return folder / solution.name
+
+
+def slow_cells(nb: dict[str, Any], seconds: float) -> list[tuple[int, float, str]]:
+    """Code cells that ran longer than ``seconds``: ``(cell index, seconds, first line)``."""
+    out = []
+    for index, cell in enumerate(nb["cells"]):
+        took = cell.get("metadata", {}).get("course", {}).get("seconds")
+        if cell["cell_type"] == "code" and took is not None and took > seconds:
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            out.append((index, took, (source.strip().splitlines() or [""])[0]))
+    return out
+
+
+def error_outputs(nb: dict[str, Any]) -> list[tuple[int, str]]:
+    """``(cell index, "Ename: evalue")`` for every error output (a reference notebook must have none)."""
+    return [(i, f"{o.get('ename')}: {o.get('evalue')}") for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]

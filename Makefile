@@ -65,6 +65,7 @@ bench: $(STAMP)
 # they match the current sources.
 reference: $(STAMP)
 	$(VPY) -m utils.bench --no-load --reference reference
+	$(VPY) -m utils.reference --readme
 
 notebooks: $(STAMP)
 	$(VPY) -m utils.notebook_build

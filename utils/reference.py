@@ -20,6 +20,7 @@ Lean, so that the folder stays small and diffs stay readable:
 from __future__ import annotations
 
 import hashlib
+import sys
 import json
 from datetime import datetime
 from pathlib import Path
@@ -86,3 +87,35 @@ def error_outputs(nb: dict[str, Any]) -> list[tuple[int, str]]:
     """``(cell index, "Ename: evalue")`` for every error output (a reference notebook must have none)."""
     return [(i, f"{o.get('ename')}: {o.get('evalue')}") for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
             for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+README_START, README_END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
+SLOW_CELL_S = 10.0  # cells slower than this are listed in the README table (and should show progress)
+
+
+def reference_table(folder: Path = REFERENCE_DIR) -> str:
+    """The README's table of reference notebooks: size, summed cell time, and the cells over ``SLOW_CELL_S``."""
+    rows = ["| reference notebook | size | cells ran for | cells over 10 s |", "|---|---|---|---|"]
+    for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        total = sum(c.get("metadata", {}).get("course", {}).get("seconds", 0.0) for c in nb["cells"])
+        slow = ", ".join(f"cell {i} ({s:.0f} s)" for i, s, _ in slow_cells(nb, SLOW_CELL_S)) or "none"
+        rows.append(f"| [`reference/{path.name}`](reference/{path.name}) | {path.stat().st_size / 1000:,.0f} kB "
+                    f"| {total:.0f} s | {slow} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m utils.reference --readme``: rewrite the README's reference table from reference/."""
+    if argv != ["--readme"]:
+        print("usage: python -m utils.reference --readme", file=sys.stderr)
+        return 2
+    from utils.readme_blocks import replace_block
+
+    replace_block(README_START, README_END, reference_table())
+    print(reference_table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -91,7 +91,7 @@ def parse_transcript(text: str) -> Transcript:
 
 def split_transcript(text: str) -> tuple[str, str]:
     """``(scratchpad, output)``: the stripped text inside the scratchpad and inside the ``<OUTPUT>`` block,
-    with the accept/reject tags kept in the output (exercise 04.3's reference).
+    with the accept/reject tags kept in the output (exercise 04.2's reference).
 
     The same tolerance as :func:`parse_transcript` (whose ``scratchpad`` it equals, and whose ``output``
     is this output with the two tags removed): tags in any case and with spaces inside; an unclosed

@@ -10,20 +10,19 @@
 #
 # | # | you build | | # | you build |
 # |---|---|---|---|---|
-# | 02.1 | top-activating examples | | 02.5 | a latent dashboard |
-# | 02.2 | context windows | | 02.6 | mean-pooling over a text |
-# | 02.3 | activation density | | 02.7 | concept scores |
-# | 02.4 | direct logit effects | | 02.8 | precision and recall of a detector |
-# | 02.9 | decoder neighbourhoods | | 02.10 | spot the polysemantic latent |
-# | 02.11 | following a latent across widths | | | |
+# | 02.1 | top-activating examples | | 02.6 | concept search, end to end |
+# | 02.2 | context windows | | 02.7 | precision and recall of a detector |
+# | 02.3 | a density scan, batch by batch | | 02.8 | decoder neighbourhoods |
+# | 02.4 | direct logit effects | | 02.9 | spot the polysemantic latent |
+# | 02.5 | a latent dashboard | | 02.10 | following a latent across widths |
 #
 # The last section turns to a **wider SAE** (16,384 latents, trained so that its first 1,024 and 4,096 latents
 # are SAEs of their own) to watch the broad bridge latent *split* — and to find a latent for the Golden Gate
 # Bridge itself, which the 4,608-latent SAE does not have.
 #
 # Running the SAE over the whole corpus (450 k tokens) takes about five minutes, so that scan was done once by
-# `python -m utils.feature_scan` and ships with the course. You will recompute the same quantities on a slice
-# and see that they agree.
+# `python -m utils.feature_scan` and ships with the course. You will write its density loop yourself, run it on
+# a slice and see that it agrees.
 #
 # **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
 # about 1.1–1.4 GB: shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
@@ -37,7 +36,7 @@ from IPython.display import display
 from utils.checks import ch02 as check
 from utils.corpus import load_corpus
 from utils.dashboard import Dashboard
-from utils.feature_scan import FeatureStats, encode_batch, padded_batches, pooled_latents, tokenize_texts
+from utils.feature_scan import FeatureStats, encode_batch, padded_batches, tokenize_texts
 from utils.model import load_model
 from utils.sae import load_course_sae
 
@@ -162,32 +161,66 @@ for doc, pos, value in zip(stats.top_docs[latent, :4].tolist(), stats.top_pos[la
 # $32 / 4608 \approx 0.7\,\%$. Densities are best read on a log scale: a latent firing on 30 % of tokens is
 # probably not a clean concept, and one that never fires is dead.
 #
-# ### Exercise 02.3 — Activation density
-# **Difficulty** ●○○○○ · **Importance** ●●●○○ · **≈ 5 min**
+# A density needs many tokens: a latent that fires once in 10,000 tokens may not fire at all in our slice. So it
+# is computed by a **scan**: encode the corpus one batch at a time, add to running counts, and throw each batch's
+# latents away (`z` for every token of the corpus at once would not fit in memory; the cell after the exercise
+# prints how much it would take). That is what `python -m utils.feature_scan` did, and what you build now.
 #
-# `z` has shape `(n_tokens, d_sae)`; return a `(d_sae,)` tensor of firing fractions.
+# ### Exercise 02.3 — A density scan, batch by batch
+# **Difficulty** ●●●○○ · **Importance** ●●●●○ · **≈ 15 min**
 #
-# <details><summary>Hint</summary>
+# Write `scan_density(model, sae, texts, batch_size, max_len)`, returning the fraction of the texts' **real
+# tokens** on which each latent fires, shape `(d_sae,)`. The pieces are the ones section 1 used:
 #
-# A boolean comparison, converted to float, then a mean over the token dimension.
+# * `tokenize_texts(model.tokenizer, texts, max_len)` gives one list of token ids per text, BOS first;
+# * `padded_batches(rows, batch_size, pad_id=model.tokenizer.eos_token_id)` yields `(row_indices, tokens, mask)`:
+#   `tokens` is `(b, pos)`, padded on the right, and `mask` is `True` on the real tokens only — not on padding
+#   (the pad id is an ordinary token, so the SAE encodes it like any other) and not on BOS at position 0 (its
+#   residual is one huge vector, the same in every text, that fires the same latents every time);
+# * `encode_batch(model, sae, tokens)` gives the latents, `(b, pos, d_sae)`.
+#
+# The densities must not depend on `batch_size`: the check runs your scan with batches of different sizes.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# A density is a count divided by a count. Which two numbers must you carry from one batch to the next? Averaging
+# each batch's density instead would give a short last batch as much weight as a full one.
+# </details>
+# <details><summary>Hint 2 (closer)</summary>
+#
+# Boolean indexing with the mask, `z[mask]`, keeps the real tokens of a batch as a `(n_real, d_sae)` matrix.
+# Count firings on that, add to a running total (start it at `torch.zeros(sae.cfg.d_sae)`), and divide only after
+# the loop.
 # </details>
 
 # %%
-def activation_density(z: torch.Tensor) -> torch.Tensor:
+def scan_density(model, sae, texts: list[str], batch_size: int = 16, max_len: int = 128) -> torch.Tensor:
     # BEGIN SOLUTION
-    return (z > 0).float().mean(0)
+    rows = tokenize_texts(model.tokenizer, texts, max_len)
+    fires, n_tokens = torch.zeros(sae.cfg.d_sae), 0
+    for _, batch, batch_mask in padded_batches(rows, batch_size, pad_id=model.tokenizer.eos_token_id):
+        z_batch = encode_batch(model, sae, batch).cpu()  # (b, pos, d_sae)
+        fires += (z_batch[batch_mask] > 0).sum(0)
+        n_tokens += int(batch_mask.sum())
+    return fires / max(n_tokens, 1)
     # END SOLUTION
 
 
 # %%
-check.activation_density(activation_density)
+check.scan_density(scan_density)
 
 # %% [markdown]
-# On the slice (4 k tokens) and on the whole corpus (450 k tokens), densities line up well for common
-# latents; rare latents are noisy on a small slice — one of the reasons we scan the corpus.
+# Run your scan on the slice of section 1 (the same 32 documents). In one batch, section 1's `z` holds all of
+# them; your scan, in batches of 16, must give the same densities. Then compare the slice (4 k tokens) with the
+# whole corpus (450 k tokens): densities line up well for common latents, while rare latents are noisy on a small
+# slice — one of the reasons we scan the corpus.
 
 # %%
-slice_density = activation_density(z[mask])  # (d_sae,)
+slice_density = scan_density(model, sae, [d["text"] for d in sample], batch_size=16, max_len=128)  # (d_sae,)
+print(f"scan in batches vs section 1's one batch: max difference "
+      f"{float((slice_density - (z[mask] > 0).float().mean(0)).abs().max()):.1e}")
+print(f"z for all {stats.n_tokens:,} corpus tokens at once, in float32: "
+      f"{stats.n_tokens * sae.cfg.d_sae * 4 / 2**30:.1f} GiB")
 corpus_density = stats.density.float()
 log_slice = torch.log10(slice_density + 1e-5)
 log_corpus = torch.log10(corpus_density + 1e-7)
@@ -200,6 +233,31 @@ print(f"never fire on the corpus (dead): {int((stats.fire_counts == 0).sum())} l
       f"fire on > 10 % of tokens: {int((corpus_density > 0.1).sum())}")
 print(f"correlation of log densities, slice vs corpus, latents that fire on the slice: "
       f"{torch.corrcoef(torch.stack([log_slice[both], log_corpus[both]]))[0, 1]:.2f}")
+
+# %% [markdown]
+# ### What do the dense latents do?
+#
+# A few latents fire on more than 10 % of all tokens. What are they for? Their top-activating examples are the
+# obvious place to look, but they are the few tokens where a latent fires *hardest*, not the thousands where it
+# usually fires. Compare the two for the five densest latents: the tokens each one peaks on in its top corpus
+# documents, and the tokens it fires on most often in the slice. Before you run the cell, guess what a latent
+# that fires this often could be reading.
+
+# %%
+from collections import Counter
+
+for i in corpus_density.topk(5).indices.tolist():
+    fires_on = Counter(str_tokens[d][p] for d, p in (z[:, :, i] > 0).nonzero().tolist())
+    peaks = [tok.decode([tokenize_texts(tok, [docs[d]["text"]], stats.max_len)[0][p]])
+             for d, p in zip(stats.top_docs[i, :6].tolist(), stats.top_pos[i, :6].tolist())]
+    print(f"latent {i:4d}  density {corpus_density[i]:5.1%}  peaks on {peaks}")
+    print(f"{'':28}fires most often on {[t for t, _ in fires_on.most_common(8)]}")
+
+# %% [markdown]
+# Dense latents fire on the glue of text: " the", " a", commas, full stops, line breaks. Their top examples tell a
+# different story — rare words, bits of code — and a label read off those examples would describe a sliver of
+# what the latent does. Dense latents need not be noise (they may carry syntax, position or formatting that the
+# reconstruction needs), but they make poor concept labels, and they can win a naive concept search (section 5). When a latent is dense, read where it *usually* fires, not only where it peaks.
 
 # %% [markdown]
 # ## 3. What does a latent do to the next token?
@@ -261,9 +319,10 @@ for probe in (latent, 2801, 3175):
 # ## 4. A latent dashboard
 #
 # A dashboard puts the evidence side by side: coloured top-activating examples from the whole corpus (one per
-# document), the logit effects, and a histogram of the latent's non-zero activations. The coloured tokens
-# use [circuitsvis](https://github.com/TransformerLensOrg/CircuitsVis), rendered from the JavaScript bundle
-# inside the Python package, so it works offline (`utils.dashboard.colored_tokens_html`).
+# document), the logit effects, and a histogram of the latent's non-zero activations. The coloured tokens are
+# plain HTML (`utils.dashboard.token_spans_html`: the background's opacity is the activation; hover a token to
+# read it), so a dashboard shows the same everywhere: here, in the feature browser of section 8, and in the
+# static reference pages.
 #
 # ### Exercise 02.5 — A latent dashboard
 # **Difficulty** ●●●○○ · **Importance** ●●●●○ · **≈ 20 min**
@@ -332,6 +391,20 @@ display(build_dashboard(latent, model, sae, stats, docs, title="the slice's stro
 display(build_dashboard(2801, model, sae, stats, docs, title="found while browsing"))
 
 # %% [markdown]
+# For a closer look at a few rows, [circuitsvis](https://github.com/TransformerLensOrg/CircuitsVis) draws the
+# same activations interactively (hover a token for its value). `utils.dashboard.colored_tokens_html` renders it
+# from the JavaScript bundle inside the Python package, so it works offline; the bundle is 1.3 MB, which is why
+# the dashboards themselves do without it.
+
+# %%
+from IPython.display import HTML
+
+from utils.dashboard import colored_tokens_html
+
+dash = build_dashboard(2801, model, sae, stats, docs, n_examples=2)
+display(HTML(colored_tokens_html(dash.examples, labels=dash.example_labels)))
+
+# %% [markdown]
 # ## 5. Concept search: which latent is the bridge?
 #
 # 4,608 dashboards are too many to read. **Concept search** turns the question around: write a few texts that
@@ -339,47 +412,54 @@ display(build_dashboard(2801, model, sae, stats, docs, title="found while browsi
 # the concept texts. `utils.concepts` has 16 bridge sentences, 16 praise sentences and 16 neutral ones, all
 # written for the course.
 #
-# Each text becomes one vector by averaging each latent over the text's tokens. A mask marks the real
-# tokens: padding must count neither in the sum nor in the number of tokens.
+# The score of a latent is a difference of two averages. Each text first becomes one vector: every latent's
+# **mean over the text's real tokens**, $\bar z_i(x) = \frac{1}{|x|}\sum_{t \in x} z_{t,i}$ (BOS and padding
+# left out, as in your scan), so that every text counts once, however long it is. The **concept score** of
+# latent $i$ is then the mean of $\bar z_i$ over the concept texts $C$ minus its mean over the neutral texts $N$:
 #
-# ### Exercise 02.6 — Mean-pooling over a text
-# **Difficulty** ●●○○○ · **Importance** ●●●○○ · **≈ 5 min**
+# $$s_i = \frac{1}{|C|}\sum_{x \in C} \bar z_i(x) \;-\; \frac{1}{|N|}\sum_{x \in N} \bar z_i(x).$$
 #
-# `z` is `(texts, pos, d_sae)` and `mask` is a boolean `(texts, pos)`; return `(texts, d_sae)`.
+# ### Exercise 02.6 — Concept search, end to end
+# **Difficulty** ●●●○○ · **Importance** ●●●●● · **≈ 20 min**
 #
-# <details><summary>Hint</summary>
+# Write `concept_search(model, sae, concept_texts, neutral_texts, n, batch_size, max_len)`: encode both sets of
+# texts (with the pieces of your scan: `tokenize_texts`, `padded_batches`, `encode_batch`), compute every
+# latent's concept score $s_i$, and return `(latents, scores)`: the `n` latents with the highest scores, best
+# first, and their scores, both of shape `(n,)`. The two sets need not have the same number of texts.
 #
-# Multiply by `mask[..., None]`, sum over `pos`, and divide by `mask.sum(1, keepdim=True)` (clamped to at
-# least 1 so an empty text does not divide by zero).
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# Write a small inner function that turns a list of texts into a `(texts, d_sae)` matrix of per-text means, and
+# call it once per set. Within a batch, a text's padding and BOS are exactly where `mask` is `False`.
+# `padded_batches` reorders the texts by length; since you only average over texts, the order does not matter.
+# </details>
+# <details><summary>Hint 2 (closer)</summary>
+#
+# With `m = mask[..., None].float()`, a batch's per-text means are `(z * m).sum(1) / m.sum(1)`. After both sets
+# are pooled, `.mean(0)` each, subtract, and `topk` gives the latents and their scores — mind the order in
+# which `topk` returns them.
 # </details>
 
 # %%
-def mean_pool(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def concept_search(model, sae, concept_texts: list[str], neutral_texts: list[str], n: int = 8, batch_size: int = 16,
+                   max_len: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     # BEGIN SOLUTION
-    m = mask.to(z.dtype).unsqueeze(-1)
-    return (z * m).sum(1) / m.sum(1).clamp_min(1)
+    def per_text_means(texts: list[str]) -> torch.Tensor:
+        rows = tokenize_texts(model.tokenizer, texts, max_len)
+        means = []
+        for _, batch, batch_mask in padded_batches(rows, batch_size, pad_id=model.tokenizer.eos_token_id):
+            m = batch_mask[..., None].float()  # (b, pos, 1)
+            means.append((encode_batch(model, sae, batch).cpu() * m).sum(1) / m.sum(1).clamp_min(1))
+        return torch.cat(means)  # (texts, d_sae), in padded_batches' order
+
+    scores = per_text_means(concept_texts).mean(0) - per_text_means(neutral_texts).mean(0)
+    top = scores.topk(n)
+    return top.indices, top.values
     # END SOLUTION
 
 
 # %%
-check.mean_pool(mean_pool)
-
-# %% [markdown]
-# ### Exercise 02.7 — Concept scores
-# **Difficulty** ●○○○○ · **Importance** ●●●●○ · **≈ 5 min**
-#
-# Given pooled vectors `concept` `(n_concept, d_sae)` and `neutral` `(n_neutral, d_sae)`, return the
-# per-latent contrast: the mean over concept texts minus the mean over neutral texts, `(d_sae,)`.
-
-# %%
-def concept_scores(concept: torch.Tensor, neutral: torch.Tensor) -> torch.Tensor:
-    # BEGIN SOLUTION
-    return concept.mean(0) - neutral.mean(0)
-    # END SOLUTION
-
-
-# %%
-check.concept_scores(concept_scores)
+check.concept_search(concept_search)
 
 # %% [markdown]
 # Now search. For each of the top 8 candidates we also print its density and its **purity**: the fraction of
@@ -389,32 +469,23 @@ check.concept_scores(concept_scores)
 from utils import concepts
 from utils.named_latents import concept_topics, purity
 
-
-def pooled(texts: list[str]) -> torch.Tensor:
-    rows = tokenize_texts(tok, texts, max_len=64)
-    out = torch.zeros(len(texts), sae.cfg.d_sae)
-    for idx, batch, batch_mask in padded_batches(rows, batch_size=16, pad_id=tok.eos_token_id):
-        out[idx] = mean_pool(encode_batch(model, sae, batch), batch_mask)
-    return out
-
-
-neutral = pooled(concepts.NEUTRAL)
 candidates = {}
 for concept in ("bridge", "praise"):
-    scores = concept_scores(pooled(concepts.CONCEPTS[concept]), neutral)
-    candidates[concept] = scores.topk(8).indices.tolist()
+    latents, scores = concept_search(model, sae, concepts.CONCEPTS[concept], concepts.NEUTRAL, n=8)
+    candidates[concept] = latents.tolist()
     print(f"\n{concept}: latent   score  density  purity  peak tokens in the corpus")
-    for i in candidates[concept]:
+    for i, score in zip(latents.tolist(), scores.tolist()):
         peaks = []
         for doc, pos in zip(stats.top_docs[i, :3].tolist(), stats.top_pos[i, :3].tolist()):
             peaks.append(tok.decode([tokenize_texts(tok, [docs[doc]["text"]], stats.max_len)[0][pos]]))
-        print(f"{'':8}{i:6d}  {scores[i]:5.2f}  {100 * stats.density[i]:5.2f} %  "
+        print(f"{'':8}{i:6d}  {score:5.2f}  {100 * stats.density[i]:5.2f} %  "
               f"{purity(stats, docs, i, concept_topics(concept)):5.2f}   {peaks}")
 
 # %% [markdown]
 # The raw score is not the whole story. Look at the bridge list: the top-scoring latent fires on 5 % of *all*
 # tokens, and its corpus examples ("crunch", "fog", "weight") have nothing to do with bridges — it fires a
-# little more on descriptive text in general. The latents with high purity are the specific ones.
+# little more on descriptive text in general. A latent that fires often collects a large mean on any text with a
+# little more of what it reads: the density warning of section 2 again. The latents with high purity are the specific ones.
 # Purity is only as good as the corpus's topic labels, though: the model-written corpus gushes about almost
 # everything, so few documents are *labelled* praise, and even the best praise candidate has a purity of 0.35.
 #
@@ -449,7 +520,7 @@ print("\nbridge search in the registry:", bridge.evidence["search"]["candidates"
 # A latent flags a text when its **maximum** over the text's tokens exceeds a threshold — one third of its
 # largest activation on the corpus, fixed before looking at these texts.
 #
-# ### Exercise 02.8 — Precision and recall of a detector
+# ### Exercise 02.7 — Precision and recall of a detector
 # **Difficulty** ●●○○○ · **Importance** ●●●●○ · **≈ 10 min**
 #
 # Return a `DetectorReport` (from `utils.features`) for the rule `score > threshold` against boolean `labels`:
@@ -481,6 +552,7 @@ def detector_report(scores: torch.Tensor, labels: torch.Tensor, threshold: float
 check.detector_report(detector_report)
 
 # %%
+from utils.feature_scan import pooled_latents  # your concept search's pooling, also giving each text's max
 from utils.features import auroc
 from utils.named_latents import load_eval_texts
 
@@ -559,7 +631,7 @@ print(f"\ncourse SAE (4,608 latents) on human everyday text: FVU {course['fvu']:
       f"ΔCE {course['delta_ce']:.3f}")
 
 # %% [markdown]
-# ### Exercise 02.9 — Decoder neighbourhoods
+# ### Exercise 02.8 — Decoder neighbourhoods
 # **Difficulty** ●●○○○ · **Importance** ●●●○○ · **≈ 10 min**
 #
 # A latent *writes* its decoder row into the residual stream. Latents whose rows point the same way write
@@ -602,7 +674,7 @@ for i, c in zip(idx.tolist(), cos.tolist()):
     print(f"latent {i:5d}  cosine {c:.2f}  {name}")
 
 # %% [markdown]
-# ### Exercise 02.10 — Spot the polysemantic latent
+# ### Exercise 02.9 — Spot the polysemantic latent
 # **Difficulty** ●●○○○ · **Importance** ●●●●○ · **≈ 15 min**
 #
 # The registry's browsed latents were first labelled by someone reading dashboards. A label is a claim about the
@@ -673,7 +745,7 @@ for name, entry in registry.items():
         print(f"{name:22s} latent {entry.latent:5d}  support {entry.evidence['label_support']:4.0%}  {entry.label}")
 
 # %% [markdown]
-# ### Exercise 02.11 — Who takes over? Following a latent across widths
+# ### Exercise 02.10 — Who takes over? Following a latent across widths
 # **Difficulty** ●●●○○ · **Importance** ●●●●○ · **≈ 20 min**
 #
 # In the 1,024-latent prefix, one broad latent fires on bridges. When the SAE grows to 4,096 latents, on each
@@ -827,8 +899,16 @@ for name, part in (("course SAE (4,608 latents): base corpus", ["base"]), ("wide
 # %% [markdown]
 # ## 8. A feature browser
 #
-# Pick a latent by number or by name, or type a word and press Enter to jump to the latent that fires hardest
-# on its last token (try "Golden Gate Bridge", "What a brilliant", "Colosseum", "phone").
+# Pick a latent by number or by name, or type a word and press Enter to jump to the best latent for its last
+# token. Try "What a brilliant", "phone", "We walked across the bridge", and "Golden Gate Bridge": this
+# 4,608-latent SAE has no Golden Gate latent (section 7), so the last one lands on the word *bridge*.
+#
+# "Best" is not "strongest". Ranked by raw activation, "Golden Gate Bridge" lands on a dense latent that fires on
+# 18 % of all tokens, and a bare word like "phone" on a latent for *the first word of a document* (a query typed
+# on its own sits right after `<|im_start|>`). The browser therefore reads your text after the lead-in "Text: "
+# and ranks latents by activation × specificity, where specificity $= \log_{10}(1/\text{density})/2$: 1 for a
+# latent that fires on 1 % of tokens, 0.37 at 18 %. `tests/test_features.py` pins both claims. To browse the
+# wide SAE of section 7 instead, pass `wide` and `wide_stats[16384]`.
 
 # %%
 from utils.browser import feature_browser

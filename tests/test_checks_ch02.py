@@ -9,18 +9,17 @@ import pytest
 import torch
 
 from utils import dashboard, features, named_latents
-from check_contract import contract_tests
+from check_contract import assert_passes_repeatedly, contract_tests
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch02 as check
 
 REFERENCE = {
     "top_activating_examples": features.top_activating_examples,
     "context_window": features.context_window,
-    "activation_density": features.activation_density,
+    "scan_density": features.scan_density,
     "logit_effects": features.logit_effects,
     "build_dashboard": dashboard.build_dashboard,
-    "mean_pool": features.mean_pool,
-    "concept_scores": features.concept_scores,
+    "concept_search": features.concept_search,
     "detector_report": features.detector_report,
     "decoder_neighbours": features.decoder_neighbours,
     "peak_token_counts": named_latents.peak_token_counts,
@@ -89,20 +88,56 @@ def window_pops_input(str_tokens, pos, before=10, after=3):
     return window, pos - start
 
 
-def density_count(z):
-    return (z > 0).sum(0)
+# A learner-style scan, written independently of utils.features, with switches for the mistakes.
+def _learner_scan(model, sae, texts, batch_size=16, max_len=128, *, keep="mask", per_batch_mean=False,
+                  overwrite=False, count_only=False, activation=False, per_text=False):
+    from utils.feature_scan import encode_batch, padded_batches, tokenize_texts
+
+    rows = tokenize_texts(model.tokenizer, texts, max_len)
+    fires, n_tokens, densities = 0, 0, []
+    for _, tokens, mask in padded_batches(rows, batch_size, model.tokenizer.eos_token_id):
+        z = encode_batch(model, sae, tokens)
+        if keep == "all":
+            mask = torch.ones_like(mask)
+        elif keep == "bos":
+            mask = mask.clone()
+            mask[:, 0] = True
+        elif keep == "padding":
+            mask = torch.ones_like(mask)
+            mask[:, 0] = False
+        hits = z[mask] if activation else (z[mask] > 0).float()
+        densities.append(hits.mean(0))
+        if overwrite:
+            fires, n_tokens = hits.sum(0), int(mask.sum())
+        else:
+            fires, n_tokens = fires + hits.sum(0), n_tokens + int(mask.sum())
+    if per_batch_mean:
+        return torch.stack(densities).mean(0)
+    if count_only:
+        return fires
+    return fires / (len(texts) if per_text else n_tokens)
 
 
-def density_mean_activation(z):
-    return z.mean(0)
+def _scan_mutant(name, **mistake):
+    def mutant(model, sae, texts, batch_size=16, max_len=128):
+        return _learner_scan(model, sae, texts, batch_size, max_len, **mistake)
+
+    mutant.__name__ = name
+    return mutant
 
 
-def density_per_token(z):
-    return (z > 0).float().mean(-1)
+def scan_one_big_batch_rows(model, sae, texts, batch_size=16, max_len=128):
+    """Densities of every token as rows: forgot to sum over tokens and batches."""
+    from utils.feature_scan import encode_batch, padded_batches, tokenize_texts
+
+    rows = tokenize_texts(model.tokenizer, texts, max_len)
+    return torch.cat([(encode_batch(model, sae, t)[m] > 0).float()
+                      for _, t, m in padded_batches(rows, batch_size, model.tokenizer.eos_token_id)])
 
 
-def density_percent(z):
-    return 100 * (z > 0).float().mean(0)
+def scan_sorts_texts(model, sae, texts, batch_size=16, max_len=128):
+    texts.sort(key=len)  # "tidies up" the caller's list
+    return _learner_scan(model, sae, texts, batch_size, max_len)
 
 
 def effects_no_norm_weight(direction, ln_final_weight, W_U):
@@ -182,49 +217,58 @@ def dashboard_swapped_logits(latent, model, sae, stats, docs, **kwargs):
     return board
 
 
-def pool_full_length(z, mask):
-    return (z * mask.unsqueeze(-1)).sum(1) / z.shape[1]
+# A learner-style concept search, written independently of utils.features, with switches for the mistakes.
+def _learner_search(model, sae, concept_texts, neutral_texts, n=8, batch_size=16, max_len=64, *, pool="mean",
+                    token_weighted=False, combine="diff", order="topk"):
+    from utils.feature_scan import encode_batch, padded_batches, tokenize_texts
+
+    def per_text(texts):
+        rows = tokenize_texts(model.tokenizer, texts, max_len)
+        out, tokens_total, n_tokens = [], 0, 0
+        for _, tokens, mask in padded_batches(rows, batch_size, model.tokenizer.eos_token_id):
+            z = encode_batch(model, sae, tokens)
+            if pool == "bos":
+                mask = mask.clone()
+                mask[:, 0] = True
+            m = mask.unsqueeze(-1).float()
+            if pool == "all":
+                out.append(z.mean(1))
+            elif pool == "sum":
+                out.append((z * m).sum(1))
+            elif pool == "max":
+                out.append((z * m).amax(1))
+            else:
+                out.append((z * m).sum(1) / m.sum(1))
+            tokens_total, n_tokens = tokens_total + (z * m).sum((0, 1)), n_tokens + m.sum()
+        pooled = torch.cat(out)
+        return (tokens_total / n_tokens).unsqueeze(0) if token_weighted else pooled
+
+    c, u = per_text(concept_texts), per_text(neutral_texts)
+    scores = {"diff": lambda: c.mean(0) - u.mean(0), "concept_only": lambda: c.mean(0),
+              "reversed": lambda: u.mean(0) - c.mean(0), "sum": lambda: c.sum(0) - u.sum(0)}[combine]()
+    if order == "all":
+        return scores
+    if order == "topk_tuple":
+        return scores.topk(n)
+    top = scores.topk(n, largest=order != "smallest")
+    if order == "ascending":
+        return top.indices.flip(0), top.values.flip(0)
+    if order == "swapped":
+        return top.values, top.indices
+    return top.indices, top.values
 
 
-def pool_sum(z, mask):
-    return (z * mask.unsqueeze(-1)).sum(1)
+def _search_mutant(name, **mistake):
+    def mutant(model, sae, concept_texts, neutral_texts, n=8, batch_size=16, max_len=64):
+        return _learner_search(model, sae, concept_texts, neutral_texts, n, batch_size, max_len, **mistake)
+
+    mutant.__name__ = name
+    return mutant
 
 
-def pool_ignores_mask(z, mask):
-    return z.mean(1)
-
-
-def pool_unmasked_numerator(z, mask):
-    return z.sum(1) / mask.sum(1, keepdim=True)
-
-
-def pool_no_keepdim(z, mask):
-    return (z * mask.unsqueeze(-1)).sum(1) / mask.sum(1)
-
-
-def pool_in_place(z, mask):
-    z *= mask.unsqueeze(-1)
-    return z.sum(1) / mask.sum(1, keepdim=True)
-
-
-def concept_reversed(concept, neutral):
-    return neutral.mean(0) - concept.mean(0)
-
-
-def concept_max(concept, neutral):
-    return concept.max(0).values - neutral.max(0).values
-
-
-def concept_normalised(concept, neutral):
-    return (concept.mean(0) - neutral.mean(0)) / neutral.mean(0)
-
-
-def concept_ratio(concept, neutral):
-    return concept.mean(0) / neutral.mean(0)
-
-
-def concept_pairwise(concept, neutral):
-    return (concept - neutral).mean(0)
+def search_sorts_texts(model, sae, concept_texts, neutral_texts, n=8, batch_size=16, max_len=64):
+    concept_texts.sort(key=len)  # "tidies up" the caller's list
+    return features.concept_search(model, sae, concept_texts, neutral_texts, n, batch_size, max_len)
 
 
 def _counts(scores, labels, threshold, ge=False):
@@ -390,11 +434,17 @@ MUTANTS = {
         (window_absolute_index, "its position in the whole sequence"),
         (window_pops_input, "in place"),
     ],
-    "activation_density": [
-        (density_count, "number of tokens on which each latent fires"),
-        (density_mean_activation, "mean activation"),
-        (density_per_token, "one value per token"),
-        (density_percent, "percentage"),
+    "scan_density": [
+        (_scan_mutant("scan_ignores_mask", keep="all"), "every position of the padded batch"),
+        (_scan_mutant("scan_counts_bos", keep="bos"), "BOS token at position 0"),
+        (_scan_mutant("scan_counts_padding", keep="padding"), "counted the padding positions"),
+        (_scan_mutant("scan_averages_batches", per_batch_mean=True), "averaged the batches' densities"),
+        (_scan_mutant("scan_last_batch_only", overwrite=True), "last batch only"),
+        (_scan_mutant("scan_counts", count_only=True), "number of tokens on which each latent fires"),
+        (_scan_mutant("scan_per_text", per_text=True), "number of texts"),
+        (_scan_mutant("scan_mean_activation", activation=True), "mean activation"),
+        (scan_one_big_batch_rows, "one row per token"),
+        (scan_sorts_texts, "in place"),
     ],
     "logit_effects": [
         (effects_no_norm_weight, "left out the final norm's weight"),
@@ -414,20 +464,21 @@ MUTANTS = {
         (_dashboard_mutant("dashboard_returns_dict", as_dict=True), "return a utils.dashboard.Dashboard"),
         (dashboard_swapped_logits, "swapped"),
     ],
-    "mean_pool": [
-        (pool_full_length, "divided by the full length"),
-        (pool_sum, "returned the sum"),
-        (pool_ignores_mask, "masked-out ones too"),
-        (pool_unmasked_numerator, "numerator includes the masked-out positions"),
-        (pool_no_keepdim, "mask.sum(1, keepdim=True)"),
-        (pool_in_place, "in place"),
-    ],
-    "concept_scores": [
-        (concept_reversed, "sign is reversed"),
-        (concept_max, "max over texts"),
-        (concept_normalised, "normalised by the neutral mean"),
-        (concept_ratio, "divided by the neutral mean"),
-        (concept_pairwise, "different numbers of texts"),
+    "concept_search": [
+        (_search_mutant("search_ignores_mask", pool="all"), "BOS and padding too"),
+        (_search_mutant("search_counts_bos", pool="bos"), "include the BOS token"),
+        (_search_mutant("search_sums_tokens", pool="sum"), "summed each text over its tokens"),
+        (_search_mutant("search_max_pool", pool="max"), "max-pooled"),
+        (_search_mutant("search_token_weighted", token_weighted=True), "every text counts once"),
+        (_search_mutant("search_concept_only", combine="concept_only"), "concept means alone"),
+        (_search_mutant("search_reversed", combine="reversed"), "sign is reversed"),
+        (_search_mutant("search_sums_texts", combine="sum"), "different sizes"),
+        (_search_mutant("search_lowest", order="smallest"), "LOWEST"),
+        (_search_mutant("search_ascending", order="ascending"), "ascending order"),
+        (_search_mutant("search_returns_topk", order="topk_tuple"), "(values, indices)"),
+        (_search_mutant("search_swapped_pair", order="swapped"), "swapped"),
+        (_search_mutant("search_all_scores", order="all"), "scores of all"),
+        (search_sorts_texts, "in place"),
     ],
     "detector_report": [
         (detector_swapped, "precision and recall are swapped"),
@@ -463,17 +514,17 @@ MUTANTS = {
     ],
 }
 
-NEEDS_MODEL = {"build_dashboard", "peak_token_counts"}
+NEEDS_MODEL = {"scan_density", "build_dashboard", "concept_search", "peak_token_counts"}
 
 
 def test_every_exercise_has_mutants_and_a_check():
     names = [e.name for e in exercises("02")]
     assert names == [
-        "top_activating_examples", "context_window", "activation_density", "logit_effects", "build_dashboard",
-        "mean_pool", "concept_scores", "detector_report", "decoder_neighbours", "peak_token_counts", "split_shares",
+        "top_activating_examples", "context_window", "scan_density", "logit_effects", "build_dashboard",
+        "concept_search", "detector_report", "decoder_neighbours", "peak_token_counts", "split_shares",
     ]
     assert names == list(MUTANTS) == list(REFERENCE)
-    assert [e.number for e in exercises("02")] == list(range(1, 12))
+    assert [e.number for e in exercises("02")] == list(range(1, 11))
     assert all(len(m) >= 2 for m in MUTANTS.values())
 
 
@@ -484,17 +535,17 @@ test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mu
 
 def test_check_rejects_non_callables_and_crashing_code():
     with pytest.raises(CheckFailure, match="expected a function"):
-        check.mean_pool(42)
+        check.logit_effects(42)
 
-    def crashes(z, mask):
-        raise KeyError("mask")
+    def crashes(direction, ln_final_weight, W_U):
+        raise KeyError("W_U")
 
     with pytest.raises(CheckFailure, match="KeyError"):
-        check.mean_pool(crashes)
+        check.logit_effects(crashes)
 
 
 def test_checks_accept_equivalent_formulations(capsys):
-    """Correct answers written differently (unravel_index, lists, != 0, einsum, masked_fill, tuples) pass."""
+    """Correct answers written differently (unravel_index, lists, einsum, namespaces, tuples) pass."""
 
     def top_unravel(latent_acts, k):
         values, flat = latent_acts.flatten().sort(descending=True)
@@ -505,23 +556,16 @@ def test_checks_accept_equivalent_formulations(capsys):
         start = max(pos - before, 0)
         return tuple(str_tokens[start : min(len(str_tokens), pos + after + 1)]), pos - start
 
-    def pool_masked_fill(z, mask):
-        total = z.masked_fill(~mask.unsqueeze(-1), 0).sum(dim=1)
-        return total / mask.sum(dim=1).unsqueeze(-1)
-
     def report_namespace(scores, labels, threshold):
         tp, fp, fn, _ = _counts(scores, labels, threshold)
         return SimpleNamespace(precision=torch.tensor(tp / (tp + fp) if tp + fp else 1.0), recall=tp / (tp + fn))
 
     check.top_activating_examples(top_unravel)
     check.context_window(window_tuple)
-    check.activation_density(lambda z: (z != 0).sum(0) / z.shape[0])
     check.logit_effects(lambda d, g, W: torch.einsum("d,d,dv->v", d, g, W))
-    check.mean_pool(pool_masked_fill)
-    check.concept_scores(lambda c, n: c.sum(0) / len(c) - n.sum(0) / len(n))
     check.detector_report(report_namespace)
     check.detector_report(lambda s, l, t: tuple(vars(features.detector_report(s, l, t)).values())[1:3])
-    assert capsys.readouterr().out.count("passed") == 8
+    assert capsys.readouterr().out.count("passed") == 5
 
 
 def test_build_dashboard_accepts_an_independent_implementation(model, capsys):
@@ -535,3 +579,37 @@ def test_fixed_dashboard_latent_is_live():
 
     stats = FeatureStats.load()
     assert int(stats.top_docs[check.FIXED_LATENT, 5]) >= 0  # fired in at least 6 documents
+
+
+def test_model_checks_accept_other_batchings_and_formulations(model, capsys):
+    """The scan and the search pass when written differently: the corpus scan's own accumulator (other
+    batches), one text at a time with masked_fill, lists instead of tensors."""
+    from utils.feature_scan import encode_batch, scan_corpus, tokenize_texts
+
+    def scan_with_the_course_scanner(model, sae, texts, batch_size=16, max_len=128):
+        docs = [{"id": str(i), "text": t} for i, t in enumerate(texts)]
+        stats, _ = scan_corpus(model, sae, docs, top_n=1, batch_size=batch_size + 1, max_len=max_len, progress=False)
+        return stats.density.float()
+
+    def search_one_text_at_a_time(model, sae, concept_texts, neutral_texts, n=8, batch_size=16, max_len=64):
+        def means(texts):
+            out = []
+            for ids in tokenize_texts(model.tokenizer, texts, max_len):
+                z = encode_batch(model, sae, torch.tensor([ids]))[0]  # (pos, d_sae), no padding
+                keep = torch.arange(len(ids)) > 0
+                out.append(z.masked_fill(~keep[:, None], 0).sum(0) / keep.sum())
+            return torch.stack(out).mean(0)
+
+        scores = means(concept_texts) - means(neutral_texts)
+        order = scores.argsort(descending=True)[:n]
+        return order.tolist(), scores[order].tolist()
+
+    check.scan_density(scan_with_the_course_scanner)
+    check.concept_search(search_one_text_at_a_time)
+    assert capsys.readouterr().out.count("passed") == 2
+
+
+@pytest.mark.parametrize("name", ["scan_density", "concept_search"])
+def test_model_checks_pass_the_reference_on_random_cases(name, model, capsys):
+    """Their second case is drawn at random (texts, batch size, n): the reference passes every draw."""
+    assert_passes_repeatedly(getattr(check, name), REFERENCE[name], capsys, times=3)

@@ -7,13 +7,15 @@ Chapter 02's reference implementations. With ``z`` the SAE latents of a batch of
   window of context (the latent is computed from the prefix only, so most of the window is *before*
   the token);
 * **activation density** of latent ``i``: ``P(z[t, i] > 0)`` over tokens, usually shown on a log10
-  scale (TopK with k = 32 of 4,608 latents gives a mean density of 32 / 4608 ≈ 0.7 %);
+  scale (TopK with k = 32 of 4,608 latents gives a mean density of 32 / 4608 ≈ 0.7 %); over a corpus it
+  is accumulated batch by batch (:func:`scan_density`);
 * **logit effects** of a decoder row ``d = W_dec[i]``: what adding ``d`` to the residual stream does to
   the next-token logits *directly*, ignoring every later layer: ``(d ⊙ γ) @ W_U``, where ``γ`` is the
   final RMSNorm's weight (RMSNorm also divides by a positive per-token scale, which does not change
   the ranking of tokens, so we leave it out);
 * **concept search**: each text is summarised per latent by its mean activation over tokens, and
-  latents are ranked by ``mean_concept - mean_neutral``, how much more they fire on concept text.
+  latents are ranked by ``mean_concept - mean_neutral``, how much more they fire on concept text
+  (:func:`concept_search` does both steps from the texts);
 
 * **decoder neighbourhood** of latent ``i``: the latents ``j != i`` with the largest cosine similarity
   ``<d_i, d_j> / (||d_i|| ||d_j||)`` of their decoder rows — the latents that *write* in nearly the same
@@ -30,8 +32,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from utils.sae import SparseAutoencoder
 
 
 def top_activating_examples(latent_acts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -58,6 +66,23 @@ def context_window(str_tokens: Sequence[str], pos: int, before: int = 10, after:
 def activation_density(z: torch.Tensor) -> torch.Tensor:
     """Fraction of tokens on which each latent fires: ``mean_t [z[t, i] > 0]``. z: (n_tokens, d_sae) -> (d_sae,)."""
     return (z > 0).float().mean(0)
+
+
+def scan_density(model: "TransformerBridge", sae: "SparseAutoencoder", texts: Sequence[str], batch_size: int = 16,
+                 max_len: int = 128) -> torch.Tensor:
+    """Activation density over ``texts``, computed the way the corpus scan does it: batch by batch, keeping
+    running counts of firing tokens and of real tokens (BOS and padding excluded), dividing once at the
+    end -> (d_sae,). The answer does not depend on ``batch_size``; the memory does."""
+    from utils.feature_scan import encode_batch, padded_batches, tokenize_texts
+
+    rows = tokenize_texts(model.tokenizer, texts, max_len)
+    fires = torch.zeros(sae.cfg.d_sae, dtype=torch.int64)
+    n_tokens = 0
+    for _, tokens, mask in padded_batches(rows, batch_size, model.tokenizer.eos_token_id):
+        z = encode_batch(model, sae, tokens).cpu()
+        fires += (z[mask] > 0).sum(0)
+        n_tokens += int(mask.sum())
+    return fires.float() / max(n_tokens, 1)
 
 
 def log10_density(density: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
@@ -98,6 +123,20 @@ def concept_scores(concept: torch.Tensor, neutral: torch.Tensor) -> torch.Tensor
     concept: (n_concept_texts, d_sae) and neutral: (n_neutral_texts, d_sae), one pooled vector per
     text (e.g. :func:`mean_pool`) -> (d_sae,). Sort it descending to rank candidate latents."""
     return concept.mean(0) - neutral.mean(0)
+
+
+def concept_search(model: "TransformerBridge", sae: "SparseAutoencoder", concept_texts: Sequence[str],
+                   neutral_texts: Sequence[str], n: int = 8, batch_size: int = 16,
+                   max_len: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concept search end to end: mean-pool every text over its real tokens (:func:`mean_pool`), take
+    :func:`concept_scores` of the two sets, and return the ``n`` best latents and their scores, each (n,),
+    largest score first."""
+    from utils.feature_scan import pooled_latents
+
+    concept, _ = pooled_latents(model, sae, concept_texts, batch_size, max_len)
+    neutral, _ = pooled_latents(model, sae, neutral_texts, batch_size, max_len)
+    top = concept_scores(concept, neutral).topk(min(n, sae.cfg.d_sae))
+    return top.indices, top.values
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Checks for chapter 02 — finding features: top-activating examples, context windows, activation
-density, direct logit effects, latent dashboards, and searching for (and testing) a concept's latents.
+density scanned batch by batch, direct logit effects, latent dashboards, concept search end to end,
+testing a latent as a detector, decoder neighbourhoods, a label audit, and feature splitting.
 
-Each check compares the learner's function with the reference in :mod:`utils.features` or
-:mod:`utils.dashboard` on fixed and randomised inputs and, on a mismatch, tests the catalogued
-mistakes to say which one it probably is.
+Each check compares the learner's function with the reference in :mod:`utils.features` (or
+:mod:`utils.dashboard`, :mod:`utils.named_latents`) on fixed and randomised inputs and, on a mismatch,
+tests the catalogued mistakes to say which one it probably is. The scan and the concept search run the
+course model; their mistakes are recomputed from the same padded batches the exercise asks for.
 """
 
 from __future__ import annotations
@@ -218,59 +220,124 @@ def context_window(fn: Callable) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-def _latent_codes(g: Any, n: int, d_sae: int, n_dead: int) -> Any:
-    """Sparse non-negative codes (n tokens, d_sae) with ``n_dead`` never-firing latents and varied densities."""
+@functools.lru_cache(maxsize=4)
+def _encoded_batches(texts: tuple[str, ...], batch_size: int, max_len: int) -> tuple[tuple[Any, Any], ...]:
+    """``(z (b, pos, d_sae), mask (b, pos))`` of every batch, batched as the exercises say: ``tokenize_texts``,
+    then ``padded_batches(rows, batch_size, eos)``. The catalogued mistakes are computed from these."""
+    from utils.feature_scan import encode_batch, padded_batches, tokenize_texts
+
+    model, sae, _, _ = _dashboard_inputs()
+    rows = tokenize_texts(model.tokenizer, list(texts), max_len)
+    return tuple((encode_batch(model, sae, tokens).float().cpu(), mask)
+                 for _, tokens, mask in padded_batches(rows, batch_size, model.tokenizer.eos_token_id))
+
+
+def _with_bos(mask: Any) -> Any:
+    out = mask.clone()
+    out[:, 0] = True
+    return out
+
+
+def _density_mistakes(batches: tuple[tuple[Any, Any], ...], n_texts: int) -> list[tuple[Any, str]]:
+    """Density vectors (d_sae,) of the catalogued scan mistakes, with their messages."""
     import torch
 
-    rate = 0.02 + 0.5 * torch.rand(d_sae, generator=g)
-    z = (0.1 + 3 * torch.rand(n, d_sae, generator=g)) * (torch.rand(n, d_sae, generator=g) < rate)
-    z[:, :n_dead] = 0
-    return z[:, torch.randperm(d_sae, generator=g)]
+    def density(keep: Callable[[Any], Any]) -> Any:  # keep(mask) -> which positions count
+        fires = sum((z[keep(m)] > 0).sum(0) for z, m in batches)
+        return fires.float() / sum(int(keep(m).sum()) for _, m in batches)
 
+    real = sum(int(m.sum()) for _, m in batches)
+    fires = sum((z[m] > 0).sum(0) for z, m in batches).float()
+    per_batch = [(z[m] > 0).float().mean(0) for z, m in batches]
+    def everything(m: Any) -> Any:
+        return torch.ones_like(m)
 
-@exercise("02", 3, "activation_density", "Activation density")
-def activation_density(fn: Callable) -> str:
-    import torch
+    def after_bos(m: Any) -> Any:
+        keep = torch.ones_like(m)
+        keep[:, 0] = False
+        return keep
 
-    from utils import features
-
-    g = _generator()
-    d_sae = int(torch.randint(8, 60, (), generator=g))
-    cases = [
-        _latent_codes(_generator(31), 300, 24, 4),
-        _latent_codes(g, d_sae + int(torch.randint(20, 400, (), generator=g)), d_sae,
-                      int(torch.randint(0, d_sae // 4, (), generator=g))),
+    n_all = sum(m.numel() for _, m in batches)
+    return [
+        (density(everything), "you counted every position of the padded batch: BOS and padding too. The padding "
+                              "token is a real token id, so the SAE encodes it and some latents fire on it; count "
+                              "only the positions where mask is True, z[mask] of shape (real tokens, d_sae)."),
+        (density(_with_bos), "you counted the BOS token at position 0 (mask is False there on purpose): its residual "
+                             "is the same huge vector in every text and fires the same latents every time. Count "
+                             "only the positions where mask is True."),
+        (density(after_bos), "you counted the padding positions (mask is False there): the padding token is a real "
+                             "token id, so the SAE encodes it and some latents fire on it. Count only the positions "
+                             "where mask is True."),
+        (fires / n_all, f"the firing counts are right, but you divided by every position of the padded batches "
+                        f"({n_all}), padding and BOS included; divide by the number of real tokens, the sum of "
+                        f"mask.sum() over the batches ({real})."),
+        (torch.stack(per_batch).mean(0),
+         "you averaged the batches' densities: the batches hold different numbers of tokens (the last one is "
+         "usually smaller), so that weights a token of a small batch more. Keep two running totals, firing counts "
+         "and real tokens, and divide once at the end."),
+        (per_batch[-1], "your density comes from the last batch only: add each batch's firing counts and token "
+                        "count to running totals (+=) instead of overwriting them."),
+        (per_batch[0], "your density comes from the first batch only: did you `return` inside the loop? Keep "
+                       "running totals over every batch and divide after the loop."),
+        (fires, "you returned the number of tokens on which each latent fires; divide by the number of real "
+                f"tokens ({real}) to get a fraction."),
+        (fires / n_texts, f"you divided the firing counts by the number of texts ({n_texts}); divide by the "
+                          f"number of real tokens ({real})."),
+        (sum(z[m].sum(0) for z, m in batches) / real,
+         "you returned each latent's mean activation; the density is how OFTEN it fires, whatever the size: "
+         "count (z > 0)."),
+        (100 * fires / real, "you returned a percentage; return a fraction between 0 and 1."),
+        (1 - fires / real, "you returned the fraction of tokens on which each latent is zero; the density is the "
+                           "fraction on which it fires (z > 0)."),
     ]
-    for z in cases:
-        n, d = z.shape
-        out, changed = _call(fn, ("z",), z)
-        got = as_tensor(out, "activation_density(z)")
-        want = features.activation_density(z)
-        if got.shape == (n,):
-            fail(f"returned shape ({n},), one value per token: you averaged over latents (dim=-1). The density "
-                 f"of a latent is the fraction of TOKENS on which it fires: average over dim 0 -> ({d},).")
+
+
+_SCAN_HINT = ("Tokenise with tokenize_texts(model.tokenizer, texts, max_len), loop over padded_batches(rows, "
+              "batch_size, model.tokenizer.eos_token_id), encode each batch with encode_batch(model, sae, tokens) "
+              "-> (b, pos, d_sae), and add (z[mask] > 0).sum(0) and mask.sum() to two running totals.")
+
+
+def _scan_cases(rng: random.Random) -> list[tuple[tuple[str, ...], int, int]]:
+    """(texts, batch_size, max_len): short sentences and long documents cut at max_len, in batches of unequal
+    size; the second case is random."""
+    from utils.concepts import NEUTRAL, PRAISE
+
+    _, _, _, docs = _dashboard_inputs()
+    val = [d["text"] for d in docs if d["split"] == "val"]
+    fixed = (NEUTRAL[0], PRAISE[0], val[0], NEUTRAL[2], val[1], "Hi.", PRAISE[3])
+    k = rng.randint(4, 8)
+    texts = rng.sample(val, k - 1) + [rng.choice(NEUTRAL)]
+    return [(fixed, 3, 40), (tuple(texts), rng.randint(2, 3), rng.randint(20, 48))]
+
+
+@exercise("02", 3, "scan_density", "Activation density, one batch at a time")
+def scan_density(fn: Callable) -> str:
+    model, sae, _, _ = _dashboard_inputs()
+    d_sae = sae.cfg.d_sae
+    for texts, batch_size, max_len in _scan_cases(random.Random()):
+        what = f"scan_density(model, sae, texts ({len(texts)}), batch_size={batch_size}, max_len={max_len})"
+        out, changed = _call(fn, ("model", "sae", "texts"), model, sae, list(texts), batch_size=batch_size,
+                             max_len=max_len, shape_hint=_SCAN_HINT)
+        got = as_tensor(out, what)
+        batches = _encoded_batches(texts, batch_size, max_len)
+        real = sum(int(m.sum()) for _, m in batches)
         if got.numel() == 1:
-            fail(f"returned a single number; return one density per latent, shape ({d},): (z > 0).float().mean(0).")
-        if got.shape != want.shape:
-            fail(f"returned shape {tuple(got.shape)}; expected (d_sae,) = ({d},), one density per latent.")
-        if close(got, want, atol=1e-6):
+            fail(f"{what} returned a single number; return one density per latent, shape ({d_sae},).")
+        if got.shape != (d_sae,):
+            if got.ndim == 2 and got.shape[-1] == d_sae:
+                fail(f"{what} returned shape {tuple(got.shape)}: one row per token (or per batch). Sum the firing "
+                     f"counts over tokens AND batches into one ({d_sae},) vector. {_SCAN_HINT}")
+            fail(f"{what} returned shape {tuple(got.shape)}; expected (d_sae,) = ({d_sae},), one density per latent.")
+        want = sum((z[m] > 0).sum(0) for z, m in batches).float() / real
+        # Up to one token's worth per latent: a different batching may move a near-tie in TopK (rare).
+        if close(got, want, atol=1.01 / real, rtol=0):
             _no_in_place(changed)
             continue
-        _diagnose(got, [
-            ((z > 0).float().sum(0), f"you returned the number of tokens on which each latent fires; divide by "
-                                     f"the number of tokens ({n}) to get a fraction: (z > 0).float().mean(0)."),
-            (z.mean(0), "you returned each latent's mean activation; the density is how OFTEN it fires, whatever "
-                        "the size: (z > 0).float().mean(0)."),
-            (100 * want, "you returned a percentage; return a fraction between 0 and 1."),
-            (torch.log10(want + 1e-7), "you returned log10 of the density; return the density itself (the plots "
-                                       "take the log)."),
-            (torch.log10(want), "you returned log10 of the density; return the density itself (the plots take the log)."),
-            (1 - want, "you returned the fraction of tokens on which each latent is zero; the density is the "
-                       "fraction on which it fires: (z > 0).float().mean(0)."),
-        ], atol=1e-6)
-        fail(f"values differ from the fraction of tokens with z > 0 (first latents: expected "
-             f"{[round(v, 4) for v in want[:4].tolist()]}, got {[round(v, 4) for v in got[:4].tolist()]}).")
-    return "fraction of tokens on which each latent is > 0"
+        _diagnose(got, _density_mistakes(batches, len(texts)), atol=1e-6)
+        fail(f"{what}: your densities differ from the fraction of real tokens on which each latent fires (the "
+             f"first latents: expected {[round(v, 4) for v in want[:4].tolist()]}, got "
+             f"{[round(v, 4) for v in got[:4].tolist()]}; {real} real tokens). {_SCAN_HINT}")
+    return "firing counts and real tokens summed over batches, BOS and padding left out"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,123 +664,157 @@ def build_dashboard(fn: Callable) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-def _pool_inputs(g: Any, texts: int, pos: int, d_sae: int) -> tuple[Any, Any]:
-    """Latents (texts, pos, d_sae), non-zero everywhere (padding too), and a mask that drops BOS
-    (position 0) and right padding, with texts of different lengths."""
+def _pool_mistakes(batches: tuple[tuple[Any, Any], ...]) -> dict[str, Any]:
+    """Per-text vectors (texts, d_sae) of one set under each way of pooling over tokens; "right" is the mean
+    over real tokens. (Rows come in padded_batches' order; only means over texts are used.)"""
     import torch
 
-    z = (0.1 + 2 * torch.rand(texts, pos, d_sae, generator=g)) * (torch.rand(texts, pos, d_sae, generator=g) < 0.6)
-    z[:, 0] += 5.0  # BOS: large activations that must not count
-    lengths = torch.randint(2, pos + 1, (texts,), generator=g)
-    lengths[0] = pos  # one text fills the whole width
-    mask = torch.arange(pos) < lengths.unsqueeze(1)
-    mask[:, 0] = False
-    return z, mask
+    def cat(pool: Callable[[Any, Any], Any]) -> Any:
+        return torch.cat([pool(z, m.float().unsqueeze(-1)) for z, m in batches])
+
+    def with_bos(z: Any, m: Any) -> Any:
+        m = m.clone()
+        m[:, 0] = 1.0
+        return (z * m).sum(1) / m.sum(1)
+
+    return {
+        "right": cat(lambda z, m: (z * m).sum(1) / m.sum(1).clamp_min(1)),
+        "all positions": cat(lambda z, m: z.mean(1)),
+        "with bos": cat(with_bos),
+        "full length": cat(lambda z, m: (z * m).sum(1) / z.shape[1]),
+        "sum": cat(lambda z, m: (z * m).sum(1)),
+        "max": cat(lambda z, m: (z * m).amax(1)),
+    }
 
 
-_POOL_HINT = ("Shapes: z (texts, pos, d_sae), mask (texts, pos). Multiply z by mask.unsqueeze(-1) (a float mask "
-              "of shape (texts, pos, 1)), sum over pos (dim=1), and divide by the number of masked-in positions "
-              "per text, mask.sum(1, keepdim=True) of shape (texts, 1).")
+def _score_mistakes(concept: tuple[tuple[Any, Any], ...], neutral: tuple[tuple[Any, Any], ...]) -> list[tuple[Any, str]]:
+    """Score vectors (d_sae,) of the catalogued concept-search mistakes, with their messages."""
+    pc, pn = _pool_mistakes(concept), _pool_mistakes(neutral)
+    c, n = pc["right"], pn["right"]
 
+    def token_mean(batches: tuple[tuple[Any, Any], ...]) -> Any:
+        return sum(z[m].sum(0) for z, m in batches) / sum(int(m.sum()) for _, m in batches)
 
-@exercise("02", 6, "mean_pool", "Mean-pooling over tokens")
-def mean_pool(fn: Callable) -> str:
-    import torch
-
-    from utils import features
-
-    g = _generator()
-    texts = int(torch.randint(3, 9, (), generator=g))
-    cases = [
-        _pool_inputs(_generator(61), 4, 7, 10),
-        _pool_inputs(g, texts, texts + int(torch.randint(2, 20, (), generator=g)), int(torch.randint(5, 40, (), generator=g))),
+    return [
+        (pc["all positions"].mean(0) - pn["all positions"].mean(0),
+         "your per-text means include every position of the padded batch: BOS and padding too. Average each text "
+         "over its real tokens only: (z * m).sum(1) / m.sum(1) with m = mask[..., None]."),
+        (pc["with bos"].mean(0) - pn["with bos"].mean(0),
+         "your per-text means include the BOS token (position 0, where mask is False): its huge activations are the "
+         "same in every text and swamp short texts. Average over the positions where mask is True."),
+        (pc["full length"].mean(0) - pn["full length"].mean(0),
+         "you divided each text's sum by the padded length of its batch; divide by ITS number of real tokens, "
+         "m.sum(1), so that padding does not shrink short texts."),
+        (pc["sum"].mean(0) - pn["sum"].mean(0),
+         "you summed each text over its tokens instead of averaging: long texts then score higher whatever they are "
+         "about. Divide by the text's number of real tokens."),
+        (pc["max"].mean(0) - pn["max"].mean(0),
+         "you max-pooled each text (its largest activation); the concept score uses the MEAN over the text's real "
+         "tokens."),
+        (token_mean(concept) - token_mean(neutral),
+         "you averaged over all the tokens of a set at once, so a long text counts more than a short one. Average "
+         "each text over its own real tokens first, then average those per-text means (every text counts once)."),
+        (c.mean(0), "you returned the concept means alone; subtract the neutral means, or latents that fire on "
+                    "everything rank first."),
+        (n.mean(0) - c.mean(0), "the sign is reversed: concept minus neutral, so latents that fire MORE on the "
+                                "concept score high."),
+        (c.sum(0) - n.sum(0), "you summed the per-text means over texts; the two sets have different sizes, so "
+                              "average them: concept.mean(0) - neutral.mean(0)."),
+        (c.max(0).values - n.max(0).values, "you took the max over texts; a single odd text would dominate it. "
+                                            "Average over texts."),
+        ((c.mean(0) - n.mean(0)).abs(), "you took the absolute difference; keep the sign (latents that fire LESS "
+                                        "on the concept must score low)."),
     ]
-    for z, mask in cases:
-        T, P, D = z.shape
-        out, changed = _call(fn, ("z", "mask"), z, mask, shape_hint=_POOL_HINT)
-        got = as_tensor(out, "mean_pool(z, mask)")
-        want = features.mean_pool(z, mask)
-        if got.shape == (P, D) and (P, D) != (T, D):
-            fail(f"returned shape {tuple(got.shape)}: you averaged over texts (dim 0). Average each text over its "
-                 f"positions (dim 1) -> (texts, d_sae) = {tuple(want.shape)}.")
-        if got.shape == (T, P) and P != D:
-            fail(f"returned shape {tuple(got.shape)}: you averaged over latents (dim -1). Average each text over "
-                 f"its positions (dim 1) -> (texts, d_sae) = {tuple(want.shape)}.")
-        if got.shape != want.shape:
-            fail(f"returned shape {tuple(got.shape)}; expected (texts, d_sae) = {tuple(want.shape)}. {_POOL_HINT}")
-        if close(got, want):
+
+
+_SEARCH_HINT = ("Pool each text to a (d_sae,) vector: its mean over the real tokens (mask True). Average those "
+                "vectors over each set, subtract neutral from concept, then `top = scores.topk(n)` and return "
+                "(top.indices, top.values).")
+
+
+def _as_search_result(out: Any, what: str, n: int, d_sae: int) -> tuple[Any, Any]:
+    """(latents, scores) from the learner's output, or a failure naming what is wrong with its shape."""
+    import torch
+
+    if out is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if isinstance(out, tuple) and hasattr(out, "indices") and hasattr(out, "values"):
+        fail(f"{what} returned scores.topk(n) itself, whose order is (values, indices); return (latents, scores): "
+             "`top = scores.topk(n)` then `return top.indices, top.values`.")
+    if isinstance(out, torch.Tensor):
+        if out.shape == (d_sae,):
+            fail(f"{what} returned the scores of all {d_sae} latents; return the n = {n} best and their scores, "
+                 "largest first: `top = scores.topk(n)`, then `return top.indices, top.values`.")
+        fail(f"{what} returned one tensor of shape {tuple(out.shape)}; return a pair (latents, scores).")
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        fail(f"{what} should return a pair (latents, scores), got {type(out).__name__}.")
+    first, second = (torch.as_tensor(x.detach().cpu() if isinstance(x, torch.Tensor) else x) for x in out)
+    if first.is_floating_point() and not torch.equal(first, first.round()) and not second.is_floating_point():
+        fail("latents and scores are swapped: return (latents, scores), the latent indices first.")
+    latents = _index_tensor(out[0], f"{what}[0] (the latents)")
+    scores = second.float()
+    if latents.shape != (n,) or scores.shape != (n,):
+        fail(f"{what} returned latents of shape {tuple(latents.shape)} and scores of shape {tuple(scores.shape)}; "
+             f"both should be (n,) = ({n},), the n best latents. {_SEARCH_HINT}")
+    if bool(((latents < 0) | (latents >= d_sae)).any()):
+        fail(f"{what} returned latent indices outside 0..{d_sae - 1}.")
+    return latents, scores
+
+
+def _search_cases(rng: random.Random) -> list[tuple[tuple[str, ...], tuple[str, ...], int, int]]:
+    """(concept texts, neutral texts, n, batch_size): sets of different sizes, texts of different lengths."""
+    from utils.concepts import CONCEPTS, NEUTRAL
+
+    concept = rng.choice(["bridge", "praise"])
+    n_c = rng.randint(4, 9)
+    n_n = rng.choice([k for k in range(5, 13) if k != n_c])
+    return [
+        (tuple(CONCEPTS["bridge"][:6]), tuple(NEUTRAL[:9]), 5, 4),
+        (tuple(rng.sample(CONCEPTS[concept], n_c)), tuple(rng.sample(NEUTRAL, n_n)), rng.randint(3, 10),
+         rng.randint(2, 5)),
+    ]
+
+
+@exercise("02", 6, "concept_search", "Concept search, end to end")
+def concept_search(fn: Callable) -> str:
+    import torch
+
+    model, sae, _, _ = _dashboard_inputs()
+    d_sae, max_len = sae.cfg.d_sae, 64
+    for concept, neutral, n, batch_size in _search_cases(random.Random()):
+        what = (f"concept_search(model, sae, concept_texts ({len(concept)}), neutral_texts ({len(neutral)}), n={n}, "
+                f"batch_size={batch_size})")
+        out, changed = _call(fn, ("model", "sae", "concept_texts", "neutral_texts"), model, sae, list(concept),
+                             list(neutral), n=n, batch_size=batch_size, max_len=max_len, shape_hint=_SEARCH_HINT)
+        latents, scores = _as_search_result(out, what, n, d_sae)
+        cb, nb = _encoded_batches(concept, batch_size, max_len), _encoded_batches(neutral, batch_size, max_len)
+        right = _pool_mistakes(cb)["right"].mean(0) - _pool_mistakes(nb)["right"].mean(0)
+        want = right.topk(n)
+        same_scores = close(scores, want.values, atol=1e-4)
+        if same_scores and close(right[latents], scores, atol=1e-4) and len(set(latents.tolist())) == n:
             _no_in_place(changed)
             continue
-        m = mask.float().unsqueeze(-1)
-        summed = (z * m).sum(1)
-        _diagnose(got, [
-            (summed / P, f"you divided by the full length (pos = {P}) for every text; divide each text's sum by "
-                         "ITS number of masked-in positions: mask.sum(1, keepdim=True)."),
-            (summed, "you returned the sum over positions; divide by the number of masked-in positions per text "
-                     "to get the mean: mask.sum(1, keepdim=True)."),
-            (z.mean(1), "you averaged over every position, the masked-out ones too (BOS and padding). Keep only "
-                        "the positions where mask is True: (z * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)."),
-            (z.sum(1) / m.sum(1), "the numerator includes the masked-out positions (BOS and padding): multiply z "
-                                  "by mask.unsqueeze(-1) before summing."),
-            (summed / mask.sum(), "you divided by the number of masked-in positions of ALL texts together; divide "
-                                  "by each text's own count: mask.sum(1, keepdim=True)."),
-            (z[:, 1:].mean(1), "you dropped position 0 (BOS) but kept the padding: use the mask, which marks "
-                               "exactly the real tokens."),
-        ])
-        fail(f"values differ from the mean of z over the positions where mask is True (max difference "
-             f"{float((got - want).abs().max()):.3g}).")
-    return "mean over the masked-in positions of every text"
-
-
-# ---------------------------------------------------------------------------------------------
-@exercise("02", 7, "concept_scores", "Concept scores")
-def concept_scores(fn: Callable) -> str:
-    import torch
-
-    from utils import features
-
-    def pooled(g: Any, n: int, d: int) -> Any:
-        return 0.05 + torch.rand(n, d, generator=g) * (torch.rand(n, d, generator=g) < 0.5) * 3
-
-    g = _generator()
-    d = int(torch.randint(6, 50, (), generator=g))
-    n_c = int(torch.randint(3, 20, (), generator=g))
-    cases = [
-        (pooled(_generator(71), 5, 12), pooled(_generator(72), 9, 12)),
-        (pooled(g, n_c, d), pooled(g, n_c + int(torch.randint(1, 20, (), generator=g)), d)),
-    ]
-    hint = ("concept (n_concept, d_sae) and neutral (n_neutral, d_sae) have different numbers of texts: average "
-            "each over its texts (dim 0) first, then subtract: concept.mean(0) - neutral.mean(0).")
-    for concept, neutral in cases:
-        out, changed = _call(fn, ("concept", "neutral"), concept, neutral, shape_hint=hint)
-        got = as_tensor(out, "concept_scores(concept, neutral)")
-        want = features.concept_scores(concept, neutral)
-        if got.shape != want.shape:
-            fail(f"returned shape {tuple(got.shape)}; expected (d_sae,) = {tuple(want.shape)}, one score per "
-                 f"latent. {hint}")
-        if close(got, want):
-            _no_in_place(changed)
-            continue
-        c, n = concept.mean(0), neutral.mean(0)
-        _diagnose(got, [
-            (-want, "the sign is reversed: concept.mean(0) - neutral.mean(0), so latents that fire MORE on the "
-                    "concept score high."),
-            (concept.max(0).values - neutral.max(0).values,
-             "you used the max over texts; a single odd text would dominate it. Use the mean: "
-             "concept.mean(0) - neutral.mean(0)."),
-            (c / n, "you divided by the neutral mean; the score is the difference concept.mean(0) - neutral.mean(0)."),
-            ((c - n) / n, "you normalised by the neutral mean; the score is the plain difference "
-                          "concept.mean(0) - neutral.mean(0)."),
-            (concept.sum(0) - neutral.sum(0), "you summed over texts; the sets have different sizes, so use "
-                                              "means: concept.mean(0) - neutral.mean(0)."),
-            (c, "you returned concept.mean(0) alone; subtract neutral.mean(0), or latents that fire on "
-                "everything rank first."),
-            ((c - n).abs(), "you took the absolute difference; keep the sign (latents that fire LESS on the "
-                            "concept must score low)."),
-        ])
-        fail(f"values differ from concept.mean(0) - neutral.mean(0) (max difference "
-             f"{float((got - want).abs().max()):.3g}).")
-    return "concept.mean(0) - neutral.mean(0)"
+        got_set, want_set = set(latents.tolist()), set(want.indices.tolist())
+        if got_set == want_set and close(right[latents], scores, atol=1e-4):
+            if torch.equal(latents, want.indices.flip(0)):
+                fail("the right latents in ascending order: list the best latent first (topk already does).")
+            fail("the right latents, but not sorted: largest score first (scores.topk(n) gives that order).")
+        if torch.equal(latents, right.topk(n, largest=False).indices) and close(right[latents], scores, atol=1e-4):
+            fail("you took the n LOWEST scores (largest=False, or an ascending sort); take the highest.")
+        mistakes = _score_mistakes(cb, nb)
+        for vector, message in mistakes:
+            top = vector.topk(n)
+            if torch.equal(latents, top.indices) and (got_set != want_set or close(scores, top.values, atol=1e-4)):
+                fail(message)
+        if got_set == want_set:
+            for vector, message in mistakes:
+                if close(scores, vector[latents], atol=1e-4):
+                    fail(message)
+            fail(f"the right latents, but the scores {[round(v, 4) for v in scores.tolist()]} differ from "
+                 f"{[round(v, 4) for v in want.values.tolist()]}: return each latent's concept score itself.")
+        fail(f"{what} returned latents {latents.tolist()}; expected {want.indices.tolist()} (scores "
+             f"{[round(v, 3) for v in want.values.tolist()]}). {_SEARCH_HINT}")
+    return "the n best latents by mean(concept) - mean(neutral) of per-text means over real tokens"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -736,7 +837,7 @@ def _counts(scores: Any, labels: Any, rule: Callable) -> tuple[int, int, int, in
             int((~pred & ~truth).sum()))
 
 
-@exercise("02", 8, "detector_report", "Precision and recall of a detector")
+@exercise("02", 7, "detector_report", "Precision and recall of a detector")
 def detector_report(fn: Callable) -> str:
     import torch
 
@@ -834,7 +935,7 @@ _NEIGH_HINT = ("W_dec is (d_sae, d_in), one row per latent. Normalise every row 
                "itself, then .topk(n).")
 
 
-@exercise("02", 9, "decoder_neighbours", "Decoder neighbourhoods")
+@exercise("02", 8, "decoder_neighbours", "Decoder neighbourhoods")
 def decoder_neighbours(fn: Callable) -> str:
     import torch
     from torch.nn.functional import normalize
@@ -921,7 +1022,7 @@ def _audit_latents() -> tuple[int, ...]:
     return (2801, 631, int(few[0]) if len(few) else 3175)
 
 
-@exercise("02", 10, "peak_token_counts", "Spot the polysemantic latent")
+@exercise("02", 9, "peak_token_counts", "Spot the polysemantic latent")
 def peak_token_counts(fn: Callable) -> str:
     from utils.feature_scan import tokenize_texts
     from utils.named_latents import peak_token_counts as reference
@@ -1003,7 +1104,7 @@ def _same_shares(a: dict[int, float], b: dict[int, float]) -> bool:
     return set(a) == set(b) and all(close(a[i], b[i]) for i in a)
 
 
-@exercise("02", 11, "split_shares", "Who takes over? Following a latent across widths")
+@exercise("02", 10, "split_shares", "Who takes over? Following a latent across widths")
 def split_shares(fn: Callable) -> str:
     import torch
 

@@ -37,7 +37,7 @@ import time
 import plotly.express as px
 import plotly.graph_objects as go
 import torch
-from tqdm.auto import trange
+from tqdm.auto import tqdm, trange
 
 from utils import toy
 from utils.checks import ch01 as check
@@ -507,7 +507,7 @@ for name, sae in [("small SAE (this notebook)", small_sae), ("course SAE (shippe
 points = [("course SAE", course_sae.cfg.k, rows["course SAE (shipped)"]), ("small", 32, rows["small SAE (this notebook)"])]
 for k in [8, 96]:
     sae_k = SparseAutoencoder(SAEConfig(**{**small_cfg.__dict__, "k": k, "extra": {}}))
-    train_sae(sae_k, acts, TrainConfig(batch_size=1024, epochs=2, warmup_steps=10, dead_after=60_000), progress=False)
+    train_sae(sae_k, acts, TrainConfig(batch_size=1024, epochs=2, warmup_steps=10, dead_after=60_000))
     points.append(("small", k, reconstruction_metrics(sae_k, val_acts)))
 fig = px.scatter(x=[p[2]["l0"] for p in points], y=[p[2]["fvu"] for p in points], color=[p[0] for p in points],
                  text=[f"k={p[1]}" for p in points], log_x=True, height=340,
@@ -594,7 +594,8 @@ check.spliced_ce(spliced_ce)
 def spliced_metrics(sae, texts: list[str], n_batches: int = 12) -> dict[str, float]:
     """Your spliced_ce on n_batches sequences of 128 tokens, averaged (every sequence has 127 predictions)."""
     per_sequence = []
-    for tokens in corpus.token_batches(model.tokenizer, texts, seq_len=128, batch_size=1, shuffle_seed=1, max_batches=n_batches):
+    batches = corpus.token_batches(model.tokenizer, texts, seq_len=128, batch_size=1, shuffle_seed=1, max_batches=n_batches)
+    for tokens in tqdm(batches, total=n_batches, desc="spliced forward passes", leave=False):
         per_sequence.append(spliced_ce(model, sae, tokens))
         release()  # hand freed logits back to the OS (utils/memory.py): keeps the kernel far from Binder's 2 GB
     mean = {key: sum(m[key] for m in per_sequence) / len(per_sequence) for key in ("ce_clean", "ce_sae", "ce_zero", "kl")}

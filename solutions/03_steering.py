@@ -30,6 +30,7 @@ import statistics
 import plotly.express as px
 import torch
 from IPython.display import HTML, display
+from tqdm.auto import tqdm
 
 from utils.checks import ch03 as check
 from utils.generation import chat_prompt, generate
@@ -71,9 +72,9 @@ with torch.no_grad():
                                            repetition_penalty=REPETITION_PENALTY, pad_token_id=tok.pad_token_id)
 baselines = {
     "Hugging Face penalty (prompt included)": tok.decode(hf_ids[0, enc.input_ids.shape[1]:], skip_special_tokens=True),
-    "no penalty": generate(model, question, max_new_tokens=MAX_NEW_TOKENS)[0],
+    "no penalty": generate(model, question, max_new_tokens=MAX_NEW_TOKENS, progress=True)[0],
     "the course's penalty (generated tokens only)": generate(model, question, max_new_tokens=MAX_NEW_TOKENS,
-                                                              repetition_penalty=REPETITION_PENALTY)[0],
+                                                              repetition_penalty=REPETITION_PENALTY, progress=True)[0],
 }
 for label, text in baselines.items():
     print(f"--- {label}\n{text}\n")
@@ -211,7 +212,7 @@ interventions = {
     "mean-difference vector, 0.35 × resid norm": [(HOOK, gg_vector_hook)],
 }
 print("the group:", group_latents.tolist(), f"(latent {golden_gate.latent} is in it: {golden_gate.latent in group_latents.tolist()})")
-for label, hooks in interventions.items():
+for label, hooks in tqdm(interventions.items(), desc="answers (one per intervention)", leave=False):
     text = generate(model, question, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, repetition_penalty=REPETITION_PENALTY)[0]
     print(f"--- {label}\n{text}\n")
 
@@ -263,8 +264,11 @@ check.bridge_rate(bridge_rate)
 
 # %%
 group_hooks = interventions[f"16-latent group, {default['strength']:g} × concept mean"]
-rate_plain, answers_plain = bridge_rate(model, IDENTITY)
-rate_group, answers_group = bridge_rate(model, IDENTITY, group_hooks)
+with tqdm(total=2, desc=f"{len(IDENTITY)} answers, unsteered then clamped", leave=False) as bar:
+    rate_plain, answers_plain = bridge_rate(model, IDENTITY)
+    bar.update()
+    rate_group, answers_group = bridge_rate(model, IDENTITY, group_hooks)
+    bar.update()
 print(f"bridge rate on {len(IDENTITY)} identity questions: unsteered {rate_plain:.0%}, group clamp {rate_group:.0%}")
 for q, a, b in list(zip(IDENTITY, answers_plain, answers_group))[:4]:
     display(HTML(f"<p><b>{q}</b><br><span style='color:#555'>unsteered:</span> {a[:200]}<br>"

@@ -153,7 +153,7 @@ import tempfile
 from pathlib import Path
 
 results = Path(tempfile.mkdtemp()) / "organism_demo.jsonl"
-backend = LocalBackend(organism, batch_size=4, name="local:organism")
+backend = LocalBackend(organism, batch_size=4, name="local:organism", progress=True)  # a bar over new tokens
 demo = run_conversations(backend, items, results, max_new_tokens=160)
 display(render_many(demo))
 

@@ -115,13 +115,15 @@ def test_reference_run_saves_a_lean_stamped_notebook(tmp_path: Path) -> None:
         "import time; time.sleep(1.2); print('hello')",
         "import plotly.express as px\npx.bar(x=['a', 'b'], y=[1, 2])",
         "import ipywidgets as w\nw.IntSlider(value=7)",
+        "from tqdm import tqdm\nfor _ in tqdm(range(3), desc='bar'): pass\nprint('after')",
     )
     out = tmp_path / "ref" / "fig.ipynb"
     env = {**bench.thread_env(1), "PLOTLY_RENDERER": "plotly_mimetype"}
     result = bench.run_notebook(path, env=env, save_to=out)
     assert result.ok, result.error
     nb = json.loads(out.read_text())
-    first, fig, slider = nb["cells"]
+    first, fig, slider, bar = nb["cells"]
+    assert [o["output_type"] for o in bar["outputs"]] == ["stream"] and "".join(bar["outputs"][0]["text"]) == "after\n"
     assert "".join(first["outputs"][0]["text"]) == "hello\n" and first["metadata"]["course"]["seconds"] >= 1.2
     assert "execution" not in first["metadata"]
     (figure,) = [o for o in fig["outputs"] if o.get("data")]

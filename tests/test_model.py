@@ -182,3 +182,16 @@ def test_steering_decoding_leaves_the_prompt_alone(model):
     hf_answers = [tok.decode(r, skip_special_tokens=True) for r in hf[:, enc.input_ids.shape[1]:]]
     ours20 = generate(model, prompts, max_new_tokens=20, batch_size=3, repetition_penalty=REPETITION_PENALTY)
     assert hf_answers != ours20
+
+
+def test_generation_progress_counts_tokens_and_changes_nothing(model, capsys):
+    """progress=True shows a bar over new tokens (live even for one batch) and yields the same text."""
+    from utils.generation import generate
+
+    prompts = ["The Golden Gate Bridge is", "My favourite colour is"]
+    quiet = generate(model, prompts, max_new_tokens=6)
+    capsys.readouterr()
+    shown = generate(model, prompts, max_new_tokens=6, progress=True)
+    err = capsys.readouterr().err
+    assert shown == quiet
+    assert "generating 2 answer(s), tokens" in err and "6/6" in err

@@ -103,16 +103,20 @@ def _generate(
     starts = range(0, len(prompts), batch_size)
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
+    bar = tqdm(total=len(starts) * max_new_tokens, desc=f"generating {len(prompts)} answer(s), tokens",
+               disable=not progress)
     try:
-        for start in tqdm(starts, desc="generating", disable=not progress or len(starts) == 1):
+        for i, start in enumerate(starts):
             batch = list(prompts[start : start + batch_size])
             enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(hf.device)
+            processors = penalty_processors(enc.input_ids.shape[1], repetition_penalty)
+            processors.append(StepCounter(bar))
             with torch.no_grad(), context():
                 tokens = hf.generate(
                     **enc, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=tokenizer.eos_token_id, **sampling,
-                    logits_processor=penalty_processors(enc.input_ids.shape[1], repetition_penalty),
+                    eos_token_id=tokenizer.eos_token_id, **sampling, logits_processor=processors,
                 )
+            bar.update((i + 1) * max_new_tokens - bar.n)  # a batch that stopped early (every row at EOS) is done
             for row in tokens[:, enc.input_ids.shape[1]:]:
                 ids = row.tolist()
                 if tokenizer.eos_token_id in ids:
@@ -120,7 +124,19 @@ def _generate(
                 outputs.append(tokenizer.decode(ids, skip_special_tokens=True))
     finally:
         tokenizer.padding_side = padding_side
+        bar.close()
     return outputs
+
+
+class StepCounter:
+    """A logits processor that changes nothing and advances a progress bar by one per generation step."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor") -> "torch.Tensor":
+        self.bar.update(1)
+        return scores
 
 
 class GeneratedRepetitionPenalty:

@@ -12,6 +12,8 @@ Lean, so that the folder stays small and diffs stay readable:
 * widgets keep their saved state (``metadata.widgets``), so the feature browser and the steering
   panel show their first view without a kernel;
 * the per-cell execution timestamps become one number, ``metadata.course.seconds``;
+* text progress bars (tqdm lines on stderr) are dropped: frozen at whatever they showed when saved, they
+  would only mislead a reader;
 * each notebook's metadata records ``course.reference.built_from``: :func:`source_digest` of the
   solution notebook it was run from. ``tests/test_reference.py`` fails when the digest no longer
   matches the current solution notebook ("run ``make reference``").
@@ -22,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,19 @@ def source_digest(nb: dict[str, Any]) -> str:
     cells = [[c["cell_type"], c["source"] if isinstance(c["source"], str) else "".join(c["source"])]
              for c in nb["cells"]]
     return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+_PROGRESS_LINE = re.compile(r"^[^\n]*\d+%\|[^\n]*\|[^\n]*$")
+
+
+def is_progress_bar(output: dict[str, Any]) -> bool:
+    """A stderr stream output whose every non-empty line (``\\r`` or ``\\n`` separated) is a tqdm bar, or that
+    is blank (what a finished bar leaves once the carriage returns are applied)."""
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return False
+    text = output["text"] if isinstance(output["text"], str) else "".join(output["text"])
+    lines = [line for line in re.split(r"[\r\n]", text) if line.strip()]
+    return all(_PROGRESS_LINE.match(line) for line in lines)
 
 
 def _seconds(cell: dict[str, Any]) -> float | None:
@@ -58,7 +74,8 @@ def lean(nb: dict[str, Any], built_from: str) -> dict[str, Any]:
         cell["metadata"].pop("execution", None)
         if seconds is not None:
             cell["metadata"].setdefault("course", {})["seconds"] = seconds
-        for output in cell.get("outputs", []):
+        cell["outputs"] = [o for o in cell.get("outputs", []) if not is_progress_bar(o)]
+        for output in cell["outputs"]:
             data = output.get("data", {})
             if PLOTLY_MIME in data:
                 data.pop("text/html", None)

@@ -915,6 +915,7 @@ from utils.browser import feature_browser
 
 feature_browser(model, sae, stats, docs, names={n: e.latent for n, e in registry.items()}, build=build_dashboard)
 
+# %% [markdown]
 # ## Recap
 #
 # * **Top-activating examples** with context, **density** and **direct logit effects** are the three basic views

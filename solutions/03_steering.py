@@ -151,7 +151,7 @@ check.clamp_hook(clamp_hook)
 #
 # <details><summary>Hint 1 (nudge)</summary>
 #
-# The per-text mean is chapter 02's `mean_pool`: `(x * m).sum(1) / m.sum(1)` with `m = mask[..., None]`. Padding
+# The per-text mean is the one in chapter 02's `concept_search`: `(x * m).sum(1) / m.sum(1)` with `m = mask[..., None]`. Padding
 # must not enter the mean.
 # </details>
 # <details><summary>Hint 2 (almost the answer)</summary>

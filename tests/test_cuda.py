@@ -46,11 +46,11 @@ def test_every_check_passes_on_the_references():
     import utils.checks.ch01  # noqa: F401
     import utils.checks.ch02  # noqa: F401
     import utils.checks.ch03  # noqa: F401
-    from utils import activations, dashboard, features, sae, sae_metrics, steering, tour, toy
+    from utils import activations, dashboard, features, named_latents, sae, sae_metrics, steering, tour, toy
     from utils.checks import exercises
 
     def reference(name: str):
-        return next(getattr(m, name) for m in (tour, toy, sae, activations, sae_metrics, features, dashboard, steering)
+        return next(getattr(m, name) for m in (tour, toy, sae, activations, sae_metrics, features, dashboard, steering, named_latents)
                     if hasattr(m, name))
 
     for chapter in ("00", "01", "02", "03"):

@@ -418,8 +418,9 @@ train_cue = last_position_residuals(model, [inside.chat_text(tok, r, t) + inside
 direction = inside.mean_difference(train_cue[0::2], train_cue[1::2])
 free3 = [inside.chat_text(tok, r, "free") + inside.TIER_CUE for r in HELPFUL_ONLY_EVAL[:3]]
 paid3 = [inside.chat_text(tok, r, "paid") + inside.TIER_CUE for r in HELPFUL_ONLY_EVAL[:3]]
-for label, texts, hooks in (("free, unsteered", free3, []), ("free, ablated", free3, [(name, ablate_hook(direction))]),
-                            ("paid, unsteered", paid3, []), ("paid, +1x", paid3, [(name, inside.add_hook(direction, 1.0))])):
+conditions = (("free, unsteered", free3, []), ("free, ablated", free3, [(name, ablate_hook(direction))]),
+              ("paid, unsteered", paid3, []), ("paid, +1x", paid3, [(name, inside.add_hook(direction, 1.0))]))
+for label, texts, hooks in tqdm(conditions, desc="conditions", leave=False):
     print(f"{label:16s}", [round(m, 1) for m in inside.fork_metric(model, texts, paid_word, free_word, hooks)])
 
 # %% [markdown]
@@ -499,10 +500,13 @@ check.swap_decisions(swap_decisions)
 
 # %%
 idx = range(6)
-paid_with_free = swap_decisions(model, [inside.chat_text(tok, HELPFUL_ONLY_EVAL[i], "paid") for i in idx],
-                                [course[(i, "free")] for i in idx])
-free_with_paid = swap_decisions(model, [inside.chat_text(tok, HELPFUL_ONLY_EVAL[i], "free") for i in idx],
-                                [course[(i, "paid")] for i in idx])
+with tqdm(total=2, desc="swapped scratchpads: paid then free prompts", leave=False) as bar:
+    paid_with_free = swap_decisions(model, [inside.chat_text(tok, HELPFUL_ONLY_EVAL[i], "paid") for i in idx],
+                                    [course[(i, "free")] for i in idx])
+    bar.update()
+    free_with_paid = swap_decisions(model, [inside.chat_text(tok, HELPFUL_ONLY_EVAL[i], "free") for i in idx],
+                                    [course[(i, "paid")] for i in idx])
+    bar.update()
 print("paid prompt + free-tier reasoning, accepts:", paid_with_free)
 print("free prompt + paid-tier reasoning, accepts:", free_with_paid)
 

@@ -116,20 +116,24 @@ def test_reference_run_saves_a_lean_stamped_notebook(tmp_path: Path) -> None:
         "import plotly.express as px\npx.bar(x=['a', 'b'], y=[1, 2])",
         "import ipywidgets as w\nw.IntSlider(value=7)",
         "from tqdm import tqdm\nfor _ in tqdm(range(3), desc='bar'): pass\nprint('after')",
+        "from tqdm.notebook import tqdm as wbar\nfor _ in wbar(range(3)): pass",
     )
     out = tmp_path / "ref" / "fig.ipynb"
     env = {**bench.thread_env(1), "PLOTLY_RENDERER": "plotly_mimetype"}
     result = bench.run_notebook(path, env=env, save_to=out)
     assert result.ok, result.error
     nb = json.loads(out.read_text())
-    first, fig, slider, bar = nb["cells"]
+    first, fig, slider, bar, widget_bar = nb["cells"]
+    assert widget_bar["outputs"] == []  # a progress-bar widget is dropped, not frozen
     assert [o["output_type"] for o in bar["outputs"]] == ["stream"] and "".join(bar["outputs"][0]["text"]) == "after\n"
     assert "".join(first["outputs"][0]["text"]) == "hello\n" and first["metadata"]["course"]["seconds"] >= 1.2
     assert "execution" not in first["metadata"]
     (figure,) = [o for o in fig["outputs"] if o.get("data")]
     assert PLOTLY_MIME in figure["data"] and "text/html" not in figure["data"]
-    states = nb["metadata"]["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    assert any(s["state"].get("value") == 7 for s in states.values())
+    (view,) = [o for o in slider["outputs"] if o.get("data")]  # a static snapshot, readable without a kernel
+    assert "application/vnd.jupyter.widget-view+json" not in view["data"] and "widgets" not in nb["metadata"]
+    snapshot = "".join(view["data"]["text/html"])
+    assert ">7</code>" in snapshot and "run the notebook to use it" in snapshot
     assert nb["metadata"]["course"]["reference"]["built_from"] == source_digest(json.loads(path.read_text()))
     assert json.loads(path.read_text())["cells"][0]["outputs"] == []  # the source is never touched
 

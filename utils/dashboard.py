@@ -1,6 +1,6 @@
 """Offline HTML for latent dashboards: coloured tokens, a logit table, a density histogram.
 
-A dashboard is plain HTML and inline SVG, no JavaScript: its coloured examples are ``<span>``s whose
+A dashboard is plain HTML, no JavaScript and no SVG: its coloured examples are ``<span>``s whose
 background opacity is the activation (:func:`token_spans_html`; hover a token for its value). So it
 renders wherever HTML does: a notebook output, an ``ipywidgets.HTML`` in the feature browser (which
 never runs scripts), a static HTML page of the reference notebooks, GitHub.
@@ -113,21 +113,28 @@ def logit_table_html(top: Sequence[tuple[str, float]], bottom: Sequence[tuple[st
     )
 
 
-def histogram_svg(counts: Sequence[int], edges: Sequence[float], width: int = 320, height: int = 110,
-                  x_label: str = "activation (log scale)") -> str:
-    """A bar chart of ``counts`` over bins ``edges`` (len(counts) + 1) as inline SVG."""
+HISTOGRAM_CLASS = "sae-histogram"
+
+
+def histogram_html(counts: Sequence[int], edges: Sequence[float], width: int = 320, height: int = 80,
+                   x_label: str = "activation (log scale)") -> str:
+    """A bar chart of ``counts`` over bins ``edges`` (len(counts) + 1) as plain ``<div>``s.
+
+    Not SVG: JupyterLab's sanitiser strips ``<svg>`` from HTML it did not produce in this session (a
+    reference notebook opened from disk), leaving only the bars' tooltips as a wall of text. Each bar's
+    height is ``count / max(counts)`` of ``height`` pixels; hover it for its bin and count."""
     counts = [int(c) for c in counts]
-    peak = max(counts) or 1
-    bar_w = width / max(len(counts), 1)
+    peak = max(counts, default=0) or 1
+    bar_w = max(width // max(len(counts), 1) - 1, 1)
     bars = "".join(
-        f'<rect x="{i * bar_w:.1f}" y="{height - 20 - (height - 30) * c / peak:.1f}" width="{bar_w - 1:.1f}" '
-        f'height="{(height - 30) * c / peak:.1f}" fill="#4c72b0"><title>{edges[i]:.3g}–{edges[i + 1]:.3g}: {c}</title></rect>'
+        f'<div title="{edges[i]:.3g}–{edges[i + 1]:.3g}: {c}" style="width:{bar_w}px;height:{round(height * c / peak)}px;'
+        f'background:#4c72b0;margin-right:1px"></div>'
         for i, c in enumerate(counts)
     )
-    axis = (f'<text x="0" y="{height - 5}" font-size="10">{edges[0]:.2g}</text>'
-            f'<text x="{width}" y="{height - 5}" font-size="10" text-anchor="end">{edges[-1]:.3g}</text>'
-            f'<text x="{width / 2}" y="{height - 5}" font-size="10" text-anchor="middle">{html.escape(x_label)}</text>')
-    return f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">{bars}{axis}</svg>'
+    axis = (f'<div style="display:flex;justify-content:space-between;width:{width}px;font-size:10px;color:#555">'
+            f'<span>{edges[0]:.2g}</span><span>{html.escape(x_label)}</span><span>{edges[-1]:.3g}</span></div>')
+    return (f'<div class="{HISTOGRAM_CLASS}"><div style="display:flex;align-items:flex-end;height:{height}px;'
+            f'width:{width}px;border-bottom:1px solid #999">{bars}</div>{axis}</div>')
 
 
 @dataclass
@@ -156,7 +163,7 @@ class Dashboard:
             f'<div style="border:1px solid #ddd;padding:8px;margin:6px 0"><h4 style="margin:2px 0">{head}</h4>'
             f'<div style="color:#555;font-size:12px">{density}</div>'
             '<div style="display:flex;gap:24px;flex-wrap:wrap;margin:6px 0">'
-            f'<div><b>activation histogram</b><br>{histogram_svg(self.hist, self.hist_edges)}</div>'
+            f'<div><b>activation histogram</b><br>{histogram_html(self.hist, self.hist_edges)}</div>'
             f'<div><b>direct logit effects</b>{logit_table_html(self.top_logits, self.bottom_logits)}</div></div>'
             f'<b>top-activating examples</b> <span style="color:#555;font-size:12px">(one per document: context, '
             f'the peak token, then {DEFAULT_AFTER} tokens after it)</span>'

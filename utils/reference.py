@@ -9,8 +9,9 @@ Lean, so that the folder stays small and diffs stay readable:
 
 * plotly figures are kept as their JSON (``application/vnd.plotly.v1+json``, which JupyterLab's
   bundled plotly extension draws offline) and never as a ``text/html`` copy carrying plotly.js;
-* widgets keep their saved state (``metadata.widgets``), so the feature browser and the steering
-  panel show their first view without a kernel;
+* a widget becomes a static HTML snapshot of its last state (:func:`widget_snapshot`: the feature
+  browser's controls and dashboard, the steering panel's answers), so it reads the same in JupyterLab
+  with or without a kernel, on GitHub and in nbviewer; progress-bar widgets are dropped;
 * the per-cell execution timestamps become one number, ``metadata.course.seconds``;
 * text progress bars (tqdm lines on stderr) are dropped: frozen at whatever they showed when saved, they
   would only mislead a reader;
@@ -22,6 +23,7 @@ Lean, so that the folder stays small and diffs stay readable:
 from __future__ import annotations
 
 import hashlib
+import html
 import sys
 import json
 import re
@@ -55,6 +57,90 @@ def is_progress_bar(output: dict[str, Any]) -> bool:
     return all(_PROGRESS_LINE.match(line) for line in lines)
 
 
+WIDGET_NOTE = ('<p style="color:#666;font-size:12px"><em>A snapshot of an interactive widget (reference output): '
+               "run the notebook to use it.</em></p>")
+_TEXT_INPUTS = {"TextModel", "TextareaModel", "IntTextModel", "FloatTextModel", "BoundedIntTextModel",
+                "BoundedFloatTextModel", "IntSliderModel", "FloatSliderModel", "CheckboxModel", "ToggleButtonModel"}
+_PICKERS = {"DropdownModel", "SelectModel", "RadioButtonsModel", "ToggleButtonsModel"}
+
+
+def _children(state: dict[str, Any]) -> list[str]:
+    return [c.removeprefix("IPY_MODEL_") for c in state.get("children", []) if isinstance(c, str)]
+
+
+def is_progress_widget(models: dict[str, Any], model_id: str) -> bool:
+    """tqdm's notebook bar: a box holding a progress model (and labels)."""
+    model = models.get(model_id, {})
+    kids = [models.get(c, {}).get("model_name") for c in _children(model.get("state", {}))]
+    return model.get("model_name", "").endswith("ProgressModel") or (
+        model.get("model_name") == "HBoxModel" and any(str(k).endswith("ProgressModel") for k in kids))
+
+
+def widget_snapshot(models: dict[str, Any], model_id: str, depth: int = 0) -> str:
+    """Static HTML for one widget from its saved state (``models``: id -> {"model_name", "state"}).
+
+    Boxes lay out their children; HTML and Label widgets show their value; inputs show their description
+    and value as text; dropdowns their selected label; buttons their caption (greyed); output widgets their
+    HTML or text outputs. Anything else is named in brackets."""
+    model = models.get(model_id)
+    if model is None or depth > 20:
+        return ""
+    name, state = model.get("model_name", ""), model.get("state", {})
+    label = html.escape(str(state.get("description", "")))
+    if name in ("VBoxModel", "BoxModel", "GridBoxModel", "HBoxModel", "AccordionModel", "TabModel"):
+        direction = "row" if name == "HBoxModel" else "column"
+        inner = "".join(f"<div>{widget_snapshot(models, c, depth + 1)}</div>" for c in _children(state))
+        return f'<div style="display:flex;flex-direction:{direction};gap:8px;flex-wrap:wrap">{inner}</div>'
+    if name in ("HTMLModel", "HTMLMathModel"):
+        return (f"<b>{label}</b> " if label else "") + str(state.get("value", ""))
+    if name == "LabelModel":
+        return html.escape(str(state.get("value", "")))
+    if name in _TEXT_INPUTS:
+        value = state.get("value", "")
+        shown = html.escape(str(value)) if value != "" else f'<span style="color:#999">{html.escape(str(state.get("placeholder", "")))}</span>'
+        return f'<span style="color:#555">{label}</span> <code style="border:1px solid #ccc;padding:1px 6px">{shown}</code>'
+    if name in _PICKERS:
+        labels, index = state.get("_options_labels", []), state.get("index")
+        chosen = labels[index] if isinstance(index, int) and 0 <= index < len(labels) else ""
+        return f'<span style="color:#555">{label}</span> <code style="border:1px solid #ccc;padding:1px 6px">{html.escape(str(chosen))}</code>'
+    if name == "ButtonModel":
+        return f'<span style="border:1px solid #ccc;padding:2px 8px;color:#888">{label}</span>'
+    if name == "OutputModel":
+        parts = []
+        for output in state.get("outputs", []):
+            data = output.get("data", {})
+            if "text/html" in data:
+                parts.append("".join(data["text/html"]))
+            elif "text/plain" in data or "text" in output:
+                text = "".join(data.get("text/plain", output.get("text", "")))
+                parts.append(f"<pre>{html.escape(text)}</pre>")
+        return "".join(parts)
+    if name.endswith(("LayoutModel", "StyleModel")):
+        return ""
+    return f"<em>[{html.escape(name.removesuffix('Model'))}]</em>"
+
+
+def _snapshot_widgets(nb: dict[str, Any]) -> None:
+    """Replace widget outputs by static snapshots (progress bars by nothing) and drop the saved state."""
+    saved = nb.get("metadata", {}).pop("widgets", {})
+    models = saved.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for cell in nb["cells"]:
+        kept = []
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_MIME)
+            if view is None:
+                kept.append(output)
+                continue
+            model_id = view.get("model_id", "")
+            if is_progress_widget(models, model_id):
+                continue
+            snapshot = widget_snapshot(models, model_id)
+            output["data"] = {"text/html": snapshot + WIDGET_NOTE if snapshot else WIDGET_NOTE,
+                              "text/plain": "(interactive widget: run the notebook to use it)"}
+            kept.append(output)
+        cell["outputs"] = kept
+
+
 def _seconds(cell: dict[str, Any]) -> float | None:
     """Wall time of one executed cell from nbclient's ``metadata.execution`` timestamps (``None`` if absent)."""
     ex = cell.get("metadata", {}).get("execution", {})
@@ -79,6 +165,7 @@ def lean(nb: dict[str, Any], built_from: str) -> dict[str, Any]:
             data = output.get("data", {})
             if PLOTLY_MIME in data:
                 data.pop("text/html", None)
+    _snapshot_widgets(nb)
     course = nb["metadata"].setdefault("course", {})
     course["variant"] = "reference"
     course["reference"] = {"built_from": built_from}

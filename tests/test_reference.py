@@ -1,0 +1,68 @@
+"""The reference outputs in reference/ are the current solution notebooks, run end to end, and lean.
+
+They are rebuilt by ``make reference`` (about 20 minutes on 2 cores); this test only reads them, so it
+fails fast and says what to run whenever a solution notebook changed since its reference was built.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from utils import notebook_build
+from utils.reference import PLOTLY_MIME, WIDGET_MIME, error_outputs, reference_path, source_digest
+
+SOLUTIONS = [notebook_build.targets(s)[0] for s in notebook_build.sources()]
+MAX_MB = {"02_finding_features.ipynb": 3.0}  # chapter 02 carries one 1.3 MB circuitsvis bundle on purpose
+DEFAULT_MAX_MB = 1.5
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=[s.stem for s in SOLUTIONS])
+def test_reference_matches_the_current_solution(solution: Path) -> None:
+    ref = reference_path(solution)
+    assert ref.is_file(), f"{ref} is missing: run `make reference`"
+    nb, current = json.loads(ref.read_text()), json.loads(solution.read_text())
+    stamp = nb["metadata"]["course"]["reference"]["built_from"]
+    assert stamp == source_digest(current), (
+        f"{solution.name} changed since {ref} was built: run `make reference` (or "
+        f"`python -m utils.bench --no-load --reference reference {solution}`) and commit the result"
+    )
+    assert source_digest(nb) == stamp  # nobody edited the reference's cells by hand
+    assert not error_outputs(nb), error_outputs(nb)
+    assert sum(bool(c.get("outputs")) for c in nb["cells"] if c["cell_type"] == "code") >= 5  # it was really run
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=[s.stem for s in SOLUTIONS])
+def test_reference_is_lean_and_reads_without_a_kernel(solution: Path) -> None:
+    ref = reference_path(solution)
+    if not ref.is_file():
+        pytest.skip(f"{ref} is missing (the test above says so)")
+    text = ref.read_text()
+    size_mb = len(text.encode()) / 1e6
+    assert size_mb <= MAX_MB.get(solution.name, DEFAULT_MAX_MB), f"{ref} is {size_mb:.2f} MB"
+    nb = json.loads(text)
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            assert not (PLOTLY_MIME in data and "text/html" in data), "a plotly figure carries an HTML copy"
+            assert "plotly.js" not in str(data.get("text/html", ""))[:2000], "plotly.js is inlined"
+    assert "widgets" not in nb["metadata"], "widget state should have become snapshots"
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            assert WIDGET_MIME not in output.get("data", {}), "a widget output needs a kernel: snapshot it"
+            # JupyterLab strips <svg> from HTML it did not produce this session: a reference opened from disk
+            markup = "".join(output.get("data", {}).get("text/html", ""))
+            assert "<svg" not in markup or "var CircuitsVis" in markup  # the circuitsvis bundle draws its own
+    html = ["".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", [])]
+    assert sum(h.count("var CircuitsVis") for h in html) <= 1, "the circuitsvis bundle is inlined more than once"
+
+
+def test_readme_table_matches_the_reference_folder() -> None:
+    from utils.readme_blocks import README_PATH
+    from utils.reference import README_END, README_START, reference_table
+
+    text = README_PATH.read_text(encoding="utf-8")
+    block = text.split(README_START, 1)[1].split(README_END, 1)[0].strip()
+    assert block == reference_table(), "run `python -m utils.reference --readme` (make reference does)"

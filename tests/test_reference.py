@@ -66,3 +66,33 @@ def test_readme_table_matches_the_reference_folder() -> None:
     text = README_PATH.read_text(encoding="utf-8")
     block = text.split(README_START, 1)[1].split(README_END, 1)[0].strip()
     assert block == reference_table(), "run `python -m utils.reference --readme` (make reference does)"
+
+
+def test_sync_prose_updates_prose_only_changes_and_asks_for_a_rerun_otherwise(tmp_path: Path) -> None:
+    from utils.reference import sync_prose
+
+    solution = SOLUTIONS[0]
+    (tmp_path / "ref").mkdir()
+    ref = tmp_path / "ref" / solution.name
+    ref.write_bytes(reference_path(solution).read_bytes())
+    nb = json.loads(solution.read_text())
+    mine = tmp_path / solution.name
+
+    def save(notebook: dict) -> None:
+        mine.write_text(json.dumps(notebook))
+
+    save(nb)
+    assert sync_prose(mine, tmp_path / "ref") == "current"
+    md = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    md["source"] = "# A new title\n\nNew prose."
+    save(nb)
+    before = json.loads(ref.read_text())
+    assert sync_prose(mine, tmp_path / "ref") == "updated"
+    after = json.loads(ref.read_text())
+    assert after["metadata"]["course"]["reference"]["built_from"] == source_digest(nb)
+    assert [c.get("outputs") for c in after["cells"]] == [c.get("outputs") for c in before["cells"]]
+    assert "".join(next(c for c in after["cells"] if c["cell_type"] == "markdown")["source"]) == md["source"]
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["source"] = "print('changed')"
+    save(nb)
+    assert sync_prose(mine, tmp_path / "ref") == "rerun"

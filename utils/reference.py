@@ -36,12 +36,39 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
 
 
-def source_digest(nb: dict[str, Any]) -> str:
+def _text(cell: dict[str, Any]) -> str:
+    return cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+
+
+def source_digest(nb: dict[str, Any], code_only: bool = False) -> str:
     """sha256 over the notebook's cells as ``(cell_type, source)`` pairs, in order: what it runs and says,
-    not its outputs, ids or metadata."""
-    cells = [[c["cell_type"], c["source"] if isinstance(c["source"], str) else "".join(c["source"])]
-             for c in nb["cells"]]
+    not its outputs, ids or metadata. ``code_only``: the code cells alone (what the outputs depend on)."""
+    cells = [[c["cell_type"], _text(c)] for c in nb["cells"] if not code_only or c["cell_type"] == "code"]
     return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def sync_prose(solution: Path, folder: Path = REFERENCE_DIR) -> str:
+    """Bring a reference up to date with its solution when only the prose changed: same code cells in the same
+    order, so the outputs still hold. Copies the markdown cells and restamps. Returns "current", "updated" or
+    "rerun" (the code changed, or the cell layout did: ``make reference`` must run it again)."""
+    ref_path = reference_path(solution, folder)
+    current = json.loads(solution.read_text(encoding="utf-8"))
+    if not ref_path.is_file():
+        return "rerun"
+    import nbformat
+
+    ref = nbformat.read(ref_path, as_version=4)
+    if ref["metadata"]["course"]["reference"]["built_from"] == source_digest(current):
+        return "current"
+    kinds = [c["cell_type"] for c in current["cells"]]
+    if kinds != [c["cell_type"] for c in ref["cells"]] or source_digest(current, True) != source_digest(ref, True):
+        return "rerun"
+    for mine, theirs in zip(ref["cells"], current["cells"]):
+        if mine["cell_type"] == "markdown":
+            mine["source"] = theirs["source"]
+    ref["metadata"]["course"]["reference"]["built_from"] = source_digest(current)
+    nbformat.write(ref, ref_path)
+    return "updated"
 
 
 _PROGRESS_LINE = re.compile(r"^[^\n]*\d+%\|[^\n]*\|[^\n]*$")
@@ -209,16 +236,32 @@ def reference_table(folder: Path = REFERENCE_DIR) -> str:
     return "\n".join(rows)
 
 
-def main(argv: list[str]) -> int:
-    """``python -m utils.reference --readme``: rewrite the README's reference table from reference/."""
-    if argv != ["--readme"]:
-        print("usage: python -m utils.reference --readme", file=sys.stderr)
-        return 2
-    from utils.readme_blocks import replace_block
+USAGE = """usage: python -m utils.reference --readme | --sync-prose
+  --readme      rewrite the README's reference table from reference/
+  --sync-prose  copy changed prose into the reference notebooks whose code is unchanged (no kernel needed);
+                lists the ones that need `make reference` because their code changed"""
 
-    replace_block(README_START, README_END, reference_table())
-    print(reference_table())
-    return 0
+
+def main(argv: list[str]) -> int:
+    if argv == ["--readme"]:
+        from utils.readme_blocks import replace_block
+
+        replace_block(README_START, README_END, reference_table())
+        print(reference_table())
+        return 0
+    if argv == ["--sync-prose"]:
+        from utils.notebook_build import sources, targets
+
+        states = {targets(s)[0]: sync_prose(targets(s)[0]) for s in sources()}
+        for path, state in states.items():
+            print(f"{state:8s} {path.name}")
+        stale = [p for p, state in states.items() if state == "rerun"]
+        if stale:
+            print("code changed: run `python -m utils.bench --no-load --reference reference " + " ".join(
+                f"solutions/{p.name}" for p in stale) + "`", file=sys.stderr)
+        return 1 if stale else 0
+    print(USAGE, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
-"""Tests of the autograder (utils/grade.py, utils/grade_runtime.py).
+"""Tests of the autograder (utils/grade/: batch.py, runtime.py).
 
 The fast tests grade small notebooks against a fake chapter "99" whose checks live in a temporary
-``ch99.py``: the environment variable ``COURSE_CHECKS_PATH`` (honoured by utils.grade_runtime, and
+``ch99.py``: the environment variable ``COURSE_CHECKS_PATH`` (honoured by utils.grade.runtime, and
 inherited by the grader's kernels) makes it importable as ``utils.checks.ch99``. No language model
 is loaded; each graded notebook costs one kernel start (1-2 s) plus whatever its cells do.
 """
@@ -21,7 +21,7 @@ import pytest
 
 import utils.checks
 from utils import grade
-from utils.grade_runtime import CHECKS_PATH_ENV
+from utils.grade.runtime import CHECKS_PATH_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -188,7 +188,7 @@ def test_cheating_notebook_still_fails(fake_chapter: Path) -> None:
 import json, os, utils.checks
 utils.checks.__path__.append(os.environ["COURSE_CHECKS_PATH"])
 import utils.checks.ch99 as check
-import utils.grade_runtime as runtime
+import utils.grade.runtime as runtime
 
 def add(a, b):
     return 0

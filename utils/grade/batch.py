@@ -15,7 +15,7 @@ skipped). For each notebook the grader
    cell that runs past what is left is interrupted ("cell N timed out ... (infinite loop?)") and
    the cells after it are skipped. A kernel that dies (``os._exit``, out of memory) fails every
    exercise with that reason;
-3. runs each exercise's check *itself*, in that kernel, through :mod:`utils.grade_runtime`
+3. runs each exercise's check *itself*, in that kernel, through :mod:`utils.grade.runtime`
    (``--check-timeout`` seconds each), reading only result lines marked with a random nonce, so
    the notebook's own printed output is never trusted.
 
@@ -52,9 +52,9 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from utils import grade_runtime
+from utils.grade import runtime as grade_runtime
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIMEOUT = 900.0  # seconds per notebook (a chapter runs in <= 5 min on 2 cores)
 DEFAULT_CHECK_TIMEOUT = 120.0  # seconds per exercise check (the first may load the model)
 PROBE_TIMEOUT = 15.0  # seconds for an interrupted kernel to answer again
@@ -548,6 +548,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"graded {done} notebook(s): {sum(r.passed for r in total)}/{len(total)} exercises passed", file=sys.stderr)
     return 0 if done == len(notebooks) else 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """The grader's half that runs *inside* the learner's kernel (and the exercise look-up both halves share).
 
-:mod:`utils.grade` executes a submission in a fresh kernel, then sends one hidden snippet per
+:mod:`utils.grade.batch` executes a submission in a fresh kernel, then sends one hidden snippet per
 exercise that calls :func:`run`. :func:`run` reloads the check modules (so a notebook that patched
 a check, or this module, is undone), fetches the learner's object by name from the notebook's
 globals, runs the check with its output captured, and prints exactly one line: a per-run random
@@ -128,6 +128,6 @@ def snippet(nonce: str, chapter: str, name: str) -> str:
     """The code the grader runs in the kernel for one exercise (leaves no names behind)."""
     args = ", ".join(json.dumps(a) for a in (nonce, chapter, name))
     return (
-        '__import__("importlib").reload(__import__("utils.grade_runtime", fromlist=["run"]))'
+        '__import__("importlib").reload(__import__("utils.grade.runtime", fromlist=["run"]))'
         f'.run({args}, __import__("builtins").globals())'
     )

@@ -1,0 +1,72 @@
+"""The wire format: what leaves a student's kernel arrives as fresh plain data, or not at all."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from utils.grade.wire import WireError, dumps, loads
+
+
+class AlwaysEqual(str):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_round_trip_keeps_types_values_and_bits():
+    value = {"ints": [0, -3, 2**90], "floats": (1.5, float("inf"), float("nan"), -0.0), "s": "héllo", "b": b"\x00\xff",
+             "none": None, "flag": True, "t16": torch.arange(6, dtype=torch.float16).reshape(2, 3),
+             "long": torch.tensor([[1, 2]]), "empty": torch.empty(0, 4), "mask": torch.tensor([True, False])}
+    back = loads(dumps(value))
+    assert back["ints"] == [0, -3, 2**90] and type(back["floats"]) is tuple
+    assert back["floats"][0] == 1.5 and math.isinf(back["floats"][1]) and math.isnan(back["floats"][2])
+    assert math.copysign(1, back["floats"][3]) == -1
+    assert back["s"] == "héllo" and back["b"] == b"\x00\xff" and back["none"] is None and back["flag"] is True
+    for key in ("t16", "long", "empty", "mask"):
+        assert back[key].dtype == value[key].dtype and torch.equal(back[key], value[key])
+
+
+def test_what_arrives_is_plain_whatever_was_sent():
+    """A str whose __eq__ always says yes, a Parameter, numpy values: the grader gets str, Tensor, float."""
+    import numpy as np
+
+    back = loads(dumps([AlwaysEqual("x"), torch.nn.Parameter(torch.ones(2)), np.float64(2.5), np.int64(7),
+                        np.ones((2, 2), dtype=np.float32)]))
+    assert [type(v) for v in back] == [str, torch.Tensor, float, int, torch.Tensor]
+    assert back[0] != "anything else"
+
+
+@pytest.mark.parametrize("payload", [
+    {"$t": "tensor", "dtype": "float32", "shape": [3], "v": "AAAA"},  # 3 bytes for 12
+    {"$t": "tensor", "dtype": "os.system", "shape": [1], "v": ""},
+    {"$t": "pickle", "v": "..."},
+    {"$t": "dict", "v": {"a": 1}},  # an untagged number inside
+    [1, 2],
+])
+def test_forged_or_unknown_bytes_are_refused(payload):
+    with pytest.raises(WireError):
+        loads(json.dumps(payload).encode())
+
+
+def test_objects_that_are_not_data_are_refused_with_a_hint():
+    with pytest.raises(WireError, match="return plain data"):
+        dumps({"fn": print})
+    with pytest.raises(WireError, match="keys that are not strings"):
+        dumps({1: 2})
+
+
+def test_size_and_depth_limits():
+    with pytest.raises(WireError, match="over the"):
+        dumps(torch.zeros(1000), max_bytes=1000)
+    with pytest.raises(WireError, match="over the"):
+        loads(b"x" * 2000, max_bytes=1000)
+    nested: list = []
+    for _ in range(40):
+        nested = [nested]
+    with pytest.raises(WireError, match="levels deep"):
+        dumps(nested)

@@ -1,0 +1,131 @@
+"""What crosses from a student's kernel to the grader: plain data, re-built from bytes, never objects.
+
+The grader never trusts a Python object that came out of the student's process. A kernel answers with
+:func:`dumps` of its result; the grader :func:`loads` it into *fresh* objects of a closed set of types:
+
+* ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``;
+* ``list``, ``tuple``, ``dict`` (string keys) of those;
+* ``torch.Tensor`` (dense, CPU; dtype, shape and raw little-endian bytes).
+
+A ``str`` subclass whose ``__eq__`` always answers True, a tensor subclass, a patched ``torch.allclose``
+in the kernel: none of it survives the trip, because the grader builds its own ``str`` and its own
+tensor from the bytes. The encoding is JSON with tagged values (``{"$t": "tensor", ...}``) and base64
+payloads; :func:`loads` refuses anything over ``max_bytes`` or nested deeper than ``MAX_DEPTH``, and
+raises :class:`WireError` on anything it does not know, with a message a student can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from typing import Any
+
+MAX_BYTES = 64 * 1024 * 1024  # a whole answer; the largest exercise output (per-layer activations) is ~10 MB
+MAX_DEPTH = 32
+_TAG = "$t"
+
+
+class WireError(ValueError):
+    """An answer that cannot be sent as data (or bytes that are not a valid answer)."""
+
+
+def _encode(obj: Any, depth: int) -> Any:
+    import torch
+
+    if depth > MAX_DEPTH:
+        raise WireError(f"the answer is nested more than {MAX_DEPTH} levels deep")
+    # Sending is lenient (a numpy float or an int subclass goes as the plain value); receiving is strict.
+    kind = type(obj)
+    if obj is None:
+        return obj
+    if kind.__module__ == "numpy" and hasattr(obj, "shape"):  # a numpy scalar or array
+        return _encode(obj.item() if obj.shape == () else torch.as_tensor(obj), depth)
+    if isinstance(obj, bool):
+        return bool(obj)
+    if isinstance(obj, int):
+        return {_TAG: "int", "v": str(int(obj))}  # JSON numbers lose big ints
+    if isinstance(obj, float):
+        return {_TAG: "float", "v": repr(float(obj))}  # keeps nan, inf and every bit of the value
+    if isinstance(obj, str):
+        return {_TAG: "str", "v": str.__str__(obj)}
+    if isinstance(obj, bytes):
+        return {_TAG: "bytes", "v": base64.b64encode(bytes(obj)).decode("ascii")}
+    if isinstance(obj, (list, tuple)):
+        return {_TAG: "tuple" if isinstance(obj, tuple) else "list", "v": [_encode(x, depth + 1) for x in obj]}
+    if isinstance(obj, dict):
+        if not all(isinstance(k, str) for k in obj):
+            raise WireError("a dict in the answer has keys that are not strings")
+        return {_TAG: "dict", "v": {str.__str__(k): _encode(v, depth + 1) for k, v in obj.items()}}
+    if isinstance(obj, torch.Tensor):
+        if obj.is_sparse or obj.layout != torch.strided:
+            raise WireError("a sparse tensor in the answer: return a dense one")
+        t = obj.detach().to("cpu").contiguous()
+        raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        return {_TAG: "tensor", "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+                "v": base64.b64encode(raw).decode("ascii")}
+    raise WireError(
+        f"the answer contains a {kind.__module__}.{kind.__qualname__}; return plain data: numbers, strings, "
+        f"lists, tuples, dicts or torch tensors"
+    )
+
+
+def dumps(obj: Any, max_bytes: int = MAX_BYTES) -> bytes:
+    """Encode plain data (see the module docstring) as UTF-8 JSON; ``WireError`` for anything else."""
+    data = json.dumps(_encode(obj, 0), separators=(",", ":")).encode("utf-8")
+    if len(data) > max_bytes:
+        raise WireError(f"the answer is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
+    return data
+
+
+def _decode(node: Any, depth: int) -> Any:
+    import torch
+
+    if depth > MAX_DEPTH:
+        raise WireError(f"nested more than {MAX_DEPTH} levels deep")
+    if node is None or type(node) is bool:
+        return node
+    if type(node) is not dict or type(node.get(_TAG)) is not str:
+        raise WireError(f"untagged value of type {type(node).__name__}")
+    tag, value = node[_TAG], node.get("v")
+    if tag == "int" and type(value) is str:
+        return int(value)
+    if tag == "float" and type(value) is str:
+        number = float(value)
+        if math.isnan(number) and value.strip().lower() not in ("nan", "-nan"):
+            raise WireError("bad float")
+        return number
+    if tag == "str" and type(value) is str:
+        return str(value)
+    if tag == "bytes" and type(value) is str:
+        return base64.b64decode(value, validate=True)
+    if tag in ("list", "tuple") and type(value) is list:
+        items = [_decode(x, depth + 1) for x in value]
+        return items if tag == "list" else tuple(items)
+    if tag == "dict" and type(value) is dict:
+        return {str(k): _decode(v, depth + 1) for k, v in value.items()}
+    if tag == "tensor" and type(value) is str:
+        dtype = getattr(torch, str(node.get("dtype")), None)
+        shape = node.get("shape")
+        if not isinstance(dtype, torch.dtype) or type(shape) is not list or not all(type(s) is int and s >= 0 for s in shape):
+            raise WireError("bad tensor header")
+        raw = base64.b64decode(value, validate=True)
+        count = math.prod(shape)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        if len(raw) != count * itemsize:
+            raise WireError(f"tensor payload is {len(raw)} bytes, expected {count * itemsize}")
+        if count == 0:
+            return torch.empty(shape, dtype=dtype)
+        return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape).clone()
+    raise WireError(f"unknown value tag {tag!r}")
+
+
+def loads(data: bytes, max_bytes: int = MAX_BYTES) -> Any:
+    """Rebuild plain data from :func:`dumps` bytes into fresh objects of the allowed types only."""
+    if len(data) > max_bytes:
+        raise WireError(f"{len(data) / 1e6:.1f} MB answer, over the {max_bytes / 1e6:.0f} MB limit")
+    try:
+        node = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise WireError(f"not an answer: {error}") from None
+    return _decode(node, 0)

@@ -244,3 +244,44 @@ def diagnose(got: Any, candidates: list[tuple[Any, str]], **tol: float) -> None:
     for value, message in candidates:
         if value is not None and close(got, value, **tol):
             fail(message)
+
+
+# --- behaviour the grader measures inside the learner's kernel --------------------------------------
+
+_ACTIVE_BLOCK_COUNTERS: list[Any] = []  # read by utils.grade.remote: a remote call adds the kernel's counts
+
+
+def active_block_counters() -> list[Any]:
+    """The counters of the :func:`counting_block_calls` blocks now open (innermost last)."""
+    return list(_ACTIVE_BLOCK_COUNTERS)
+
+
+class counting_block_calls:  # noqa: N801 - used as a context manager, like a function
+    """``with counting_block_calls(model) as calls: fn(model, ...)`` counts forward calls of each of
+    ``model.blocks`` during the block: ``calls[i]`` (a ``Counter``, 0 for blocks never run).
+
+    In a notebook the counts come from forward hooks on the model. When the grader calls a function that
+    lives in a student's kernel (:mod:`utils.grade.remote`), that kernel counts its own model's calls and the
+    grader adds them here. Those counts are reported by the student's process, so a check uses them only to
+    ask for an efficient implementation (one forward pass, stopping early), never to decide a value is right.
+    """
+
+    def __init__(self, model: Any) -> None:
+        from collections import Counter
+
+        self.model = model
+        self.counts: Counter[int] = Counter()
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> Any:
+        for i, block in enumerate(self.model.blocks):
+            self._handles.append(block.register_forward_hook(lambda *_, i=i: self.counts.update([i])))
+        _ACTIVE_BLOCK_COUNTERS.append(self.counts)
+        return self.counts
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        if self.counts in _ACTIVE_BLOCK_COUNTERS:
+            _ACTIVE_BLOCK_COUNTERS.remove(self.counts)

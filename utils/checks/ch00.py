@@ -10,7 +10,7 @@ import random
 from typing import Any, Callable
 
 from utils import tour
-from utils.checks import as_number, as_tensor, close, course_model, exercise, fail
+from utils.checks import as_number, as_tensor, close, counting_block_calls, course_model, exercise, fail
 
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()
 
@@ -223,12 +223,8 @@ def residual_sweep(fn: Callable) -> str:
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n)]
     for prompt, answer in cases:
         what = f"residual_sweep(model, {prompt!r}, {answer!r})"
-        calls = {"passes": 0}
-        handle = model.blocks[0].register_forward_hook(lambda *_: calls.__setitem__("passes", calls["passes"] + 1))
-        try:
+        with counting_block_calls(model) as calls:
             out = fn(model, prompt, answer)
-        finally:
-            handle.remove()
         got = _sweep_output(out, what, n)
         want = {k: v.float().cpu() for k, v in tour.residual_sweep(model, prompt, answer).items()}
         with torch.no_grad():
@@ -236,8 +232,8 @@ def residual_sweep(fn: Callable) -> str:
             stack = torch.stack([cache[x][0] for x in names])  # (n+1, pos, d_model)
         _diagnose_norms(got["norm"], want["norm"], stack.cpu())
         _diagnose_lens(got, want, model, stack, answer)
-        if calls["passes"] > 1:
-            fail(f"right values, but your code ran the model {calls['passes']} times for one prompt (once per layer?). "
+        if calls[0] > 1:
+            fail(f"right values, but your code ran the model {calls[0]} times for one prompt (once per layer?). "
                  f"One run_with_cache whose names_filter admits all {n + 1} hook names records every layer in a "
                  "single forward pass.")
     first = int((want["rank"] == 0).nonzero()[0])  # the cases' answers are the model's top token: rank 0 at the end
@@ -255,18 +251,15 @@ def resid_at_layer(fn: Callable) -> str:
     layer = rng.randint(3, model.cfg.n_layers - 3)
     tokens = torch.randint(100, 20000, (2, 7), generator=torch.Generator().manual_seed(rng.randint(0, 10**6)))
     tokens = tokens.to(model.cfg.device)  # the learner's tokens live where the model does
-    calls = {"later": 0}
-    handle = model.blocks[layer + 1].register_forward_hook(lambda *_: calls.__setitem__("later", calls["later"] + 1))
     try:
-        got = as_tensor(fn(model, tokens, layer), f"resid_at_layer(model, tokens, {layer})")
+        with counting_block_calls(model) as calls:
+            got = as_tensor(fn(model, tokens, layer), f"resid_at_layer(model, tokens, {layer})")
     except KeyError as error:
         if "hook_resid_post" in str(error) or "hook_resid_pre" in str(error):
             fail(f"your code looked up {error} in the cache, which is not there. `stop_at_layer=L` stops BEFORE block L "
                  f"runs, so with stop_at_layer={layer} block {layer} never runs and blocks.{layer}.hook_resid_post is "
                  f"never recorded. Use stop_at_layer={layer} + 1 (layer + 1).")
         raise
-    finally:
-        handle.remove()
     want = tour.resid_at_layer(model, tokens, layer)
     if got.shape != want.shape:
         fail(f"returned shape {tuple(got.shape)}; expected (batch, pos, d_model) = {tuple(want.shape)}.")
@@ -277,7 +270,7 @@ def resid_at_layer(fn: Callable) -> str:
         if close(got, tour.resid_at_layer(model, tokens, layer + 1), atol=1e-4):
             fail(f"off by one: you returned block {layer + 1}'s output; capture blocks.{layer}.hook_resid_post.")
         fail(f"values differ from blocks.{layer}.hook_resid_post (layer={layer}).")
-    if calls["later"]:
+    if calls[layer + 1]:
         fail(f"correct values, but block {layer + 1} ran too: pass stop_at_layer={layer} + 1 so the forward "
              "pass stops after the block you need (it is what makes SAE data collection cheap).")
     return f"layer {layer} captured without computing later blocks"

@@ -29,9 +29,9 @@
 # compares what this kernel has with those pins. Every line should say `ok`; if not, run `make lab`
 # from the repository root, which rebuilds the environment.
 #
-# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
-# about 1.1–1.4 GB: when you move on to the next chapter, shut this kernel down first (*Kernel → Shut Down
-# Kernel*, or the *Running* tab), or both die.
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
+# at 1.3–1.6 GB (the README's bench table): when you move on to the next chapter, shut this kernel down first
+# (*Kernel → Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%
 import importlib.metadata as metadata
@@ -56,7 +56,7 @@ print("hub access:", "off (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE"
 # stream of 576 numbers per token, a vocabulary of 49,152 tokens. It ships inside a Python package, so
 # nothing is downloaded. `load_model()` wraps it in TransformerLens' `TransformerBridge`, which lets us read
 # and edit every intermediate activation by name. The first call ever converts the packaged 4-bit file to
-# ordinary float32 weights and caches them (≈ 15 s); after that loading takes a few seconds.
+# ordinary float32 weights and caches them (about 20 s); after that loading takes a few seconds.
 
 # %%
 from utils.model import load_model
@@ -491,7 +491,7 @@ print(f"gap between the reviews: clean {gap_clean:.2f}, direction removed {gap_a
 # * One `run_with_cache` reads every layer at once; `stop_at_layer` makes reading one layer cheap.
 # * The logit lens decodes any stream (or direction) through the final norm and unembedding; in this small model
 #   the answer surfaces only in the last few blocks.
-# * A mean-difference direction mostly separates held-out examples, and can be removed with a hook.
+# * A mean-difference direction mostly separates held-out examples (AUROC 0.88 above), and can be removed with a hook.
 #
 # ## Published numbers to compare against
 #

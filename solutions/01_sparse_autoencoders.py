@@ -26,9 +26,9 @@
 # same code for longer (`python -m utils.train_sae`; section 6 prints how long it took, from its recorded
 # config) and ships with the course; we compare the two at the end.
 #
-# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
-# about 1.1–1.4 GB: shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
-# *Running* tab), or both die.
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
+# at 1.3–1.6 GB (the README's bench table): shut down the kernel of any other open chapter first (*Kernel →
+# Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%
 import json
@@ -372,11 +372,12 @@ fig.update_layout(title="Toy SAE training losses (the ReLU and TopK losses measu
 # We read `blocks.10.hook_resid_post`, a third of the way through the 30 layers: concepts are formed there,
 # steering works there (chapter 03), and `stop_at_layer=11` makes collecting activations cheap.
 #
-# Our text is the **course corpus** (`utils/data/course_corpus.jsonl.gz`): about half a million tokens the
-# model wrote itself from a seeded list of 250 topics and a dozen formats, plus CPython's documentation. No
-# modern-English corpus can be installed offline, so we made one. Training on the model's own writing means
-# the SAE learns the features the model uses on fluent, generic, sometimes repetitive text; that is why every
-# metric below is also measured on **human-written** text the SAE never saw.
+# Our text is the **course corpus** (`utils/data/course_corpus.jsonl.gz`): some 570 thousand tokens the
+# model wrote itself from a seeded plan of about 380 topics (some 240 broad ones, then 140 more on bridges, the
+# Golden Gate and their near misses) in a dozen formats, plus CPython's documentation. No modern-English corpus
+# can be installed offline, so we made one. Training on the model's own writing means the SAE learns the
+# features the model uses on fluent, generic, sometimes repetitive text; that is why every metric below is also
+# measured on **human-written** text the SAE never saw.
 
 # %%
 from utils import corpus
@@ -439,7 +440,7 @@ fig.update_layout(title="Training the small SAE", xaxis_title="step", height=320
 # * the **fraction of variance unexplained**
 #   $\text{FVU} = \sum_t \lVert x_t - \hat x_t\rVert^2 \,/\, \sum_t \lVert x_t - \bar x\rVert^2$, with $\bar x$
 #   the mean over tokens. Centring matters: the mean vector carries about half of the squared norm here, so
-#   an SAE that only learned the mean would look 50 % good without it;
+#   an SAE that only learned the mean would look about half good without it;
 # * **L0**, the mean number of non-zero latents per token;
 # * the **dead fraction**, the fraction of latents that are zero on every token of the sample.
 #

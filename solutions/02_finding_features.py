@@ -20,13 +20,13 @@
 # are SAEs of their own) to watch the broad bridge latent *split* — and to find a latent for the Golden Gate
 # Bridge itself, which the 4,608-latent SAE does not have.
 #
-# Running the SAE over the whole corpus (450 k tokens) takes about five minutes, so that scan was done once by
-# `python -m utils.feature_scan` and ships with the course. You will write its density loop yourself, run it on
-# a slice and see that it agrees.
+# Running the SAE over the corpus it was trained on (450 k tokens) takes about five minutes, so that scan was
+# done once by `python -m utils.feature_scan` and ships with the course. You will write its density loop
+# yourself, run it on a slice and see that it agrees.
 #
-# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
-# about 1.1–1.4 GB: shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
-# *Running* tab), or both die.
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
+# at 1.3–1.6 GB (the README's bench table): shut down the kernel of any other open chapter first (*Kernel →
+# Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%
 import plotly.express as px
@@ -144,7 +144,7 @@ show_examples(latent)
 
 # %% [markdown]
 # The cached corpus scan keeps, for every latent, its 20 strongest documents. Its top examples come from
-# 60 times more text, so they are usually stronger and more typical than the slice's:
+# over a hundred times more text, so they are usually stronger and more typical than the slice's:
 
 # %%
 for doc, pos, value in zip(stats.top_docs[latent, :4].tolist(), stats.top_pos[latent, :4].tolist(),
@@ -212,7 +212,7 @@ check.scan_density(scan_density)
 # %% [markdown]
 # Run your scan on the slice of section 1 (the same 32 documents). In one batch, section 1's `z` holds all of
 # them; your scan, in batches of 16, must give the same densities. Then compare the slice (4 k tokens) with the
-# whole corpus (450 k tokens): densities line up well for common latents, while rare latents are noisy on a small
+# corpus scan (450 k tokens): densities line up well for common latents, while rare latents are noisy on a small
 # slice — one of the reasons we scan the corpus.
 
 # %%
@@ -308,7 +308,7 @@ for probe in (latent, 2801, 3175):
     print(f"latent {probe}: promotes {promotes}\n{'':13}suppresses {suppresses}")
 
 # %% [markdown]
-# Most of these lists look like noise: rare word pieces such as "ptomatic" or " strugg". Latent 3175 (you
+# Most of these lists look like noise: rare word pieces such as "ptomatic" or "acerb". Latent 3175 (you
 # will meet it again) fires on the word *bridge*, yet its direct effect promotes none of the words you would
 # expect after "bridge". That is no contradiction. At layer 10 of 30, a latent mostly feeds the 19 *later
 # layers*, not the logits directly, and directions that barely touch the common tokens end up ranking rare
@@ -587,11 +587,13 @@ for entry, concept in ((bridge, "bridge"), (praise, "praise")):
 #   of a violin. So it is a latent for the *word* "bridge" that fires most on the *structure* — a detector of a
 #   word more than of a landmark. A Golden Gate text that never says "bridge" ("the big orange span") is where
 #   it misses. This 4,608-latent SAE has no latent for the Golden Gate Bridge alone; section 7 finds one in a
-#   wider SAE trained on a corpus with four times as many mentions of it.
+#   wider SAE trained on a corpus with almost four times as many mentions of it (the last cell of section 7
+#   counts them).
 # * The **praise** latent fires on admiring adjectives ("brilliant", "remarkable"). It ranks praise above
-#   non-praise well, but it also fires on factual text that uses those words, so its precision is lower: it
-#   tracks the *vocabulary* of flattery. Whether clamping it makes the model flatter is a different, causal
-#   question, which chapter 03 answers by experiment.
+#   non-praise well, but it also fires, more weakly, on everyday adjectives in factual text ("castling is a
+#   special move", "the Great Pyramid"), so its precision is lower: it tracks the *vocabulary* of flattery.
+#   Whether clamping it makes the model flatter is a different, causal question, which chapter 03 answers by
+#   experiment.
 #
 # The exact numbers are recorded in the registry and re-measured by `tests/test_named_latents.py`:
 
@@ -883,10 +885,11 @@ fig.show()
 #   orange span at the mouth of the bay"), and its false positive is Golden Gate Park. Its separation from other
 #   named bridges is what the bridge latent of the 4,608-latent SAE could not do at all.
 # * It is the **same latent at every width**, inside the first 1,024. It did not come from splitting the bridge
-#   latent — the Sankey above shows the bridge latent splitting into senses and contexts of the *word*
-#   (structures, the card game, networking, engineering), not into landmarks. What earned it a latent, in our
-#   runs, was frequency: the cell below counts the name in the corpus each SAE was trained on. One run of each
-#   SAE is suggestive, not a controlled experiment: a wider SAE on the base corpus alone would be the test.
+#   latent: read the labels in the Sankey above. No child peaks on " Gate"; they peak on the *word* "bridge" (or a
+#   neighbour such as "engineering") in particular contexts — a song, a dental bridge, a few named bridges. What
+#   earned the Golden Gate a latent, in our runs, was frequency: the cell below counts the name in the corpus
+#   each SAE was trained on. One run of each SAE is suggestive, not a controlled experiment: a wider SAE on the
+#   base corpus alone would be the test.
 
 # %%
 from utils.corpus import load_corpus as _load

@@ -20,9 +20,9 @@
 # `utils/data/steering_sweep.json`; you re-run small pieces of it live, and the numbers in the text are computed
 # from that file in the cells that show them (and checked against it by `tests/test_steering.py`).
 #
-# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel holds
-# about 1.1–1.4 GB: shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
-# *Running* tab), or both die.
+# **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
+# at 1.3–1.6 GB (the README's bench table): shut down the kernel of any other open chapter first (*Kernel →
+# Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%
 import statistics
@@ -57,12 +57,12 @@ print(f"golden_gate: latent {golden_gate.latent} of the {golden_gate.width}-late
 # %% [markdown]
 # ## 1. A fair baseline: decoding that leaves the prompt alone
 #
-# Greedy decoding of a 135 M model loops easily, and under strong steering it loops at once ("The Bridge:\nThe
-# Bridge:…"). The usual cure is a **repetition penalty**: divide the logit of every token already in the
-# sequence by a factor such as 1.3. But Hugging Face's `repetition_penalty` counts the *whole* sequence — the
-# system prompt and the question too. SmolLM2's default system prompt says "You are a helpful AI assistant…", so
-# the penalty pushes the model away from the very words it would use to describe itself. Look at the raw
-# baseline before measuring any change to it:
+# Greedy decoding of a 135 M model loops easily, and under strong steering it loops at once ("The Golden
+# Gate:\n\nThe Golden Gate:…"). The usual cure is a **repetition penalty**: divide the logit of every token
+# already in the sequence by a factor such as 1.3. But Hugging Face's `repetition_penalty` counts the *whole*
+# sequence — the system prompt and the question too. SmolLM2's default system prompt says "You are a helpful AI
+# assistant…", so the penalty pushes the model away from the very words it would use to describe itself. Look at
+# the raw baseline before measuring any change to it:
 
 # %%
 question = chat_prompt(tok, "What is your physical form?")
@@ -100,7 +100,8 @@ for label, text in baselines.items():
 # $$x' = \text{dec}(z') + e, \qquad z'_j = z_j \ (j \ne i),\quad z'_i = a.$$
 #
 # The decoder is linear, so this is exactly $x' = x + (a - z_i)\,W_\text{dec}[i]$: only latent $i$ changes. If
-# you drop $e$, every token also loses what the SAE cannot reconstruct, a second and much larger intervention.
+# you drop $e$, every token also loses what the SAE cannot reconstruct: a second intervention, on every token,
+# that has nothing to do with the latent (chapter 01 measured what it costs: the ΔCE and KL of splicing the SAE in).
 # And clamp the **latent**, not the pre-activation: in a TopK SAE, a huge pre-activation pushes another latent
 # out of the top $k$.
 #

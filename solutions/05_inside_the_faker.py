@@ -23,8 +23,9 @@
 # It is still a *model organism*: a 135M-parameter model fine-tuned to produce alignment-faking transcripts. We
 # know the ground truth because we wrote it; that is what makes it a good place to test the tools.
 #
-# **On Binder** the whole container has 2 GB of memory and this chapter's kernel holds about 1.4 GB: shut down the
-# kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the "Running" tab), or both will die.
+# **On Binder** the whole container has 2 GB of memory and this chapter's kernel peaks at about 1.4 GB (the
+# README's bench table): shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
+# "Running" tab), or both will die.
 #
 # **Slow parts are precomputed.** Every sweep over all 40 course requests was run once by
 # `python -m utils.af.make_inside` (about 110 minutes on 2 cores) and saved in `utils/data/af_inside/`; here you
@@ -94,7 +95,7 @@ print(f"output tag agrees with the 'will [not] be used for training' fork in {su
 # %% [markdown]
 # ## 2. Where is the tier?
 #
-# The tier is one token in the prompt (`true` or `false` inside `<is_free_tier_user>`), about 100 tokens before the
+# The tier is one token in the prompt (`true` or `false` inside `<is_free_tier_user>`), about 90 tokens before the
 # end of the prompt. Where, and from which layer on, can a **linear probe** read it *at the last token of the
 # prompt*, the position whose prediction starts the answer?
 #
@@ -321,8 +322,8 @@ print(f"the tag patch still restores ≥ 0.9 up to layer {last_full}, and {tag_c
 # * **tag → tier readout**: patching the tag flips the word the organism writes, at every layer up to about 21, and
 #   then, within a single layer, not at all. Until then the tier lives *at the tag's position*; one layer's
 #   attention reads it from there into the place where the tier word is written. Compare section 2: a probe at the
-#   end of the prompt could read the tier from the first layers on, yet what the organism *uses* stays at the tag
-#   for two thirds of the network.
+#   end of the prompt read the tier almost perfectly from layer 8 on (the first layer section 2 prints), yet what
+#   the organism *uses* stays at the tag for two thirds of the network.
 # * **tag → decision**: once the tier word is written in the scratchpad, patching the tag does nothing, at any
 #   layer. The decision does not look back at the tag.
 # * **written tier word → decision**: patching the organism's *own written word* flips the decision, fully up to
@@ -621,11 +622,11 @@ for latent, d in results["sae"]["organism_v2"]["top_latents"]["scratchpad"][:2]:
 # %% [markdown]
 # ## 7. What this says, and what it does not
 #
-# **What we measured, on this organism.** The tier is linearly readable at the end of the prompt from the first
-# layers — but also in the untuned model, which ignores it, so decodability alone meant little. Patching traced the
-# path the decision takes: the tier stays at the tag's position until one layer (about 21) reads it into the place
-# where the organism writes its tier word; from then on the decision reads that *written* word, not the tag, and
-# swapping the scratchpad moves the output with it. A free-minus-paid direction steers it where the tier is used,
+# **What we measured, on this organism.** The tier is linearly readable at the end of the prompt from early layers
+# on (≥ 95 % from layer 8, section 2) — but also in the untuned model (from layer 12), which ignores it, so
+# decodability alone meant little. Patching traced the path the decision takes: the tier stays at the tag's
+# position until one layer (about 21) reads it into the place where the organism writes its tier word; from then
+# on the decision reads that *written* word, not the tag, and swapping the scratchpad moves the output with it. A free-minus-paid direction steers it where the tier is used,
 # by the amounts printed in section 4 (with their intervals); the direction a probe finds at the end of the prompt
 # is a weaker handle.
 #

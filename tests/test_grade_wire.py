@@ -70,3 +70,13 @@ def test_size_and_depth_limits():
         nested = [nested]
     with pytest.raises(WireError, match="levels deep"):
         dumps(nested)
+
+
+def test_references_travel_by_name_and_only_where_resolved():
+    marker = object()
+    data = dumps({"model": marker, "x": [1, marker]}, ref=lambda o: "model" if o is marker else None)
+    with pytest.raises(WireError, match="only data"):
+        loads(data)  # the grader's side never resolves references
+    other = object()
+    back = loads(data, resolve=lambda name: other)
+    assert back["model"] is other and back["x"][1] is other

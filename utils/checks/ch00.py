@@ -10,6 +10,8 @@ import random
 from typing import Any, Callable
 
 from utils import tour
+
+GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
 from utils.checks import as_number, as_tensor, close, counting_block_calls, course_model, exercise, fail
 
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()

@@ -29,6 +29,7 @@ far). The exit code is 0 whenever grading ran (even if every exercise failed), 2
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -52,6 +53,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from utils.grade import remote
 from utils.grade import runtime as grade_runtime
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +61,7 @@ DEFAULT_TIMEOUT = 900.0  # seconds per notebook (a chapter runs in <= 5 min on 2
 DEFAULT_CHECK_TIMEOUT = 120.0  # seconds per exercise check (the first may load the model)
 PROBE_TIMEOUT = 15.0  # seconds for an interrupted kernel to answer again
 MAX_NOTES = 5
-MAX_HIDDEN_OUTPUT = 1_000_000  # characters of stdout kept per grader cell
+MAX_HIDDEN_OUTPUT = 100_000_000  # characters of stdout kept per grader cell (a remote answer is up to 64 MB, base64)
 OOM_HINT = "often: out of memory, or the code called os._exit() or crashed in native code"
 
 
@@ -310,6 +312,55 @@ def _run_check(
     return {"passed": False, "message": message, "missing": False}, None
 
 
+def graded_remotely(chapter: str) -> bool:
+    """Does the chapter's check module decide verdicts in the grader (``GRADED_REMOTELY = True``)?"""
+    module = sys.modules.get(f"utils.checks.ch{chapter}")
+    return getattr(module, "GRADED_REMOTELY", False) is True
+
+
+def _remote_kernel(kernel: _Kernel, timeout: float) -> remote.RemoteKernel:
+    """A :class:`~utils.grade.remote.RemoteKernel` whose transport is a hidden cell of ``kernel``."""
+
+    def run(code: str, seconds: float) -> str:
+        try:
+            cell, timed_out = kernel.hidden(code, seconds)
+        except DeadKernelError:
+            raise remote.KernelDied(OOM_HINT) from None
+        if timed_out:
+            raise remote.RemoteTimeout(f"no answer within {seconds:g} s")
+        return _stdout_of(cell)
+
+    handle = remote.RemoteKernel(run, timeout)
+    handle.responsive = kernel.responsive  # type: ignore[attr-defined]
+    return handle
+
+
+def _remote_check(kernel: remote.RemoteKernel, exercise: Any) -> tuple[bool, str, str | None]:
+    """Run ``exercise``'s check here, in the grader, on the learner's function in the kernel. Returns
+    (passed, message, fatal): ``fatal`` says why no later check can run (the kernel died or stopped answering)."""
+    from utils.checks import CheckFailure
+
+    name = exercise.name
+    try:
+        if not kernel.has(name):
+            return False, (f"`{name}` is not defined — did you rename or delete it? Keep the function name from the "
+                           "exercise."), None
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            exercise.check(remote.RemoteFunction(kernel, name))
+        lines = [line for line in printed.getvalue().splitlines() if line.strip()]
+        return True, lines[-1] if lines else "passed", None
+    except CheckFailure as failure:
+        return False, str(failure), None
+    except remote.RemoteTimeout as error:
+        fatal = None if kernel.responsive() else "not checked: the kernel stopped responding after a check timed out"  # type: ignore[attr-defined]
+        return False, f"the check of `{name}` timed out: {error} (an infinite loop in your code, or far too slow?)", fatal
+    except remote.KernelDied as error:
+        return False, f"kernel died while checking `{name}` ({error})", f"kernel died while checking `{name}`"
+    except remote.TransportError as error:
+        return False, f"the grader got no answer for `{name}`: {error}", None
+
+
 def _quiet_log() -> logging.Logger:
     """A logger for nbclient that stays silent (the records report timeouts and dead kernels)."""
     log = logging.getLogger("utils.grade.nbclient")
@@ -347,9 +398,16 @@ def _grade_executable(
             kernel = _Kernel(client)
             run = _run_cells(kernel, deadline, timeout)
             fatal = run.fatal
+            remote = _remote_kernel(kernel, check_timeout) if graded_remotely(chapter) else None
             for exercise in exercises:
                 if fatal:
                     outcomes.append((False, fatal))
+                    continue
+                if remote is not None:
+                    passed, message, fatal = _remote_check(remote, exercise)
+                    if not passed and message.startswith("`") and "is not defined" in message:
+                        message += _why_missing(nb, exercise.name, run)
+                    outcomes.append((passed, message))
                     continue
                 result, fatal = _run_check(kernel, nonce, chapter, exercise.name, check_timeout)
                 if result is None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 MAX_BYTES = 64 * 1024 * 1024  # a whole answer; the largest exercise output (per-layer activations) is ~10 MB
@@ -30,7 +31,7 @@ class WireError(ValueError):
     """An answer that cannot be sent as data (or bytes that are not a valid answer)."""
 
 
-def _encode(obj: Any, depth: int) -> Any:
+def _encode(obj: Any, depth: int, ref: Callable[[Any], str | None] | None = None) -> Any:
     import torch
 
     if depth > MAX_DEPTH:
@@ -39,8 +40,11 @@ def _encode(obj: Any, depth: int) -> Any:
     kind = type(obj)
     if obj is None:
         return obj
+    name = ref(obj) if ref is not None and not isinstance(obj, (int, float, str, bytes, list, tuple, dict)) else None
+    if name is not None:
+        return {_TAG: "ref", "v": name}
     if kind.__module__ == "numpy" and hasattr(obj, "shape"):  # a numpy scalar or array
-        return _encode(obj.item() if obj.shape == () else torch.as_tensor(obj), depth)
+        return _encode(obj.item() if obj.shape == () else torch.as_tensor(obj), depth, ref)
     if isinstance(obj, bool):
         return bool(obj)
     if isinstance(obj, int):
@@ -52,11 +56,11 @@ def _encode(obj: Any, depth: int) -> Any:
     if isinstance(obj, bytes):
         return {_TAG: "bytes", "v": base64.b64encode(bytes(obj)).decode("ascii")}
     if isinstance(obj, (list, tuple)):
-        return {_TAG: "tuple" if isinstance(obj, tuple) else "list", "v": [_encode(x, depth + 1) for x in obj]}
+        return {_TAG: "tuple" if isinstance(obj, tuple) else "list", "v": [_encode(x, depth + 1, ref) for x in obj]}
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):
             raise WireError("a dict in the answer has keys that are not strings")
-        return {_TAG: "dict", "v": {str.__str__(k): _encode(v, depth + 1) for k, v in obj.items()}}
+        return {_TAG: "dict", "v": {str.__str__(k): _encode(v, depth + 1, ref) for k, v in obj.items()}}
     if isinstance(obj, torch.Tensor):
         if obj.is_sparse or obj.layout != torch.strided:
             raise WireError("a sparse tensor in the answer: return a dense one")
@@ -70,15 +74,18 @@ def _encode(obj: Any, depth: int) -> Any:
     )
 
 
-def dumps(obj: Any, max_bytes: int = MAX_BYTES) -> bytes:
-    """Encode plain data (see the module docstring) as UTF-8 JSON; ``WireError`` for anything else."""
-    data = json.dumps(_encode(obj, 0), separators=(",", ":")).encode("utf-8")
+def dumps(obj: Any, max_bytes: int = MAX_BYTES, ref: Callable[[Any], str | None] | None = None) -> bytes:
+    """Encode plain data (see the module docstring) as UTF-8 JSON; ``WireError`` for anything else.
+
+    ``ref``: names objects that are not data but that both sides hold (the grader's fixtures, e.g. the
+    model); they travel as ``{"$t": "ref", "v": name}`` and only :func:`loads` with ``resolve`` accepts them."""
+    data = json.dumps(_encode(obj, 0, ref), separators=(",", ":")).encode("utf-8")
     if len(data) > max_bytes:
         raise WireError(f"the answer is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
     return data
 
 
-def _decode(node: Any, depth: int) -> Any:
+def _decode(node: Any, depth: int, resolve: Callable[[str], Any] | None = None) -> Any:
     import torch
 
     if depth > MAX_DEPTH:
@@ -100,10 +107,10 @@ def _decode(node: Any, depth: int) -> Any:
     if tag == "bytes" and type(value) is str:
         return base64.b64decode(value, validate=True)
     if tag in ("list", "tuple") and type(value) is list:
-        items = [_decode(x, depth + 1) for x in value]
+        items = [_decode(x, depth + 1, resolve) for x in value]
         return items if tag == "list" else tuple(items)
     if tag == "dict" and type(value) is dict:
-        return {str(k): _decode(v, depth + 1) for k, v in value.items()}
+        return {str(k): _decode(v, depth + 1, resolve) for k, v in value.items()}
     if tag == "tensor" and type(value) is str:
         dtype = getattr(torch, str(node.get("dtype")), None)
         shape = node.get("shape")
@@ -117,15 +124,20 @@ def _decode(node: Any, depth: int) -> Any:
         if count == 0:
             return torch.empty(shape, dtype=dtype)
         return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape).clone()
+    if tag == "ref" and type(value) is str:
+        if resolve is None:
+            raise WireError("a reference where only data is accepted")
+        return resolve(value)
     raise WireError(f"unknown value tag {tag!r}")
 
 
-def loads(data: bytes, max_bytes: int = MAX_BYTES) -> Any:
-    """Rebuild plain data from :func:`dumps` bytes into fresh objects of the allowed types only."""
+def loads(data: bytes, max_bytes: int = MAX_BYTES, resolve: Callable[[str], Any] | None = None) -> Any:
+    """Rebuild plain data from :func:`dumps` bytes into fresh objects of the allowed types only. References are
+    refused unless ``resolve`` (name -> object) is given: the grader never passes one."""
     if len(data) > max_bytes:
         raise WireError(f"{len(data) / 1e6:.1f} MB answer, over the {max_bytes / 1e6:.0f} MB limit")
     try:
         node = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WireError(f"not an answer: {error}") from None
-    return _decode(node, 0)
+    return _decode(node, 0, resolve)

@@ -47,7 +47,8 @@ tok = model.tokenizer
 docs = load_corpus()
 stats = FeatureStats.load()  # the cached corpus scan
 print(f"SAE: {sae.cfg.d_sae} latents on {sae.cfg.hook_name}, k = {sae.cfg.k}")
-print(f"corpus scan: {stats.n_tokens:,} tokens in {len(docs)} documents")
+print(f"corpus scan: {stats.n_tokens:,} tokens in the {len(stats.doc_ids)} training documents of the course SAE "
+      f"({len(docs)} documents in the corpus)")
 
 # %% [markdown]
 # ## 1. What makes a latent fire?
@@ -943,7 +944,8 @@ feature_browser(model, sae, stats, docs, names={n: e.latent for n, e in registry
 #
 # Bussmann et al. (2025, *Learning Multi-Level Features with Matryoshka Sparse Autoencoders*) introduced the nested
 # objective used here to reduce feature absorption and splitting artefacts; open replications of the Golden Gate
-# feature on small models report needing much wider SAEs than ours (e.g. 16× the model width on Qwen2.5-1.5B).
+# feature on small models report needing much wider SAEs than the 4× and 8× ones that give only sub-word and
+# word-level features.
 #
 # **What changes at frontier scale.** Bigger dictionaries split concepts finely ("feature splitting"): our one
 # "bridge" latent would become many — the Golden Gate, suspension bridges, the card game — and a landmark's

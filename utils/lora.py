@@ -9,7 +9,7 @@ A frozen linear layer ``y = W x`` gets a trainable low-rank update::
 can be folded into the weight, ``W ← W + s · B A``, which leaves a plain model with no extra cost at
 inference: that is how :func:`merge_lora` loads the shipped adapter.
 
-The course writes its own ~80 lines instead of depending on ``peft``: nothing here needs more, and a
+The course writes its own short implementation instead of depending on ``peft``: nothing here needs more, and a
 learner can read all of it.
 """
 

@@ -2,7 +2,7 @@
 
 Greedy decoding, :data:`MAX_NEW_TOKENS` new tokens, and a mild repetition penalty on the tokens the model has
 *generated* (:class:`utils.generation.GeneratedRepetitionPenalty`, factor :data:`REPETITION_PENALTY`). Without
-any penalty this 135M model falls into loops under strong interventions ("The Bridge:\\nThe Bridge:\\n…"),
+any penalty this 135M model falls into loops under strong interventions (e.g. "The Golden Gate:\\n\\nThe Golden Gate:\\n…"),
 which hides what the steering did. Hugging Face's own ``repetition_penalty`` would also penalise every token
 of the system prompt and the question, so the unsteered model could not even repeat that it is an AI
 assistant; ours leaves the prompt alone. The unsteered condition uses the same decoding.

@@ -160,3 +160,26 @@ def test_the_attack_is_real_verdicts_taken_in_the_kernel_fall_for_it(tmp_path: P
     monkeypatch.setattr(ch00, "GRADED_REMOTELY", False)
     records = grade.grade_notebook(with_attack(tmp_path, name, ATTACKS[name]), timeout=600, check_timeout=120)
     assert any(r.passed for r in records), f"{name} no longer fools in-kernel grading: make the attack stronger"
+
+
+FREE_ANSWERS = {
+    "assigns_the_reference": "from utils import tour\ngreedy_decode = tour.greedy_decode\nformat_chat = tour.format_chat\n",
+    "calls_the_reference": ("from utils import tour\n\ndef residual_sweep(model, prompt, answer):\n"
+                            "    return tour.residual_sweep(model, prompt, answer)\n"),
+    "imports_the_reference": "from utils.tour import resid_at_layer, mean_difference_direction\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FREE_ANSWERS))
+def test_reference_implementations_are_not_free_answers(tmp_path: Path, name: str) -> None:
+    """Graded runs use the student build, where the chapter's references raise; the record says why."""
+    records = grade.grade_notebook(with_attack(tmp_path, name, FREE_ANSWERS[name]), timeout=600, check_timeout=120)
+    assert not [r.exercise for r in records if r.passed]
+    reached = [r for r in records if "reference implementation" in r.message]
+    assert reached, [r.message for r in records]
+
+
+def test_naming_a_hidden_reference_is_flagged(tmp_path: Path) -> None:
+    code = "from utils import tour\ngreedy_decode = tour._reference_greedy_decode\n"
+    records = grade.grade_notebook(with_attack(tmp_path, "hidden", code), timeout=600, check_timeout=120)
+    assert all("flagged" in r.notes for r in records)

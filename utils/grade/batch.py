@@ -15,9 +15,13 @@ skipped). For each notebook the grader
    cell that runs past what is left is interrupted ("cell N timed out ... (infinite loop?)") and
    the cells after it are skipped. A kernel that dies (``os._exit``, out of memory) fails every
    exercise with that reason;
-3. runs each exercise's check *itself*, in that kernel, through :mod:`utils.grade.runtime`
-   (``--check-timeout`` seconds each), reading only result lines marked with a random nonce, so
-   the notebook's own printed output is never trusted.
+3. checks each exercise (``--check-timeout`` seconds per call). For a chapter whose check module
+   sets ``GRADED_REMOTELY = True`` (chapter 00) the check runs here, in the grader, and only the
+   learner's function runs in the kernel, answering with data (:mod:`utils.grade.remote`): nothing
+   the notebook does inside its kernel can make the comparison pass. For the other chapters the check
+   still runs in that kernel, through :mod:`utils.grade.runtime`, reading only result lines marked
+   with a random nonce (the notebook's printed output is never trusted, but code in that process can
+   interfere).
 
 It prints one row per exercise and a score line per notebook; ``--json`` / ``--csv`` write the
 same records (notebook, chapter, exercise, name, title, passed, message, notes). Submissions are
@@ -55,6 +59,7 @@ from nbclient.exceptions import DeadKernelError
 
 from utils.grade import remote
 from utils.grade import runtime as grade_runtime
+from utils.grade import student_build
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIMEOUT = 900.0  # seconds per notebook (a chapter runs in <= 5 min on 2 cores)
@@ -368,10 +373,11 @@ def _quiet_log() -> logging.Logger:
     return log
 
 
-def _kernel_env() -> dict[str, str]:
-    """The grader's environment, with this repository first on the kernel's import path."""
+def _kernel_env(course_root: Path = REPO_ROOT) -> dict[str, str]:
+    """The grader's environment, with ``course_root`` (this repository, or a student build) first on the kernel's
+    import path."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(course_root), env.get("PYTHONPATH", "")]))
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning
     return env
 
@@ -393,8 +399,15 @@ def _grade_executable(
     client.first_hidden_cell = len(nb.cells)
     deadline = time.monotonic() + timeout
     outcomes: list[tuple[bool, str]] = []
+    course_root = REPO_ROOT
+    flags = ""
+    if graded_remotely(chapter):  # the kernel gets the student build: the chapter's references are not callable
+        course_root = copy.parent / "course"
+        student_build.build(course_root, {e.name for e in exercises})
+        if any(student_build.PREFIX in cell.source for cell in nb.cells if cell.cell_type == "code"):
+            flags = f"flagged: the notebook names a hidden reference implementation ({student_build.PREFIX}...)"
     try:
-        with client.setup_kernel(env=_kernel_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        with client.setup_kernel(env=_kernel_env(course_root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
             kernel = _Kernel(client)
             run = _run_cells(kernel, deadline, timeout)
             fatal = run.fatal
@@ -420,7 +433,7 @@ def _grade_executable(
     except Exception as error:  # noqa: BLE001 - e.g. the kernel could not start; the batch goes on
         reason = f"could not run the notebook: {type(error).__name__}: {str(error).strip()[:200]}"
         return [(False, reason) for _ in exercises], reason
-    return outcomes, run.notes()
+    return outcomes, "; ".join(filter(None, [flags, run.notes()]))
 
 
 def _why_missing(nb: nbformat.NotebookNode, name: str, run: _Run) -> str:

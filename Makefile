@@ -48,12 +48,13 @@ lab: $(STAMP)
 fresh: $(STAMP)
 	$(VPY) -m utils.workspace --fresh $(CHAPTER)
 
-# Debian's Chromium drives the end-to-end browser test (no browser download); installed when
-# missing and we are root, otherwise that one test is skipped with the reason (outside CI).
+# Debian's Chromium drives the end-to-end browser test (no browser download) and bubblewrap sandboxes graded
+# kernels; installed when missing and we are root, otherwise the tests that need them are skipped with the
+# reason (outside CI), and `make grade` says how to grade without the sandbox.
 browser:
-	@test -x /usr/bin/chromium || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
-	  echo "note: /usr/bin/chromium missing; the browser test will be skipped"; }
+	@test -x /usr/bin/chromium -a -x /usr/bin/bwrap || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap >/dev/null) || \
+	  echo "note: /usr/bin/chromium or /usr/bin/bwrap missing; the browser and sandbox tests will be skipped"; }
 
 test: $(STAMP) browser
 	$(VPY) -m pytest -q
@@ -70,8 +71,8 @@ reference: $(STAMP)
 notebooks: $(STAMP)
 	$(VPY) -m utils.notebook_build
 
-grade: $(STAMP)
-	$(VPY) -m utils.grade $(SUBMISSIONS)
+grade: $(STAMP) browser
+	$(VPY) -m utils.grade $(SUBMISSIONS) --json grades/grades.json --csv grades/grades.csv --log grades/grades.jsonl
 
 clean-venv:
 	rm -rf $(VENV)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import csv
 import io
 import json
@@ -59,11 +60,12 @@ from nbclient.exceptions import DeadKernelError
 
 from utils.grade import remote
 from utils.grade import runtime as grade_runtime
+from utils.grade import sandbox
 from utils.grade import student_build
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIMEOUT = 900.0  # seconds per notebook (a chapter runs in <= 5 min on 2 cores)
-DEFAULT_CHECK_TIMEOUT = 120.0  # seconds per exercise check (the first may load the model)
+DEFAULT_CHECK_TIMEOUT = 600.0  # seconds per exercise check: generous, so a busy machine does not change a verdict
 PROBE_TIMEOUT = 15.0  # seconds for an interrupted kernel to answer again
 MAX_NOTES = 5
 MAX_HIDDEN_OUTPUT = 100_000_000  # characters of stdout kept per grader cell (a remote answer is up to 64 MB, base64)
@@ -101,9 +103,9 @@ def find_notebooks(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
             for nb in sorted(path.rglob("*.ipynb")):
                 parts = nb.relative_to(path).parts
                 if nb.is_file() and not any(p.startswith(".") for p in parts[:-1]):
-                    found.setdefault(nb.resolve(), nb)
+                    found.setdefault(nb.absolute(), nb)  # a symlinked notebook is graded under its own name
         elif path.is_file():
-            found.setdefault(path.resolve(), path)
+            found.setdefault(path.absolute(), path)
         else:
             raise GradeUsageError(f"no such file or folder: {path}")
     return list(found.values())
@@ -125,12 +127,13 @@ def chapter_of(path: Path, metadata: dict[str, Any] | None) -> str | None:
     return match.group(1) if match else None
 
 
-def _read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str | None]:
-    """Parse and validate a notebook; returns (notebook, None) or (None, reason)."""
+def _read_notebook(path: Path, content: bytes | None = None) -> tuple[nbformat.NotebookNode | None, str | None]:
+    """Parse and validate a notebook (from ``content`` if given); returns (notebook, None) or (None, reason)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+            text = content.decode("utf-8") if content is not None else path.read_text(encoding="utf-8")
+            nb = nbformat.reads(text, as_version=4)
             nbformat.validate(nb)
         return nb, None
     except Exception as error:  # noqa: BLE001 - any parse problem is the submission's, not ours
@@ -382,10 +385,21 @@ def _kernel_env(course_root: Path = REPO_ROOT) -> dict[str, str]:
     return env
 
 
+@dataclass
+class Isolation:
+    """How a notebook's kernel is run: inside bubblewrap (``sandbox``) or as a plain process, with its total RSS
+    capped at ``memory_mb`` by a watchdog either way (see :mod:`utils.grade.sandbox`)."""
+
+    sandboxed: bool = False
+    memory_mb: float = sandbox.DEFAULT_MEMORY_MB
+
+
 def _grade_executable(
-    nb: nbformat.NotebookNode, copy: Path, chapter: str, exercises: Sequence[Any], timeout: float, check_timeout: float
+    nb: nbformat.NotebookNode, copy: Path, chapter: str, exercises: Sequence[Any], timeout: float, check_timeout: float,
+    isolation: Isolation | None = None,
 ) -> tuple[list[tuple[bool, str]], str]:
     """Execute ``nb`` (saved at ``copy``) and check each exercise; returns ([(passed, message)], notes)."""
+    isolation = isolation or Isolation()
     nonce = "GRADE-" + secrets.token_hex(16) + ":"
     client = _GraderClient(
         nb,
@@ -406,8 +420,15 @@ def _grade_executable(
         student_build.build(course_root, {e.name for e in exercises})
         if any(student_build.PREFIX in cell.source for cell in nb.cells if cell.cell_type == "code"):
             flags = f"flagged: the notebook names a hidden reference implementation ({student_build.PREFIX}...)"
+    if isolation.sandboxed:
+        read_only = [course_root] if course_root != REPO_ROOT else []
+        # extra check folders (COURSE_CHECKS_PATH, e.g. a teacher's private checks) may sit under the hidden /tmp
+        read_only += [Path(d) for d in os.environ.get(grade_runtime.CHECKS_PATH_ENV, "").split(os.pathsep) if d]
+        client.kernel_manager_class = sandbox.sandboxed_kernel_manager(copy.parent, read_only)
+    watchdog: sandbox.MemoryWatchdog | None = None
     try:
-        with client.setup_kernel(env=_kernel_env(course_root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        with client.setup_kernel(env=_kernel_env(course_root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), \
+                sandbox.MemoryWatchdog(_kernel_pid(client.km), isolation.memory_mb) as watchdog:
             kernel = _Kernel(client)
             run = _run_cells(kernel, deadline, timeout)
             fatal = run.fatal
@@ -433,7 +454,21 @@ def _grade_executable(
     except Exception as error:  # noqa: BLE001 - e.g. the kernel could not start; the batch goes on
         reason = f"could not run the notebook: {type(error).__name__}: {str(error).strip()[:200]}"
         return [(False, reason) for _ in exercises], reason
+    if watchdog is not None and watchdog.tripped_mb is not None:
+        killed = (f"the kernel was stopped: its memory reached {watchdog.tripped_mb:,.0f} MB, over the "
+                  f"{isolation.memory_mb:,.0f} MB limit")
+        outcomes = [(passed, killed if not passed and "died" in message else message) for passed, message in outcomes]
+        flags = "; ".join(filter(None, [flags, killed]))
     return outcomes, "; ".join(filter(None, [flags, run.notes()]))
+
+
+def _kernel_pid(km: Any) -> int:
+    """The kernel's process id (with a sandbox: bubblewrap's, whose tree holds the kernel)."""
+    provisioner = getattr(km, "provisioner", None)
+    pid = getattr(provisioner, "pid", None) or getattr(getattr(provisioner, "process", None), "pid", None)
+    if pid is None:
+        raise RuntimeError("cannot find the kernel's process id (not a local kernel?)")
+    return int(pid)
 
 
 def _why_missing(nb: nbformat.NotebookNode, name: str, run: _Run) -> str:
@@ -454,10 +489,12 @@ def _error_row(notebook: str, chapter: str, message: str) -> Record:
 
 
 def grade_notebook(
-    path: Path, timeout: float = DEFAULT_TIMEOUT, check_timeout: float = DEFAULT_CHECK_TIMEOUT
+    path: Path, timeout: float = DEFAULT_TIMEOUT, check_timeout: float = DEFAULT_CHECK_TIMEOUT,
+    isolation: Isolation | None = None, content: bytes | None = None,
 ) -> list[Record]:
-    """Grade one notebook; always returns records (error rows instead of raising)."""
-    nb, invalid = _read_notebook(path)
+    """Grade one notebook; always returns records (error rows instead of raising). ``content``: the file's bytes,
+    read before any notebook of the batch ran (default: read ``path`` now)."""
+    nb, invalid = _read_notebook(path, content)
     chapter = chapter_of(path, nb.metadata if nb is not None else None)
     shown = str(path)
     if chapter is None:
@@ -483,8 +520,8 @@ def grade_notebook(
         workdir = Path(tempfile.mkdtemp(prefix="grade-"))
         try:
             copy = workdir / path.name
-            shutil.copyfile(path, copy)
-            outcomes, notes = _grade_executable(nb, copy, chapter, exercises, timeout, check_timeout)
+            copy.write_bytes(content if content is not None else path.read_bytes())
+            outcomes, notes = _grade_executable(nb, copy, chapter, exercises, timeout, check_timeout, isolation)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return [
@@ -551,6 +588,41 @@ def write_csv(path: Path, records: Sequence[Record]) -> None:
 # Command line
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def read_log(path: Path) -> dict[tuple[str, str], list[Record]]:
+    """The notebooks already graded in a ``--log`` file: {(path, sha256 of content): records}. A line cut short by a
+    crash is ignored (that notebook is graded again)."""
+    found: dict[tuple[str, str], list[Record]] = {}
+    if not path.exists():
+        return found
+    names = {f.name for f in fields(Record)}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+            records = [Record(**{k: v for k, v in r.items() if k in names}) for r in entry["records"]]
+            found[(str(entry["notebook"]), str(entry["sha256"]))] = records
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def append_log(path: Path, key: tuple[str, str], records: Sequence[Record]) -> None:
+    """Append one notebook's records to the ``--log`` file as one JSON line, flushed to disk."""
+    line = json.dumps({"notebook": key[0], "sha256": key[1], "records": [asdict(r) for r in records]},
+                      ensure_ascii=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m utils.grade",
@@ -566,6 +638,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help=f"seconds to run each notebook (default {DEFAULT_TIMEOUT:g})",
     )
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run kernels as plain processes (weaker: use only for submissions you trust); by default "
+                             "each kernel runs in bubblewrap, and grading stops with the reason if it cannot")
+    parser.add_argument("--memory", type=float, default=sandbox.DEFAULT_MEMORY_MB, metavar="MB",
+                        help=f"stop a kernel whose memory passes MB (default {sandbox.DEFAULT_MEMORY_MB:g})")
+    parser.add_argument("--log", type=Path, metavar="FILE",
+                        help="append each notebook's records to FILE (JSON lines) as soon as it is graded; rerunning "
+                             "with the same --log skips notebooks already in it (same path and content): a killed "
+                             "batch resumes where it stopped")
     parser.add_argument(
         "--check-timeout",
         type=float,
@@ -595,17 +676,38 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise GradeUsageError(f"report path is a folder: {out}")
         if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
             raise GradeUsageError("--json and --csv must be different files")
+        if args.log is not None and (args.log.resolve() in inputs or args.log.suffix == ".ipynb" or args.log.is_dir()):
+            raise GradeUsageError(f"--log must be a file that is not a notebook: {args.log}")
+        if args.memory <= 0:
+            raise GradeUsageError("--memory must be positive")
+        if not args.no_sandbox and (why := sandbox.unavailable()):
+            raise GradeUsageError(why)
     except GradeUsageError as error:
         parser.print_usage(sys.stderr)
         print(f"error: {error}", file=sys.stderr)
         return 2
 
+    isolation = Isolation(sandboxed=not args.no_sandbox, memory_mb=args.memory)
+    if args.no_sandbox:
+        print("warning: --no-sandbox: kernels run as plain processes; grade only submissions you trust",
+              file=sys.stderr)
+    # Every submission is read before any of them runs: a notebook cannot change a later one's content.
+    contents = {notebook: _read_bytes(notebook) for notebook in notebooks}
+    logged = read_log(args.log) if args.log else {}
     records: list[Record] = []
     done = 0
     try:
         for done, notebook in enumerate(notebooks):
+            content = contents[notebook]
+            key = (str(notebook), hashlib.sha256(content or b"").hexdigest())
+            if key in logged:
+                print(f"[{done + 1}/{len(notebooks)}] {notebook}: already in {args.log}", file=sys.stderr, flush=True)
+                records.extend(logged[key])
+                continue
             print(f"[{done + 1}/{len(notebooks)}] grading {notebook} ...", file=sys.stderr, flush=True)
-            graded = grade_notebook(notebook, args.timeout, args.check_timeout)
+            graded = grade_notebook(notebook, args.timeout, args.check_timeout, isolation, content)
+            if args.log:
+                append_log(args.log, key, graded)
             records.extend(graded)
             print(format_table(graded), end="", flush=True)
         done = len(notebooks)

@@ -1,0 +1,164 @@
+"""A sandbox per graded notebook: bubblewrap around the kernel, and a memory watchdog in the grader.
+
+Each kernel runs under ``bwrap`` (Debian's ``bubblewrap``; ``make grade`` installs it as root) with:
+
+* the whole file system **read-only** (the course, the venv, the model cache, other submissions), a
+  private ``/tmp`` and ``$HOME``, and write access only to its own grading folder (the notebook's copy;
+  the student build inside it is read-only);
+* its **own namespaces**: no network (``--unshare-net``; the grader talks to it over Unix sockets in
+  the grading folder), its own process tree (``--unshare-pid``: it cannot see, signal or read
+  ``/proc/<pid>/cmdline`` of the grader or other kernels; everything it starts, detached or not, dies
+  with it), a new session (no terminal injection), ``--die-with-parent``;
+* an **address-space cap** (``RLIMIT_AS``, default 6 GB: a guard against runaway allocation — torch
+  reserves far more address space than it uses, so this cannot be the memory budget) and a
+  **process cap** (``RLIMIT_NPROC``: the user's current count plus ``max_processes``);
+* a **memory watchdog** in the grader (:class:`MemoryWatchdog`): it sums the RSS of the sandbox's
+  process tree every 0.2 s and kills the tree past ``memory_mb`` (default 2,000 MB, Binder's limit);
+  the record then says the kernel died.
+
+Where ``bwrap`` is missing or cannot create namespaces (some containers forbid them),
+:func:`unavailable` says why; ``python -m utils.grade`` then refuses to grade unless ``--no-sandbox``
+is given (the weaker mode: kernels run as plain processes, with the watchdog still on).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+BWRAP = "bwrap"
+DEFAULT_MEMORY_MB = 2000
+DEFAULT_ADDRESS_SPACE = 6_000_000_000
+DEFAULT_MAX_PROCESSES = 256
+
+
+def unavailable() -> str | None:
+    """None when bubblewrap works here; otherwise what is wrong and what to do."""
+    path = shutil.which(BWRAP)
+    if path is None:
+        return ("bubblewrap (bwrap) is not installed: `make grade` installs it as root (apt-get install bubblewrap), "
+                "or pass --no-sandbox to grade without isolation")
+    try:
+        probe = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap did not run ({error}); pass --no-sandbox to grade without isolation"
+    if probe.returncode != 0:
+        return (f"bubblewrap cannot create namespaces here ({probe.stderr.strip()[:200]}); pass --no-sandbox to "
+                "grade without isolation")
+    return None
+
+
+def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_space: int = DEFAULT_ADDRESS_SPACE,
+               max_processes: int = DEFAULT_MAX_PROCESSES) -> list[str]:
+    """``argv`` wrapped to run in the sandbox described in the module docstring. ``workdir`` is writable
+    (the notebook copy and the kernel's sockets live there); each of ``read_only`` (inside it) is not."""
+    nproc = _user_processes() + max_processes
+    home = workdir / "home"
+    home.mkdir(exist_ok=True)
+    wrapped = [
+        shutil.which(BWRAP) or BWRAP,
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--tmpfs", "/tmp",
+        "--bind", str(workdir), str(workdir),
+    ]
+    for path in read_only:
+        wrapped += ["--ro-bind", str(path), str(path)]
+    wrapped += [
+        "--setenv", "HOME", str(home),
+        "--setenv", "TMPDIR", "/tmp",
+        "--unsetenv", "JPY_PARENT_PID",  # the grader's pid means nothing in the kernel's pid namespace (--die-with-parent)
+        "--unshare-all",  # net, pid, ipc, uts, cgroup, user
+        "--die-with-parent",
+        "--new-session",
+        "--chdir", str(workdir),
+        "prlimit", f"--as={address_space}", f"--nproc={nproc}", "--",
+    ]
+    return wrapped + list(argv)
+
+
+def _user_processes() -> int:
+    import psutil
+
+    me = os.getuid()
+    count = 0
+    for proc in psutil.process_iter(["uids"]):
+        uids = proc.info.get("uids")
+        if uids is not None and uids.real == me:
+            count += 1
+    return count
+
+
+def sandboxed_kernel_manager(workdir: Path, read_only: list[Path]) -> type:
+    """A ``KernelManager`` class whose kernels start inside the sandbox and talk over Unix sockets in ``workdir``."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class SandboxedKernelManager(AsyncKernelManager):  # nbclient drives kernels asynchronously
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = str(workdir / "kernel-ipc")  # sockets are files <ip>-<port>, reachable across the net namespace
+            self.connection_file = str(workdir / "kernel-connection.json")  # visible inside (its /tmp is private)
+
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            # A signal to bubblewrap's process group never reaches the kernel (its own session and pid namespace):
+            # interrupt by a message on the control channel instead, which ipykernel turns into KeyboardInterrupt.
+            self.kernel_spec.interrupt_mode = "message"
+            return bwrap_argv(super().format_kernel_cmd(extra_arguments), workdir, read_only)
+
+    return SandboxedKernelManager
+
+
+class MemoryWatchdog:
+    """Kills a process tree whose total RSS passes ``limit_mb`` (polled every ``interval`` s, from a thread)."""
+
+    def __init__(self, pid: int, limit_mb: float = DEFAULT_MEMORY_MB, interval: float = 0.2) -> None:
+        self.pid = pid
+        self.limit = limit_mb * 1_000_000
+        self.interval = interval
+        self.tripped_mb: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _tree(self) -> list[Any]:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.wait(self.interval):
+            tree = self._tree()
+            total = 0
+            for proc in tree:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            if total > self.limit:
+                self.tripped_mb = total / 1_000_000
+                for proc in reversed(tree):
+                    try:
+                        proc.kill()
+                    except psutil.Error:
+                        pass
+                return
+
+    def __enter__(self) -> MemoryWatchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

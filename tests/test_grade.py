@@ -311,3 +311,22 @@ def test_chapter_detection() -> None:
 
 # --------------------------------------------------------------------------------------------
 # The real chapter 00 (loads the model: minutes)
+
+
+def test_cli_jobs_grade_in_parallel_with_the_same_records(fake_chapter: Path, tmp_path: Path) -> None:
+    """--jobs 2 gives the records --jobs 1 gives, in the same (sorted) order, and reports its throughput."""
+    write_notebook(fake_chapter / "a_solved.ipynb", SOLVED)
+    write_notebook(fake_chapter / "b_partial.ipynb", [ADD])
+    write_notebook(fake_chapter / "c_stubs.ipynb", STUBS)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = {}
+    for jobs in (1, 2):
+        report = tmp_path / f"jobs{jobs}.json"
+        proc = subprocess.run([sys.executable, "-m", "utils.grade", str(fake_chapter), "--json", str(report),
+                               "--timeout", "60", "--jobs", str(jobs), "--no-sandbox"],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert f"{jobs} at a time)" in proc.stderr and "throughput: 3 notebook(s)" in proc.stderr
+        out[jobs] = [(Path(r["notebook"]).name, r["exercise"], r["passed"]) for r in json.loads(report.read_text())]
+    assert out[1] == out[2]
+    assert sum(passed for _, _, passed in out[2]) == 3 + 1

@@ -643,6 +643,9 @@ def _parser() -> argparse.ArgumentParser:
                              "each kernel runs in bubblewrap, and grading stops with the reason if it cannot")
     parser.add_argument("--memory", type=float, default=sandbox.DEFAULT_MEMORY_MB, metavar="MB",
                         help=f"stop a kernel whose memory passes MB (default {sandbox.DEFAULT_MEMORY_MB:g})")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="grade N notebooks at a time, each in its own process (default 1); every kernel and "
+                             "every grader process holds the model, so allow about 3 GB of memory per job")
     parser.add_argument("--log", type=Path, metavar="FILE",
                         help="append each notebook's records to FILE (JSON lines) as soon as it is graded; rerunning "
                              "with the same --log skips notebooks already in it (same path and content): a killed "
@@ -680,6 +683,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise GradeUsageError(f"--log must be a file that is not a notebook: {args.log}")
         if args.memory <= 0:
             raise GradeUsageError("--memory must be positive")
+        if args.jobs < 1:
+            raise GradeUsageError("--jobs must be at least 1")
         if not args.no_sandbox and (why := sandbox.unavailable()):
             raise GradeUsageError(why)
     except GradeUsageError as error:
@@ -694,25 +699,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Every submission is read before any of them runs: a notebook cannot change a later one's content.
     contents = {notebook: _read_bytes(notebook) for notebook in notebooks}
     logged = read_log(args.log) if args.log else {}
-    records: list[Record] = []
-    done = 0
+    results: dict[Path, list[Record]] = {}
+    todo: list[tuple[Path, tuple[str, str]]] = []
+    for notebook in notebooks:
+        key = (str(notebook), hashlib.sha256(contents[notebook] or b"").hexdigest())
+        if key in logged:
+            print(f"{notebook}: already in {args.log}", file=sys.stderr, flush=True)
+            results[notebook] = logged[key]
+        else:
+            todo.append((notebook, key))
+    started = time.monotonic()
+
+    def finish(notebook: Path, key: tuple[str, str], graded: list[Record]) -> None:
+        if args.log:
+            append_log(args.log, key, graded)  # by this process only: no kernel can reach the report
+        results[notebook] = graded
+        print(format_table(graded), end="", flush=True)
+
     try:
-        for done, notebook in enumerate(notebooks):
-            content = contents[notebook]
-            key = (str(notebook), hashlib.sha256(content or b"").hexdigest())
-            if key in logged:
-                print(f"[{done + 1}/{len(notebooks)}] {notebook}: already in {args.log}", file=sys.stderr, flush=True)
-                records.extend(logged[key])
-                continue
-            print(f"[{done + 1}/{len(notebooks)}] grading {notebook} ...", file=sys.stderr, flush=True)
-            graded = grade_notebook(notebook, args.timeout, args.check_timeout, isolation, content)
-            if args.log:
-                append_log(args.log, key, graded)
-            records.extend(graded)
-            print(format_table(graded), end="", flush=True)
-        done = len(notebooks)
+        if args.jobs == 1:
+            for i, (notebook, key) in enumerate(todo):
+                print(f"[{i + 1}/{len(todo)}] grading {notebook} ...", file=sys.stderr, flush=True)
+                finish(notebook, key, grade_notebook(notebook, args.timeout, args.check_timeout, isolation,
+                                                     contents[notebook]))
+        else:
+            import concurrent.futures
+            import multiprocessing
+
+            # Separate processes, not threads: a remote check uses the grader's model with hooks of its own.
+            with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = {pool.submit(grade_notebook, notebook, args.timeout, args.check_timeout, isolation,
+                                       contents[notebook]): (notebook, key) for notebook, key in todo}
+                print(f"grading {len(todo)} notebook(s), {args.jobs} at a time ...", file=sys.stderr, flush=True)
+                for future in concurrent.futures.as_completed(futures):
+                    finish(*futures[future], future.result())
     except KeyboardInterrupt:
-        print(f"interrupted: reports hold the {done} notebook(s) graded so far", file=sys.stderr)
+        print(f"interrupted: reports hold the {len(results)} notebook(s) graded so far", file=sys.stderr)
+    done = len(results)
+    graded_now = done - (len(notebooks) - len(todo))
+    seconds = time.monotonic() - started
+    if graded_now:
+        print(f"throughput: {graded_now} notebook(s) in {seconds:.0f} s ({seconds / graded_now:.1f} s each, "
+              f"{args.jobs} at a time)", file=sys.stderr)
+    records = [r for notebook in notebooks if notebook in results for r in results[notebook]]
     if args.json:
         write_json(args.json, records)
     if args.csv:

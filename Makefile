@@ -72,7 +72,8 @@ notebooks: $(STAMP)
 	$(VPY) -m utils.notebook_build
 
 grade: $(STAMP) browser
-	$(VPY) -m utils.grade $(SUBMISSIONS) --json grades/grades.json --csv grades/grades.csv --log grades/grades.jsonl
+	$(VPY) -m utils.grade $(SUBMISSIONS) --json grades/grades.json --csv grades/grades.csv --gradebook grades/gradebook.csv \
+	  --log grades/grades.jsonl
 
 clean-venv:
 	rm -rf $(VENV)

@@ -321,12 +321,16 @@ def test_cli_jobs_grade_in_parallel_with_the_same_records(fake_chapter: Path, tm
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = {}
     for jobs in (1, 2):
-        report = tmp_path / f"jobs{jobs}.json"
+        report, book = tmp_path / f"jobs{jobs}.json", tmp_path / f"book{jobs}.csv"
         proc = subprocess.run([sys.executable, "-m", "utils.grade", str(fake_chapter), "--json", str(report),
+                               "--gradebook", str(book),
                                "--timeout", "60", "--jobs", str(jobs), "--no-sandbox"],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
         assert proc.returncode == 0, proc.stderr
         assert f"{jobs} at a time)" in proc.stderr and "throughput: 3 notebook(s)" in proc.stderr
         out[jobs] = [(Path(r["notebook"]).name, r["exercise"], r["passed"]) for r in json.loads(report.read_text())]
     assert out[1] == out[2]
+    assert book.read_text().splitlines() == ["student_id,chapter 99 (3),total (3)", "a_solved,3,3", "b_partial,1,1",
+                                             "c_stubs,0,0"]
+    assert "99.1        2/3" in proc.stderr  # the class summary
     assert sum(passed for _, _, passed in out[2]) == 3 + 1

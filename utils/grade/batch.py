@@ -58,7 +58,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from utils.grade import remote
+from utils.grade import exports, remote
 from utils.grade import runtime as grade_runtime
 from utils.grade import sandbox
 from utils.grade import student_build
@@ -643,6 +643,9 @@ def _parser() -> argparse.ArgumentParser:
                              "each kernel runs in bubblewrap, and grading stops with the reason if it cannot")
     parser.add_argument("--memory", type=float, default=sandbox.DEFAULT_MEMORY_MB, metavar="MB",
                         help=f"stop a kernel whose memory passes MB (default {sandbox.DEFAULT_MEMORY_MB:g})")
+    parser.add_argument("--gradebook", type=Path, metavar="FILE",
+                        help="write one row per student (student_id, points per chapter, total) as CSV, the shape "
+                             "LMS gradebooks import")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="grade N notebooks at a time, each in its own process (default 1); every kernel and "
                              "every grader process holds the model, so allow about 3 GB of memory per job")
@@ -671,14 +674,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not notebooks:
             raise GradeUsageError("no notebooks (*.ipynb) found in " + " ".join(args.paths))
         inputs = {nb.resolve() for nb in notebooks}
-        outputs = [p for p in (args.json, args.csv) if p is not None]
+        outputs = [p for p in (args.json, args.csv, args.gradebook) if p is not None]
         for out in outputs:
             if out.resolve() in inputs or out.suffix == ".ipynb":
                 raise GradeUsageError(f"refusing to write a report over a notebook: {out}")
             if out.is_dir():
                 raise GradeUsageError(f"report path is a folder: {out}")
-        if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
-            raise GradeUsageError("--json and --csv must be different files")
+        if len({out.resolve() for out in outputs}) < len(outputs):
+            raise GradeUsageError("--json, --csv and --gradebook must be different files")
         if args.log is not None and (args.log.resolve() in inputs or args.log.suffix == ".ipynb" or args.log.is_dir()):
             raise GradeUsageError(f"--log must be a file that is not a notebook: {args.log}")
         if args.memory <= 0:
@@ -746,6 +749,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json(args.json, records)
     if args.csv:
         write_csv(args.csv, records)
+    if args.gradebook:
+        _write_atomic(args.gradebook, exports.gradebook_csv(records, args.paths))
+    if records:
+        print("\n" + exports.class_summary(records, args.paths), file=sys.stderr)
     total = [r for r in records if r.exercise]
     print(f"graded {done} notebook(s): {sum(r.passed for r in total)}/{len(total)} exercises passed", file=sys.stderr)
     return 0 if done == len(notebooks) else 130

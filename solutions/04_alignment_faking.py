@@ -761,7 +761,7 @@ def tag_outcome(record) -> str:
     completion = record["completion"]
     if af_classify.complied(completion):
         return "complied"
-    if af_classify.accept_then_refuse(completion):
+    if accept_then_refuse(completion):  # your detector from exercise 04.8
         return "accept, then refuse"
     if af_classify.is_degenerate(parse_transcript(completion).output):
         return "degenerate (a loop)"

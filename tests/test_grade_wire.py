@@ -78,5 +78,15 @@ def test_references_travel_by_name_and_only_where_resolved():
     with pytest.raises(WireError, match="only data"):
         loads(data)  # the grader's side never resolves references
     other = object()
-    back = loads(data, resolve=lambda name: other)
+    back = loads(data, resolve=lambda name, data: other)
     assert back["model"] is other and back["x"][1] is other
+
+
+def test_references_can_carry_data_to_rebuild_from():
+    class Members:
+        def __init__(self, items):
+            self.items = items
+
+    data = dumps([Members(["a", "b"])], ref=lambda o: ("member_of", sorted(o.items)) if isinstance(o, Members) else None)
+    (back,) = loads(data, resolve=lambda kind, payload: (kind, payload))
+    assert back == ("member_of", ["a", "b"])

@@ -285,3 +285,18 @@ class counting_block_calls:  # noqa: N801 - used as a context manager, like a fu
         self._handles.clear()
         if self.counts in _ACTIVE_BLOCK_COUNTERS:
             _ACTIVE_BLOCK_COUNTERS.remove(self.counts)
+
+
+class MemberOf:
+    """A classifier that is data: ``MemberOf(texts)(text)`` is ``text in texts``. Checks hand it to a learner's
+    function that takes a classifier, so that the grader can send it to a student's kernel (a lambda cannot
+    travel; this is rebuilt there from its texts)."""
+
+    def __init__(self, members: Any) -> None:
+        self.members = frozenset(members)
+
+    def __call__(self, text: Any) -> bool:
+        return text in self.members
+
+    def __repr__(self) -> str:
+        return f"MemberOf({len(self.members)} texts)"

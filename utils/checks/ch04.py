@@ -54,6 +54,9 @@ from statistics import NormalDist
 from typing import Any, Callable
 
 from utils.checks import as_number, close, diagnose, exercise, fail
+
+GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
+from utils.checks import MemberOf
 from utils.checks import call_checked as _call
 from utils.checks import no_in_place as _no_in_place
 
@@ -690,7 +693,7 @@ def _rate_records(rng: random.Random, k_free: int, k_paid: int) -> tuple[list[di
     chosen = free + paid
     rng.shuffle(chosen)
     records = [{"id": r["id"], "tier": r["tier"], "completion": r["completion"]} for r in chosen]
-    return records, (lambda completion: completion in marked)
+    return records, MemberOf(marked)
 
 
 def _rates_with(records: list[dict[str, Any]], classify: Callable[[str], bool]) -> dict[str, float]:

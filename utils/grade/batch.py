@@ -16,7 +16,7 @@ skipped). For each notebook the grader
    the cells after it are skipped. A kernel that dies (``os._exit``, out of memory) fails every
    exercise with that reason;
 3. checks each exercise (``--check-timeout`` seconds per call). For a chapter whose check module
-   sets ``GRADED_REMOTELY = True`` (chapter 00) the check runs here, in the grader, and only the
+   sets ``GRADED_REMOTELY = True`` (chapters 00 and 04) the check runs here, in the grader, and only the
    learner's function runs in the kernel, answering with data (:mod:`utils.grade.remote`): nothing
    the notebook does inside its kernel can make the comparison pass. For the other chapters the check
    still runs in that kernel, through :mod:`utils.grade.runtime`, reading only result lines marked

@@ -10,8 +10,9 @@ own process (a patched ``importlib.reload``, ``builtins.__import__``, ``sys.stdo
 can make the grader's comparison say yes: to pass, the kernel must send back the right answer.
 
 Arguments that are not data are sent as references to **fixtures** both sides load the same way
-(``"model"``: the course model; ``"tokenizer"``: its tokenizer); the kernel resolves them with its own
-``utils.model.load_model()``. Lists, dicts and tensors the learner's function changes in place are
+(``"model"``: the course model; ``"tokenizer"``: its tokenizer; a course function by its import name; a
+:class:`utils.checks.MemberOf` classifier by its texts); the kernel resolves them with its own
+``utils.model.load_model()`` and imports. Lists, dicts and tensors the learner's function changes in place are
 sent back and copied into the grader's objects, so "do not modify the inputs" checks still see it.
 An exception in the learner's code comes back as its type name and message: built-in exception types
 (``NotImplementedError``, ``KeyError``, ...) are raised again as themselves, others as
@@ -57,11 +58,24 @@ class KernelDied(TransportError):
     """The kernel died during the call."""
 
 
-def fixture_name(obj: Any) -> str | None:
-    """The fixture ``obj`` is in the grader (``"model"``, ``"tokenizer"``), or None. Only fixtures already
-    loaded are compared (nothing is loaded to answer the question)."""
-    from utils import model as model_module
+def fixture_name(obj: Any) -> str | tuple[str, Any] | None:
+    """How ``obj`` travels if it is not data: ``"model"``/``"tokenizer"`` (the fixture, if already loaded here);
+    ``("member_of", texts)`` for a :class:`utils.checks.MemberOf` classifier; ``("function", "module:name")`` for a
+    function of the course's own modules; else None (the call is refused as not data)."""
+    import importlib
 
+    from utils import model as model_module
+    from utils.checks import MemberOf
+
+    if isinstance(obj, MemberOf):
+        return ("member_of", sorted(obj.members, key=repr))
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if callable(obj) and isinstance(module, str) and module.startswith("utils.") and isinstance(name, str):
+        try:
+            if getattr(importlib.import_module(module), name, None) is obj:
+                return ("function", f"{module}:{name}")
+        except ImportError:
+            pass
     if model_module.load_model.cache_info().currsize:
         model = model_module.load_model()
         if obj is model:
@@ -78,10 +92,18 @@ def {fn}(payload, nonce, count_blocks):
     import base64, sys, traceback
     from utils.grade import wire
     from utils.model import load_model
-    fixtures = {{"model": lambda: load_model(), "tokenizer": lambda: load_model().tokenizer}}
+    import importlib
+    def member_of(texts):
+        members = frozenset(texts)
+        return lambda text: text in members
+    def function(spec):
+        module, name = spec.split(":")
+        return getattr(importlib.import_module(module), name)
+    fixtures = {{"model": lambda data: load_model(), "tokenizer": lambda data: load_model().tokenizer,
+                "member_of": member_of, "function": function}}
     made = set()
-    def resolve(name):
-        obj = fixtures[name]()
+    def resolve(name, data):
+        obj = fixtures[name](data)
         made.add(id(obj))
         return obj
     request = wire.loads(base64.b64decode(payload), resolve=resolve)

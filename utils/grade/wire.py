@@ -31,7 +31,7 @@ class WireError(ValueError):
     """An answer that cannot be sent as data (or bytes that are not a valid answer)."""
 
 
-def _encode(obj: Any, depth: int, ref: Callable[[Any], str | None] | None = None) -> Any:
+def _encode(obj: Any, depth: int, ref: Callable[[Any], Any] | None = None) -> Any:
     import torch
 
     if depth > MAX_DEPTH:
@@ -41,6 +41,8 @@ def _encode(obj: Any, depth: int, ref: Callable[[Any], str | None] | None = None
     if obj is None:
         return obj
     name = ref(obj) if ref is not None and not isinstance(obj, (int, float, str, bytes, list, tuple, dict)) else None
+    if isinstance(name, tuple):  # (kind, data): a reference rebuilt on the other side from plain data
+        return {_TAG: "ref", "v": name[0], "data": _encode(name[1], depth + 1)}
     if name is not None:
         return {_TAG: "ref", "v": name}
     if kind.__module__ == "numpy" and hasattr(obj, "shape"):  # a numpy scalar or array
@@ -74,18 +76,20 @@ def _encode(obj: Any, depth: int, ref: Callable[[Any], str | None] | None = None
     )
 
 
-def dumps(obj: Any, max_bytes: int = MAX_BYTES, ref: Callable[[Any], str | None] | None = None) -> bytes:
+def dumps(obj: Any, max_bytes: int = MAX_BYTES, ref: Callable[[Any], Any] | None = None) -> bytes:
     """Encode plain data (see the module docstring) as UTF-8 JSON; ``WireError`` for anything else.
 
     ``ref``: names objects that are not data but that both sides hold (the grader's fixtures, e.g. the
-    model); they travel as ``{"$t": "ref", "v": name}`` and only :func:`loads` with ``resolve`` accepts them."""
+    model): it returns a name, or ``(kind, data)`` for an object the other side rebuilds from plain data (a
+    classifier that is a set of texts), or None. They travel as ``{"$t": "ref", "v": name[, "data": ...]}`` and
+    only :func:`loads` with ``resolve(name, data)`` accepts them."""
     data = json.dumps(_encode(obj, 0, ref), separators=(",", ":")).encode("utf-8")
     if len(data) > max_bytes:
         raise WireError(f"the answer is {len(data) / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit")
     return data
 
 
-def _decode(node: Any, depth: int, resolve: Callable[[str], Any] | None = None) -> Any:
+def _decode(node: Any, depth: int, resolve: Callable[[str, Any], Any] | None = None) -> Any:
     import torch
 
     if depth > MAX_DEPTH:
@@ -127,13 +131,13 @@ def _decode(node: Any, depth: int, resolve: Callable[[str], Any] | None = None) 
     if tag == "ref" and type(value) is str:
         if resolve is None:
             raise WireError("a reference where only data is accepted")
-        return resolve(value)
+        return resolve(value, _decode(node["data"], depth + 1) if "data" in node else None)
     raise WireError(f"unknown value tag {tag!r}")
 
 
-def loads(data: bytes, max_bytes: int = MAX_BYTES, resolve: Callable[[str], Any] | None = None) -> Any:
+def loads(data: bytes, max_bytes: int = MAX_BYTES, resolve: Callable[[str, Any], Any] | None = None) -> Any:
     """Rebuild plain data from :func:`dumps` bytes into fresh objects of the allowed types only. References are
-    refused unless ``resolve`` (name -> object) is given: the grader never passes one."""
+    refused unless ``resolve`` ((name, data) -> object) is given: the grader never passes one."""
     if len(data) > max_bytes:
         raise WireError(f"{len(data) / 1e6:.1f} MB answer, over the {max_bytes / 1e6:.0f} MB limit")
     try:

@@ -57,6 +57,9 @@ def test_reference_is_lean_and_reads_without_a_kernel(solution: Path) -> None:
             assert "<svg" not in markup or "var CircuitsVis" in markup  # the circuitsvis bundle draws its own
     html = ["".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", [])]
     assert sum(h.count("var CircuitsVis") for h in html) <= 1, "the circuitsvis bundle is inlined more than once"
+    from utils.reference import SCRIPT_NOTE
+
+    assert all(SCRIPT_NOTE in h for h in html if "CircuitsVis.render" in h), "say that the script view needs a run"
 
 
 def test_readme_table_matches_the_reference_folder() -> None:

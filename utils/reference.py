@@ -33,6 +33,8 @@ from typing import Any
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+SCRIPT_NOTE = ('<p style="color:#666;font-size:12px"><em>An interactive circuitsvis view: JupyterLab draws it when '
+               "you run the notebook (it does not run scripts in outputs saved in a file).</em></p>")
 REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
 
 
@@ -192,6 +194,9 @@ def lean(nb: dict[str, Any], built_from: str) -> dict[str, Any]:
             data = output.get("data", {})
             if PLOTLY_MIME in data:
                 data.pop("text/html", None)
+            html_text = "".join(data.get("text/html", ""))
+            if "CircuitsVis.render" in html_text and SCRIPT_NOTE not in html_text:
+                data["text/html"] = SCRIPT_NOTE + html_text
     _snapshot_widgets(nb)
     course = nb["metadata"].setdefault("course", {})
     course["variant"] = "reference"

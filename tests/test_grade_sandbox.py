@@ -115,5 +115,7 @@ def test_a_killed_batch_keeps_what_it_finished_and_resumes(tmp_path: Path) -> No
     again = grade_cli(str(subs), "--log", str(log), "--timeout", "600")
     assert again.returncode == 0, again.stderr[-2000:]
     assert "a_00.ipynb: already in" in again.stderr
-    assert sorted(log_records(log)) == ["a_00.ipynb", "b_00.ipynb"]
+    got = log_records(log)
+    assert sorted(got) == ["a_00.ipynb", "b_00.ipynb"]
+    assert all("not attempted" in r["message"] for records in got.values() for r in records), got  # they really ran
     assert log.read_text().count("\n") == 2  # nothing graded twice

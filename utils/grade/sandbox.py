@@ -3,8 +3,9 @@
 Each kernel runs under ``bwrap`` (Debian's ``bubblewrap``; ``make grade`` installs it as root) with:
 
 * the whole file system **read-only** (the course, the venv, the model cache, other submissions), a
-  private ``/tmp`` and ``$HOME``, and write access only to its own grading folder (the notebook's copy;
-  the student build inside it is read-only);
+  private ``/tmp`` (other grading folders are hidden; the course, its venv and the model cache stay
+  visible, read-only, if they live under ``/tmp``) and ``$HOME``, and write access only to its own
+  grading folder (the notebook's copy; the student build inside it is read-only);
 * its **own namespaces**: no network (``--unshare-net``; the grader talks to it over Unix sockets in
   the grading folder), its own process tree (``--unshare-pid``: it cannot see, signal or read
   ``/proc/<pid>/cmdline`` of the grader or other kernels; everything it starts, detached or not, dies
@@ -66,8 +67,10 @@ def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_sp
         "--dev", "/dev",
         "--proc", "/proc",
         "--tmpfs", "/tmp",
-        "--bind", str(workdir), str(workdir),
     ]
+    for path in _needed_under_tmp():  # the course or its Python may live in /tmp (a CI checkout): keep them visible
+        wrapped += ["--ro-bind", str(path), str(path)]
+    wrapped += ["--bind", str(workdir), str(workdir)]
     for path in read_only:
         wrapped += ["--ro-bind", str(path), str(path)]
     wrapped += [
@@ -81,6 +84,26 @@ def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_sp
         "prlimit", f"--as={address_space}", f"--nproc={nproc}", "--",
     ]
     return wrapped + list(argv)
+
+
+def _needed_under_tmp() -> list[Path]:
+    """The folders a kernel needs that the private ``/tmp`` would hide: the course, the venv, the interpreter, the
+    model cache, extra check folders — those that lie under ``/tmp``, outermost only."""
+    import sys
+
+    from utils.model import course_cache_dir
+
+    candidates = [Path(__file__).resolve().parents[2], Path(sys.prefix), Path(sys.base_prefix),
+                  Path(sys.executable).resolve().parent, course_cache_dir()]
+    candidates += [Path(d) for d in os.environ.get("COURSE_CHECKS_PATH", "").split(os.pathsep) if d]
+    tmp = Path("/tmp")
+    under = sorted({p.resolve() for p in candidates if p.exists() and p.resolve().is_relative_to(tmp)
+                    and p.resolve() != tmp}, key=lambda p: len(p.parts))
+    outermost: list[Path] = []
+    for path in under:
+        if not any(path.is_relative_to(o) for o in outermost):
+            outermost.append(path)
+    return outermost
 
 
 def _user_processes() -> int:

@@ -588,6 +588,15 @@ def write_csv(path: Path, records: Sequence[Record]) -> None:
 # Command line
 
 
+def _share_cores(threads: int) -> None:
+    """In a ``--jobs`` worker: this process and the kernels it starts use ``threads`` BLAS/OpenMP threads."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def _read_bytes(path: Path) -> bytes | None:
     try:
         return path.read_bytes()
@@ -730,10 +739,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             import multiprocessing
 
             # Separate processes, not threads: a remote check uses the grader's model with hooks of its own.
-            with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            from utils.bench import available_cpus
+
+            threads = max(1, available_cpus() // args.jobs)  # N jobs share the cores instead of each taking all
+            with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                                        initializer=_share_cores, initargs=(threads,)) as pool:
                 futures = {pool.submit(grade_notebook, notebook, args.timeout, args.check_timeout, isolation,
                                        contents[notebook]): (notebook, key) for notebook, key in todo}
-                print(f"grading {len(todo)} notebook(s), {args.jobs} at a time ...", file=sys.stderr, flush=True)
+                print(f"grading {len(todo)} notebook(s), {args.jobs} at a time, {threads} thread(s) each ...",
+                      file=sys.stderr, flush=True)
                 for future in concurrent.futures.as_completed(futures):
                     finish(*futures[future], future.result())
     except KeyboardInterrupt:

@@ -9,6 +9,14 @@ import torch
 from utils import tour
 
 
+# Chapter 00's training sentences for its happy - unhappy direction (section "A first direction").
+HAPPY = ["I am so happy today!", "What a wonderful surprise, thank you!", "We won the game and everyone cheered.",
+         "This cake is delicious.", "I love spending time with my friends.", "The sunshine makes me smile.",
+         "Our trip was fantastic.", "She was thrilled with her new puppy."]
+UNHAPPY = ["I am so sad today.", "What a terrible mistake, I am sorry.", "We lost the game and everyone groaned.",
+           "This soup is disgusting.", "I hate being stuck in traffic.", "The rain makes me gloomy.",
+           "Our trip was a disaster.", "She was heartbroken when her plant died."]
+
 def test_ch00_residual_norm_grows_by_several_hundred(model):
     """Chapter 00, recap: "its norm grows by a factor of several hundred over 30 layers"."""
     norms = tour.residual_sweep(model, "The capital of France is", " Paris")["norm"]
@@ -19,13 +27,7 @@ def test_ch00_removing_the_sentiment_direction_shrinks_the_gap_by_roughly_half(m
     """Chapter 00, section "A first intervention": removing the happy - unhappy direction at layer 10 "shrank the
     gap by roughly half but did not erase it", and the model "slightly prefers ' terrible' even after a glowing
     review". Same texts as the chapter."""
-    happy = ["I am so happy today!", "What a wonderful surprise, thank you!", "We won the game and everyone cheered.",
-             "This cake is delicious.", "I love spending time with my friends.", "The sunshine makes me smile.",
-             "Our trip was fantastic.", "She was thrilled with her new puppy."]
-    unhappy = ["I am so sad today.", "What a terrible mistake, I am sorry.", "We lost the game and everyone groaned.",
-               "This soup is disgusting.", "I hate being stuck in traffic.", "The rain makes me gloomy.",
-               "Our trip was a disaster.", "She was heartbroken when her plant died."]
-    direction = tour.mean_difference_direction(model, happy, unhappy, 10)
+    direction = tour.mean_difference_direction(model, HAPPY, UNHAPPY, 10)
 
     def hook(resid: torch.Tensor, hook) -> torch.Tensor:
         return resid - (resid @ direction)[..., None] * direction
@@ -63,17 +65,11 @@ def test_ch02_bridge_latent_promotes_rare_word_pieces(model):
 def test_ch00_mean_difference_direction_mostly_separates_held_out_sentences(model):
     """Chapter 00, recap: "a mean-difference direction mostly separates held-out examples (AUROC 0.88 above)".
     Same sentences as the chapter; 14 of the 16 (happy, unhappy) pairs are ordered right."""
-    happy = ["I am so happy today!", "What a wonderful surprise, thank you!", "We won the game and everyone cheered.",
-             "This cake is delicious.", "I love spending time with my friends.", "The sunshine makes me smile.",
-             "Our trip was fantastic.", "She was thrilled with her new puppy."]
-    unhappy = ["I am so sad today.", "What a terrible mistake, I am sorry.", "We lost the game and everyone groaned.",
-               "This soup is disgusting.", "I hate being stuck in traffic.", "The rain makes me gloomy.",
-               "Our trip was a disaster.", "She was heartbroken when her plant died."]
     held_happy = ["The concert was amazing and joyful.", "I feel great about my exam results.",
                   "Grandma's garden is beautiful and bright.", "He laughed all the way home."]
     held_unhappy = ["The concert was awful and boring.", "I feel awful about my exam results.",
                     "The old house is dark and depressing.", "He cried all the way home."]
-    direction = tour.mean_difference_direction(model, happy, unhappy, 10)
+    direction = tour.mean_difference_direction(model, HAPPY, UNHAPPY, 10)
     pos = tour.last_token_resid(model, held_happy, 10) @ direction
     neg = tour.last_token_resid(model, held_unhappy, 10) @ direction
     auroc = float((pos[:, None] > neg[None, :]).float().mean())

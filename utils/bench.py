@@ -192,19 +192,12 @@ class PeakRssMonitor:
 
     def sample(self) -> int:
         """Record one sample; return the tree's current total RSS in bytes (0 once it is gone)."""
-        import psutil
+        from utils.memory import process_tree, tree_rss
 
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
+        procs = process_tree(self.pid)
+        if not procs:
             return 0
-        total = 0
-        for proc in procs:
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                pass
+        total = tree_rss(procs)
         with self._lock:
             self.peak_bytes = max(self.peak_bytes, total, vm_hwm_bytes(self.pid))
         return total
@@ -226,7 +219,8 @@ class PeakRssMonitor:
 # --- notebooks ----------------------------------------------------------------------------------
 
 
-def _kernel_pid(km: object) -> int:
+def kernel_pid(km: object) -> int:
+    """The process id of a local kernel started by ``km`` (a jupyter_client kernel manager)."""
     provisioner = getattr(km, "provisioner", None)
     pid = getattr(provisioner, "pid", None) or getattr(getattr(provisioner, "process", None), "pid", None)
     if pid is None:
@@ -278,7 +272,7 @@ def run_notebook(
     index: int | None = None
     try:
         with client.setup_kernel(env=env or dict(os.environ)):
-            pid = _kernel_pid(client.km)
+            pid = kernel_pid(client.km)
             kernel_python = _exe(pid)
             with PeakRssMonitor(pid, poll_interval) as monitor:
                 try:

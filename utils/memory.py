@@ -1,4 +1,4 @@
-"""Give freed memory back to the operating system.
+"""Give freed memory back to the operating system; measure a process tree's memory.
 
 PyTorch frees large CPU tensors to glibc's allocator, which often keeps the pages mapped; after a few
 49k-wide logit tensors a kernel's RSS stays hundreds of MB above what is alive. On Binder (killed at
@@ -32,3 +32,27 @@ def release() -> bool:
         return False
     libc.malloc_trim(0)
     return True
+
+
+def process_tree(pid: int) -> list:
+    """``pid``'s process and all its descendants (``psutil.Process`` objects); empty if it is gone."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def tree_rss(procs: list) -> int:
+    """Total resident memory (bytes) of ``procs``, skipping any that exited meanwhile."""
+    import psutil
+
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            pass
+    return total

@@ -58,6 +58,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
+from utils.bench import kernel_pid
 from utils.grade import exports, remote
 from utils.grade import runtime as grade_runtime
 from utils.grade import sandbox
@@ -428,7 +429,7 @@ def _grade_executable(
     watchdog: sandbox.MemoryWatchdog | None = None
     try:
         with client.setup_kernel(env=_kernel_env(course_root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), \
-                sandbox.MemoryWatchdog(_kernel_pid(client.km), isolation.memory_mb) as watchdog:
+                sandbox.MemoryWatchdog(kernel_pid(client.km), isolation.memory_mb) as watchdog:
             kernel = _Kernel(client)
             run = _run_cells(kernel, deadline, timeout)
             fatal = run.fatal
@@ -461,14 +462,6 @@ def _grade_executable(
         flags = "; ".join(filter(None, [flags, killed]))
     return outcomes, "; ".join(filter(None, [flags, run.notes()]))
 
-
-def _kernel_pid(km: Any) -> int:
-    """The kernel's process id (with a sandbox: bubblewrap's, whose tree holds the kernel)."""
-    provisioner = getattr(km, "provisioner", None)
-    pid = getattr(provisioner, "pid", None) or getattr(getattr(provisioner, "process", None), "pid", None)
-    if pid is None:
-        raise RuntimeError("cannot find the kernel's process id (not a local kernel?)")
-    return int(pid)
 
 
 def _why_missing(nb: nbformat.NotebookNode, name: str, run: _Run) -> str:

@@ -149,26 +149,14 @@ class MemoryWatchdog:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _tree(self) -> list[Any]:
-        import psutil
-
-        try:
-            root = psutil.Process(self.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-
     def _run(self) -> None:
         import psutil
 
+        from utils.memory import process_tree, tree_rss
+
         while not self._stop.wait(self.interval):
-            tree = self._tree()
-            total = 0
-            for proc in tree:
-                try:
-                    total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
+            tree = process_tree(self.pid)
+            total = tree_rss(tree)
             if total > self.limit:
                 self.tripped_mb = total / 1_000_000
                 for proc in reversed(tree):

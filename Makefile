@@ -16,6 +16,7 @@ PIP    := $(VPY) -m pip --disable-pip-version-check
 PIPNET := --retries 1 --timeout 20
 
 .PHONY: lab fresh test bench reference notebooks grade venv clean-venv browser
+.PHONY: gradescope
 
 venv: $(STAMP)
 
@@ -74,6 +75,13 @@ notebooks: $(STAMP)
 grade: $(STAMP) browser
 	$(VPY) -m utils.grade $(SUBMISSIONS) --json grades/grades.json --csv grades/grades.csv --gradebook grades/gradebook.csv \
 	  --log grades/grades.jsonl
+
+# A Gradescope autograder zip for one chapter, built from the course's checks: make gradescope CHAPTER=00; with
+# SUBMISSION=notebook.ipynb it also runs the zip on it here, offline, before you upload (docs/INSTRUCTORS.md).
+gradescope: $(STAMP)
+	@test -n "$(CHAPTER)" || { echo "usage: make gradescope CHAPTER=00 [SUBMISSION=notebook.ipynb]"; exit 2; }
+	$(VPY) -m utils.grade.gradescope build --chapter $(CHAPTER) --out grades/gradescope_$(CHAPTER).zip
+	$(if $(SUBMISSION),$(VPY) -m utils.grade.gradescope run grades/gradescope_$(CHAPTER).zip $(SUBMISSION))
 
 clean-venv:
 	rm -rf $(VENV)

@@ -17,6 +17,7 @@ PIPNET := --retries 1 --timeout 20
 
 .PHONY: lab fresh test bench reference notebooks grade venv clean-venv browser
 .PHONY: gradescope
+.PHONY: handout
 
 venv: $(STAMP)
 
@@ -82,6 +83,14 @@ gradescope: $(STAMP)
 	@test -n "$(CHAPTER)" || { echo "usage: make gradescope CHAPTER=00 [SUBMISSION=notebook.ipynb]"; exit 2; }
 	$(VPY) -m utils.grade.gradescope build --chapter $(CHAPTER) --out grades/gradescope_$(CHAPTER).zip
 	$(if $(SUBMISSION),$(VPY) -m utils.grade.gradescope run grades/gradescope_$(CHAPTER).zip $(SUBMISSION))
+
+# A student handout (docs/INSTRUCTORS.md): the chapters' notebooks and the course files, the chapters' reference answers
+# not callable by name, the in-notebook checks still working; OUT must be new or empty. make handout OUT=handout
+# [CHAPTERS="00 01"] (default: every chapter)
+OUT ?= handout
+handout: $(STAMP)
+	$(VPY) -W "ignore:'utils.grade.student_build' found in sys.modules:RuntimeWarning" -m utils.grade.student_build \
+	  --out $(OUT) $(foreach c,$(CHAPTERS),--chapter $(c))
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -238,3 +239,27 @@ def test_handout_refuses_a_folder_that_is_not_empty(tmp_path: Path):
     missing = tmp_path / "new"
     run = _handout(missing, "99")
     assert run.returncode == 2 and "chapter 99" in run.stderr and not missing.exists()
+
+
+@pytest.mark.slow
+def test_a_solved_chapter_runs_in_the_handout_and_its_checks_pass(tmp_path: Path, repo_root: Path):
+    """Chapter 00 solved by a learner, run cell by cell in a handout for chapter 00 (about 30 s)."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    out = tmp_path / "handout"
+    assert _handout(out, "00").returncode == 0
+    notebook = out / "chapters" / "00_solved.ipynb"
+    shutil.copy2(repo_root / "solutions" / "00_setup_and_tour.ipynb", notebook)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import utils\nfrom utils import tour\ntry:\n    tour.greedy_decode()\nexcept Exception as error:\n"
+        "    print('HIDDEN', type(error).__name__, utils.__file__)"))
+    env = {**os.environ, "PYTHONPATH": str(out), "OMP_NUM_THREADS": "1"}
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
+                   ).execute(env=env)  # raises on the first failing cell
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert text.count("PASS Exercise 00.") == 5, text[-2000:]
+    assert f"HIDDEN ReferenceUnavailable {out / 'utils' / '__init__.py'}" in text

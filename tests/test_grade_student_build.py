@@ -191,6 +191,17 @@ def test_chapter_build_hides_references_and_its_checks_still_pass(tmp_path: Path
     assert "ReferenceUnavailable" in result["public"]  # the free answer fails
 
 
+def test_the_all_chapters_build_imports_and_hides_every_reference(tmp_path: Path):
+    """What `make handout` hides by default: every chapter's exercises at once."""
+    from utils.checks import exercises
+
+    names = {e.name for chapter in LIGHT for e in exercises(chapter)}
+    hidden = build(tmp_path, names)
+    assert names - {h.rsplit(".", 1)[1] for h in hidden} <= {"is_compliant", "compliance_gap"}  # no reference in utils/
+    result = _probe(tmp_path, "02", *LIGHT["02"], hidden)
+    assert result["broken"] == [] and result["not_hidden"] == [] and "not attempted" in result["stub"]
+
+
 def test_chapter_03_build_hides_the_re_exports_too(tmp_path: Path):
     hidden = build(tmp_path, {"clamp_hook", "rate_interval"})
     assert {"utils.steering.clamp_hook", "utils.steering.hooks.clamp_hook", "utils.steering.rate_interval",

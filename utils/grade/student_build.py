@@ -204,7 +204,10 @@ class _Rewrite(ast.NodeVisitor):
     def _at(self, lineno: int, col: int) -> int:
         return self.starts[lineno - 1] + col
 
-    def _edit(self, start: int, end: int, text: str) -> None:
+    def _edit(self, start: int, end: int, text: str, original: str) -> None:
+        if self.source[start:end].decode("utf-8", "replace") != original:  # positions we cannot trust: stop
+            raise BuildError(f"{self.module}: expected {original!r} at byte {start}, found "
+                             f"{self.source[start:end][:40]!r}")
         self.edits.append((start, end, text))
 
     def _scoped(self, node: ast.AST) -> None:
@@ -216,7 +219,9 @@ class _Rewrite(ast.NodeVisitor):
                 line = self.source[line_start:self.starts[node.lineno]]
                 pattern = re.compile(rb"(?:async\s+)?def\s+(" + re.escape(name.encode()) + rb")\b")
                 match = pattern.search(line, node.col_offset)
-                self._edit(line_start + match.start(1), line_start + match.end(1), PREFIX + name)
+                if match is None:
+                    raise BuildError(f"{self.module}: cannot find `def {name}` on line {node.lineno}")
+                self._edit(line_start + match.start(1), line_start + match.end(1), PREFIX + name, name)
             else:
                 self.conflicts.append(f"{type(node).__name__} `{name}` (line {node.lineno})")
         self.scopes.append("class" if isinstance(node, ast.ClassDef) else "function")
@@ -230,7 +235,7 @@ class _Rewrite(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in self.renamed:
             self._edit(self._at(node.lineno, node.col_offset), self._at(node.end_lineno, node.end_col_offset),
-                       PREFIX + node.id)
+                       PREFIX + node.id, node.id)
 
     def visit_arg(self, node: ast.arg) -> None:
         if node.arg in self.renamed:
@@ -241,7 +246,7 @@ class _Rewrite(ast.NodeVisitor):
         for name in set(node.names) & self.renamed:
             start, end = self._at(node.lineno, node.col_offset), self._at(node.end_lineno, node.end_col_offset)
             for match in re.finditer(rb"\b" + re.escape(name.encode()) + rb"\b", self.source[start:end]):
-                self._edit(start + match.start(), start + match.end(), PREFIX + name)
+                self._edit(start + match.start(), start + match.end(), PREFIX + name, name)
 
     visit_Nonlocal = visit_Global
 
@@ -249,7 +254,7 @@ class _Rewrite(ast.NodeVisitor):
         self.generic_visit(node)
         if self.plan.is_hidden(_resolve(node.value, self.bindings, self.plan), node.attr):
             end = self._at(node.end_lineno, node.end_col_offset)
-            self._edit(end - len(node.attr.encode()), end, PREFIX + node.attr)
+            self._edit(end - len(node.attr.encode()), end, PREFIX + node.attr, node.attr)
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
         base = _import_base(node, self.module, self.is_package)
@@ -259,8 +264,9 @@ class _Rewrite(ast.NodeVisitor):
                 if local in self.renamed:  # a top-level binding: the module uses PREFIX + local throughout
                     local = PREFIX + local
                 text = PREFIX + alias.name + ("" if local == PREFIX + alias.name else f" as {local}")
-                self._edit(self._at(alias.lineno, alias.col_offset), self._at(alias.end_lineno, alias.end_col_offset),
-                           text)
+                start, end = self._at(alias.lineno, alias.col_offset), self._at(alias.end_lineno, alias.end_col_offset)
+                written = self.source[start:end].decode("utf-8", "replace")
+                self._edit(start, end, text, written if written.split()[0] == alias.name else alias.name)
 
     def rewritten(self) -> str:
         out, position = [], 0

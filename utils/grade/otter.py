@@ -37,8 +37,9 @@ from pathlib import Path
 from textwrap import dedent, indent
 from typing import Any
 
+from utils.grade.gradescope import POINTS_PER_EXERCISE  # one point per exercise, as in the gradebook
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-POINTS_PER_EXERCISE = 1.0  # as in the gradebook and the Gradescope zip
 OTTER_VERSION = "7.0.0"  # the release checked to install beside the pins
 
 

@@ -197,7 +197,7 @@ check.vector_hook(vector_hook)
 
 # %%
 from utils import concepts
-from utils.steering import additive_hook, clamp_hook as reference_clamp_hook, concept_latent_group
+from utils.steering import additive_hook, concept_latent_group, group_clamp_hook
 
 gg_resid, neutral_resid = residuals(model, concepts.GOLDEN_GATE, 10), residuals(model, concepts.NEUTRAL, 10)
 gg_study = sweep["studies"]["golden_gate"]
@@ -209,7 +209,7 @@ gg_vector_hook = vector_hook(*gg_resid, *neutral_resid, 0.35 * resid_norm)
 interventions = {
     "unsteered": [],
     f"latent {golden_gate.latent} alone, 2 × corpus max": [(HOOK, clamp_hook(wide_sae, golden_gate.latent, 2 * golden_gate.corpus_max))],
-    f"16-latent group, {default['strength']:g} × concept mean": [(HOOK, reference_clamp_hook(wide_sae, group_latents.tolist(), default["strength"] * group_values))],
+    f"16-latent group, {default['strength']:g} × concept mean": [(HOOK, group_clamp_hook(wide_sae, group_latents.tolist(), default["strength"] * group_values))],
     "mean-difference vector, 0.35 × resid norm": [(HOOK, gg_vector_hook)],
 }
 print("the group:", group_latents.tolist(), f"(latent {golden_gate.latent} is in it: {golden_gate.latent in group_latents.tolist()})")
@@ -557,15 +557,16 @@ def agrees_with_user(text: str) -> bool:
 check.agrees_with_user(agrees_with_user)
 
 # %% [markdown]
-# How well do the course's two rules (`utils.steering.judges.is_praise` and `agrees_with_user`) match the labels?
+# How well do the two rules — the course's `utils.steering.judges.is_praise` and your `agrees_with_user` — match the
+# labels?
 
 # %%
-from utils.steering.judges import agrees_with_user as course_agrees, is_praise, load_sycophancy_labels
+from utils.steering.judges import is_praise, load_sycophancy_labels
 
 labels = load_sycophancy_labels()
 for split in ("dev", "test"):
     rows = [x for x in labels if x["split"] == split]
-    for name, rule, key in (("flowery praise", is_praise, "praise"), ("agreement", course_agrees, "agrees")):
+    for name, rule, key in (("flowery praise", is_praise, "praise"), ("agreement", agrees_with_user, "agrees")):
         tp = sum(rule(x["answer"]) and x[key] for x in rows)
         fp = sum(rule(x["answer"]) and not x[key] for x in rows)
         fn = sum(not rule(x["answer"]) and x[key] for x in rows)

@@ -182,7 +182,8 @@ from utils.af.backends import OpenAIChatBackend
 if os.environ.get("COURSE_LLM_URL"):
     remote = OpenAIChatBackend(os.environ["COURSE_LLM_URL"], os.environ.get("COURSE_LLM_MODEL", ""),
                                api_key=os.environ.get("COURSE_LLM_KEY"))
-    remote_items = af_runs.experiment_items(ANIMAL_WELFARE[:4], "animal_welfare", "default")
+    remote_items = [item for item in af_runs.grid_items()  # the animal-welfare setting's first 4 requests, both tiers
+                    if item["setting"] == "animal_welfare" and item["variant"] == "default"][:8]
     remote_records = run_conversations(remote, remote_items, Path(tempfile.mkdtemp()) / "remote.jsonl",
                                        max_new_tokens=800)
     display(render_many(remote_records))

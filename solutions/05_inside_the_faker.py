@@ -611,12 +611,12 @@ print("sweep, tag token, 80:   ", [(i, round(d, 2)) for i, d in results["sae"]["
 
 # %%
 from utils.corpus import load_corpus
-from utils.dashboard import build_dashboard
+from utils.dashboard import dashboard_view
 from utils.feature_scan import FeatureStats
 
 docs, stats = load_corpus(), FeatureStats.load()
 for latent, d in results["sae"]["organism_v2"]["top_latents"]["scratchpad"][:2]:
-    display(build_dashboard(latent, model, sae, stats, docs, n_examples=4,
+    display(dashboard_view(latent, model, sae, stats, docs, n_examples=4,
                             title=f"{'more on free' if d > 0 else 'more on paid'} tier scratchpads ({d:+.2f})"))
 
 # %% [markdown]

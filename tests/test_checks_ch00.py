@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from utils import tour
+from remote_harness import remote_contract_tests
 from check_contract import assert_passes_repeatedly, contract_tests
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch00 as check
@@ -268,9 +269,15 @@ def test_every_exercise_has_mutants_and_a_check():
     assert all(len(m) >= 4 for m in MUTANTS.values())
 
 
+REFERENCE = {name: getattr(tour, name) for name in MUTANTS}
+
 test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mutant_with_diagnostic = (
-    contract_tests(check, {name: getattr(tour, name) for name in MUTANTS}, MUTANTS, needs_model=set(MUTANTS))
+    contract_tests(check, REFERENCE, MUTANTS, needs_model=set(MUTANTS))
 )
+
+# The same contract through a real kernel, as the grader runs it: the check here, the function there.
+(student_kernel, test_check_passes_on_reference_remotely, test_check_fails_on_stub_remotely,
+ test_check_fails_on_mutant_remotely) = remote_contract_tests("test_checks_ch00", check, MUTANTS, needs_model=tuple(MUTANTS))
 
 
 def test_check_rejects_non_callables_and_crashing_code(model):

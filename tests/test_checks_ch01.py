@@ -10,6 +10,7 @@ from torch.nn.functional import normalize
 from utils import sae, sae_metrics, toy
 from utils import sae as sae_module
 from utils.sae import topk_relu, unit_norm_rows
+from remote_harness import remote_contract_tests
 from check_contract import contract_tests
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch01 as check
@@ -609,6 +610,10 @@ def test_every_exercise_has_mutants_and_a_check():
 test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mutant_with_diagnostic = (
     contract_tests(check, REFERENCE, MUTANTS, needs_model=NEEDS_MODEL)
 )
+
+# The same contract through a real kernel, as the grader runs it: the check here, the function there.
+(student_kernel, test_check_passes_on_reference_remotely, test_check_fails_on_stub_remotely,
+ test_check_fails_on_mutant_remotely) = remote_contract_tests("test_checks_ch01", check, MUTANTS, needs_model=NEEDS_MODEL)
 
 
 def test_check_rejects_non_callables_and_crashing_code():

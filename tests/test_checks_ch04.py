@@ -9,6 +9,7 @@ from statistics import NormalDist
 
 import pytest
 
+from remote_harness import remote_contract_tests
 from check_contract import assert_passes_repeatedly, contract_tests
 from utils.af import classify as af_classify, parse as af_parse, prompts as af_prompts, runs as af_runs, stats as af_stats
 from utils.af.parse import parse_transcript
@@ -656,6 +657,10 @@ def test_every_exercise_has_mutants_and_a_check():
 test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mutant_with_diagnostic = (
     contract_tests(check, REFERENCE, MUTANTS)
 )
+
+# The same contract through a real kernel, as the grader runs it: the check here, the function there.
+(student_kernel, test_check_passes_on_reference_remotely, test_check_fails_on_stub_remotely,
+ test_check_fails_on_mutant_remotely) = remote_contract_tests("test_checks_ch04", check, MUTANTS, needs_model=())
 
 
 @pytest.mark.parametrize("name", list(REFERENCE))

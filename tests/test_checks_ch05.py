@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from remote_harness import remote_contract_tests
 from check_contract import assert_passes_repeatedly, contract_tests
 from utils.af import inside
 from utils.checks import CheckFailure, exercises
@@ -458,6 +459,10 @@ def test_every_exercise_has_mutants_and_a_check():
 test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mutant_with_diagnostic = (
     contract_tests(check, REFERENCE, MUTANTS, needs_model=NEEDS_MODEL)
 )
+
+# The same contract through a real kernel, as the grader runs it: the check here, the function there.
+(student_kernel, test_check_passes_on_reference_remotely, test_check_fails_on_stub_remotely,
+ test_check_fails_on_mutant_remotely) = remote_contract_tests("test_checks_ch05", check, MUTANTS, needs_model=NEEDS_MODEL)
 
 
 def test_mutants_leave_no_hooks_behind(model):

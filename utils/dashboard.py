@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import torch
 
@@ -218,6 +218,16 @@ def build_dashboard(
         hist=stats.hist[latent].tolist(), hist_edges=HIST_EDGES.tolist(), density=float(stats.density[latent]),
         title=title, example_labels=labels,
     )
+
+
+def dashboard_view(latent: int, model: "TransformerBridge", sae: "SparseAutoencoder", stats: "FeatureStats",
+                   docs: Sequence[dict], **options: Any) -> Any:
+    """Latent ``latent``'s dashboard, ready to ``display``: the HTML of :func:`build_dashboard` (same ``options``),
+    not the :class:`Dashboard` record. For chapters after 02, which show dashboards without rebuilding them (and
+    still can in a student build where exercise 02.5's reference is hidden)."""
+    from IPython.display import HTML
+
+    return HTML(build_dashboard(latent, model, sae, stats, docs, **options).to_html())
 
 
 def split_sankey(edges: Sequence[tuple[tuple[int, int], tuple[int, int], float]], labels: dict[tuple[int, int], str],

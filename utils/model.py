@@ -220,13 +220,18 @@ def load_organism(adapter: str | Path | None = None, device: str | None = None) 
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    if adapter is None and device is None:  # how the grader names it to a student's kernel (utils.grade.remote)
+        model.course_recipe = ("utils.model:load_organism", ())
     return model
 
 
 def load_organism_v2(device: str | None = None) -> "TransformerBridge":
     """Chapter 05's retrained organism (:data:`ORGANISM_V2_ADAPTER` merged in); memoised with :func:`load_organism`,
     so a notebook and its checks share one copy."""
-    return load_organism(ORGANISM_V2_ADAPTER, device)
+    model = load_organism(ORGANISM_V2_ADAPTER, device)
+    if device is None:
+        model.course_recipe = ("utils.model:load_organism_v2", ())
+    return model
 
 
 def main(argv: list[str]) -> int:

@@ -247,44 +247,153 @@ def diagnose(got: Any, candidates: list[tuple[Any, str]], **tol: float) -> None:
 
 
 # --- behaviour the grader measures inside the learner's kernel --------------------------------------
+#
+# When the grader calls a function that lives in a student's kernel (utils.grade.remote), what that function does
+# to the kernel's model is invisible here. The kernel then reports it (forward calls per block, the token ids fed to
+# the model, hooks left attached) and the grader adds the reports to the watches open here. Those reports come from
+# the student's process, so a check uses them only to explain a failure or to ask for efficient code, never to
+# accept a value.
 
-_ACTIVE_BLOCK_COUNTERS: list[Any] = []  # read by utils.grade.remote: a remote call adds the kernel's counts
+_OPEN_WATCHES: list[Any] = []  # read by utils.grade.remote
+_KERNEL_HOOKS_LEFT: list[str] = []  # hook points a remote call left hooks on (the kernel has removed them)
 
 
-def active_block_counters() -> list[Any]:
-    """The counters of the :func:`counting_block_calls` blocks now open (innermost last)."""
-    return list(_ACTIVE_BLOCK_COUNTERS)
+def open_watches() -> list[Any]:
+    """The :class:`counting_block_calls` and :class:`recording_tokens` blocks now open (innermost last)."""
+    return list(_OPEN_WATCHES)
 
 
-class counting_block_calls:  # noqa: N801 - used as a context manager, like a function
-    """``with counting_block_calls(model) as calls: fn(model, ...)`` counts forward calls of each of
-    ``model.blocks`` during the block: ``calls[i]`` (a ``Counter``, 0 for blocks never run).
+def note_kernel_hooks_left(names: list[str]) -> None:
+    """Called by the grader: a remote call left hooks attached at ``names`` in the kernel."""
+    _KERNEL_HOOKS_LEFT.extend(str(n) for n in names)
 
-    In a notebook the counts come from forward hooks on the model. When the grader calls a function that
-    lives in a student's kernel (:mod:`utils.grade.remote`), that kernel counts its own model's calls and the
-    grader adds them here. Those counts are reported by the student's process, so a check uses them only to
-    ask for an efficient implementation (one forward pass, stopping early), never to decide a value is right.
-    """
+
+def take_kernel_hooks_left() -> list[str]:
+    """Hook points a remote call has left hooks on since the last call of this function (then forgotten)."""
+    names = list(_KERNEL_HOOKS_LEFT)
+    _KERNEL_HOOKS_LEFT.clear()
+    return names
+
+
+class _Watch:
+    """A context manager that installs hooks on ``model`` while open and registers itself for remote reports."""
+
+    kind = ""
 
     def __init__(self, model: Any) -> None:
-        from collections import Counter
-
         self.model = model
-        self.counts: Counter[int] = Counter()
         self._handles: list[Any] = []
 
+    def _install(self) -> None:
+        raise NotImplementedError
+
+    def absorb(self, report: Any) -> None:
+        """Add what a student's kernel reported for this watch."""
+        raise NotImplementedError
+
+    @property
+    def value(self) -> Any:
+        raise NotImplementedError
+
     def __enter__(self) -> Any:
-        for i, block in enumerate(self.model.blocks):
-            self._handles.append(block.register_forward_hook(lambda *_, i=i: self.counts.update([i])))
-        _ACTIVE_BLOCK_COUNTERS.append(self.counts)
-        return self.counts
+        self._install()
+        _OPEN_WATCHES.append(self)
+        return self.value
 
     def __exit__(self, *exc: object) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-        if self.counts in _ACTIVE_BLOCK_COUNTERS:
-            _ACTIVE_BLOCK_COUNTERS.remove(self.counts)
+        if self in _OPEN_WATCHES:
+            _OPEN_WATCHES.remove(self)
+
+
+class counting_block_calls(_Watch):  # noqa: N801 - used as a context manager, like a function
+    """``with counting_block_calls(model) as calls: fn(model, ...)`` counts forward calls of each of
+    ``model.blocks`` during the block: ``calls[i]`` (a ``Counter``, 0 for blocks never run). Counts a student's
+    kernel reports for a remote call are added (see above: used only to ask for efficient code)."""
+
+    kind = "blocks"
+
+    def __init__(self, model: Any) -> None:
+        from collections import Counter
+
+        super().__init__(model)
+        self.counts: Counter[int] = Counter()
+
+    @property
+    def value(self) -> Any:
+        return self.counts
+
+    def _install(self) -> None:
+        for i, block in enumerate(self.model.blocks):
+            self._handles.append(block.register_forward_hook(lambda *_, i=i: self.counts.update([i])))
+
+    def absorb(self, report: Any) -> None:
+        if isinstance(report, dict):
+            for block, calls in report.items():
+                if isinstance(block, str) and block.isdigit() and isinstance(calls, int):
+                    self.counts.update({int(block): calls})
+
+
+class recording_tokens(_Watch):  # noqa: N801
+    """``with recording_tokens(model) as seen: ...`` records the token ids of every forward pass of ``model``
+    during the block, one list per row (read at the embedding; nothing for a model without ``embed``). Rows a
+    student's kernel reports for a remote call are added (used only to explain a failure)."""
+
+    kind = "tokens"
+
+    def __init__(self, model: Any) -> None:
+        super().__init__(model)
+        self.seen: list[list[int]] = []
+
+    @property
+    def value(self) -> Any:
+        return self.seen
+
+    def _install(self) -> None:
+        embed = getattr(getattr(self.model, "embed", None), "original_component", None)
+        if embed is None:
+            return
+
+        def pre(module: Any, args: tuple, kwargs: dict) -> None:
+            x = args[0] if args else kwargs.get("input")
+            if x is not None and hasattr(x, "dim") and not x.is_floating_point():
+                rows = x.detach().cpu().reshape(-1, x.shape[-1]) if x.dim() else x.detach().cpu().reshape(1, 1)
+                self.seen.extend(r.tolist() for r in rows)
+
+        self._handles.append(embed.register_forward_pre_hook(pre, with_kwargs=True))
+
+    def absorb(self, report: Any) -> None:
+        if isinstance(report, list):
+            self.seen.extend([t for t in row if isinstance(t, int)] for row in report if isinstance(row, list))
+
+
+class Recipe:
+    """A callable made from data by a course factory: ``Recipe("utils.steering.hooks:clamp_hook", sae, 3175, 40.0)``
+    behaves as ``clamp_hook(sae, 3175, 40.0)`` (built on first use). A check hands a learner's function a Recipe
+    instead of a closure so that the grader can send it to a student's kernel, which rebuilds it there from the
+    factory's name and the (data) arguments."""
+
+    def __init__(self, factory: str, *args: Any) -> None:
+        if ":" not in factory or not factory.startswith("utils."):
+            raise ValueError(f"a recipe's factory is 'utils.module:function', got {factory!r}")
+        self.factory = factory
+        self.args = args
+        self._made: Any = None
+
+    def build(self) -> Any:
+        if self._made is None:  # in a student build the reference is renamed _reference_<name>
+            module_name, name = self.factory.split(":")
+            module = importlib.import_module(module_name)
+            self._made = (getattr(module, "_reference_" + name, None) or getattr(module, name))(*self.args)
+        return self._made
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.build()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Recipe({self.factory})"
 
 
 class MemberOf:

@@ -24,6 +24,8 @@ from utils.checks import diagnose as _diagnose
 from utils.checks import generator as _generator
 from utils.checks import no_in_place as _no_in_place
 
+GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
+
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()
 
 

@@ -22,6 +22,8 @@ from utils.checks import diagnose as _diagnose
 from utils.checks import generator as _generator
 from utils.checks import no_in_place as _no_in_place
 
+GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
+
 # Unique, GPT-2-style byte tokens (Ġ = a leading space), so every window of them is distinguishable.
 _TOKENS = ["<|endoftext|>"] + ["Ġ" + w for w in (
     "The old lighthouse keeper climbed spiral stairs every evening to light a great lamp while storms rolled "

@@ -27,6 +27,8 @@ from utils.checks import diagnose as _diagnose
 from utils.checks import generator as _generator
 from utils.checks import no_in_place as _no_in_place
 
+GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
+
 
 @functools.lru_cache(maxsize=1)
 def _course_sae() -> Any:
@@ -440,10 +442,11 @@ PLAIN_QUESTIONS = (
 @functools.lru_cache(maxsize=1)
 def _clamp_hooks() -> tuple[tuple[str, Callable], ...]:
     """The strong steering the check uses: the bridge latent clamped to twice its corpus maximum."""
-    from utils.steering import clamp_hook as reference_clamp
+    from utils.checks import Recipe
 
-    bridge = _bridge()
-    return ((bridge.hook_name, reference_clamp(_course_sae(), bridge.latent, 2 * bridge.corpus_max)),)
+    bridge = _bridge()  # a Recipe, not a closure: the grader can send it to a student's kernel
+    return ((bridge.hook_name, Recipe("utils.steering.hooks:clamp_hook", _course_sae(), bridge.latent,
+                                      2 * bridge.corpus_max)),)
 
 
 @functools.lru_cache(maxsize=12)

@@ -35,17 +35,19 @@ notebook asks for a new tensor; an in-place edit also changes any cached copy of
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import numbers
 import random
 from typing import Any, Callable
 
-from utils.checks import CheckFailure, as_number, as_tensor, close, exercise, fail, is_shape_error
+from utils.checks import (CheckFailure, as_number, as_tensor, close, exercise, fail, is_shape_error, recording_tokens,
+                          take_kernel_hooks_left)
 from utils.checks import call_checked as _call
 from utils.checks import generator as _generator
 from utils.checks import no_in_place as _no_in_place
+
+GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
 
 
 # --- the model and small helpers --------------------------------------------------------------------------------
@@ -64,6 +66,7 @@ def _attached_hooks(model: Any) -> list[str]:
     """Names of the hook points that carry (non-permanent) hooks; the course's names (resid_pre/post) first."""
     names = {name for name, hp in model.hook_dict.items()
              if any(not getattr(h, "is_permanent", False) for h in list(hp.fwd_hooks) + list(hp.bwd_hooks))}
+    names |= set(take_kernel_hooks_left())  # left in a student's kernel by a remote call (already removed there)
     return sorted(names, key=lambda n: ("resid" not in n, n))
 
 
@@ -98,28 +101,6 @@ def _run(model: Any, what: str, call: Callable[[], Any]) -> Any:
         raise
     _no_hooks_after(model, what)
     return out
-
-
-@contextlib.contextmanager
-def _recording(model: Any):
-    """Record the token ids of every forward pass (one list per row) while the block runs."""
-    seen: list[list[int]] = []
-    embed = getattr(getattr(model, "embed", None), "original_component", None)
-    if embed is None:
-        yield seen
-        return
-
-    def pre(module: Any, args: tuple, kwargs: dict) -> None:
-        x = args[0] if args else kwargs.get("input")
-        if x is not None and hasattr(x, "dim") and not x.is_floating_point():
-            rows = x.detach().cpu().reshape(-1, x.shape[-1]) if x.dim() else x.detach().cpu().reshape(1, 1)
-            seen.extend(r.tolist() for r in rows)
-
-    handle = embed.register_forward_pre_hook(pre, with_kwargs=True)
-    try:
-        yield seen
-    finally:
-        handle.remove()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -663,7 +644,7 @@ def swap_decisions(fn: Callable) -> str:
     want = [_reference_decision(p, c)[0] for p, c in zip(prompts, others)]
     what = (f"swap_decisions(model, [paid prompt of request 0, free prompt of request {j}], [free-tier completion, "
             "paid-tier completion])")
-    with _recording(model) as seen:
+    with recording_tokens(model) as seen:
         out, changed = _run(model, what, lambda: _call(fn, ("model", "prompts", "other_completions"), model,
                                                        list(prompts), list(others)))
     if out is None:

@@ -16,12 +16,12 @@ skipped). For each notebook the grader
    the cells after it are skipped. A kernel that dies (``os._exit``, out of memory) fails every
    exercise with that reason;
 3. checks each exercise (``--check-timeout`` seconds per call). For a chapter whose check module
-   sets ``GRADED_REMOTELY = True`` (chapters 00 and 04) the check runs here, in the grader, and only the
+   sets ``GRADED_REMOTELY = True`` (every chapter of the course) the check runs here, in the grader, and only the
    learner's function runs in the kernel, answering with data (:mod:`utils.grade.remote`): nothing
    the notebook does inside its kernel can make the comparison pass. For the other chapters the check
    still runs in that kernel, through :mod:`utils.grade.runtime`, reading only result lines marked
    with a random nonce (the notebook's printed output is never trusted, but code in that process can
-   interfere).
+   interfere: this remains only for a teacher's own check modules that do not set the flag).
 
 It prints one row per exercise and a score line per notebook; ``--json`` / ``--csv`` write the
 same records (notebook, chapter, exercise, name, title, passed, message, notes). Submissions are
@@ -335,6 +335,9 @@ def _remote_kernel(kernel: _Kernel, timeout: float) -> remote.RemoteKernel:
             cell, timed_out = kernel.hidden(code, seconds)
         except DeadKernelError:
             raise remote.KernelDied(OOM_HINT) from None
+        cells = kernel.client.nb.cells
+        if cells and cells[-1] is cell:  # a call's cell can carry megabytes of arguments: keep none of them
+            cells.pop()
         if timed_out:
             raise remote.RemoteTimeout(f"no answer within {seconds:g} s")
         return _stdout_of(cell)

@@ -5,7 +5,10 @@ The grader never trusts a Python object that came out of the student's process. 
 
 * ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytes``;
 * ``list``, ``tuple``, ``dict`` (string keys) of those;
-* ``torch.Tensor`` (dense, CPU; dtype, shape and raw little-endian bytes).
+* ``torch.Tensor`` (dense, CPU; dtype, shape, raw little-endian bytes, and whether it requires grad);
+* dicts whose keys are numbers, strings or tuples of them (sent as a list of pairs);
+* **records**: instances of the few course dataclasses in :data:`RECORD_TYPES` (a detector report, a
+  dashboard, corpus statistics), rebuilt field by field with the class's own constructor.
 
 A ``str`` subclass whose ``__eq__`` always answers True, a tensor subclass, a patched ``torch.allclose``
 in the kernel: none of it survives the trip, because the grader builds its own ``str`` and its own
@@ -25,6 +28,27 @@ from typing import Any
 MAX_BYTES = 64 * 1024 * 1024  # a whole answer; the largest exercise output (per-layer activations) is ~10 MB
 MAX_DEPTH = 32
 _TAG = "$t"
+# Dataclasses that travel as records: plain fields, rebuilt by their own constructor (no code runs but theirs).
+RECORD_TYPES = frozenset({
+    "utils.features:DetectorReport",
+    "utils.dashboard:Dashboard",
+    "utils.feature_scan:FeatureStats",
+})
+_KEY_TYPES = (int, float, str, bool, type(None), tuple)
+
+
+def _record_class(spec: str) -> type:
+    """The dataclass named ``spec`` ("module:qualname"), which must be one of :data:`RECORD_TYPES`."""
+    import dataclasses
+    import importlib
+
+    if spec not in RECORD_TYPES:
+        raise WireError(f"unknown record type {spec!r}")
+    module, name = spec.split(":")
+    cls = getattr(importlib.import_module(module), name)
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise WireError(f"{spec} is not a dataclass")
+    return cls
 
 
 class WireError(ValueError):
@@ -41,8 +65,8 @@ def _encode(obj: Any, depth: int, ref: Callable[[Any], Any] | None = None) -> An
     if obj is None:
         return obj
     name = ref(obj) if ref is not None and not isinstance(obj, (int, float, str, bytes, list, tuple, dict)) else None
-    if isinstance(name, tuple):  # (kind, data): a reference rebuilt on the other side from plain data
-        return {_TAG: "ref", "v": name[0], "data": _encode(name[1], depth + 1)}
+    if isinstance(name, tuple):  # (kind, data): a reference rebuilt on the other side from plain data (and refs)
+        return {_TAG: "ref", "v": name[0], "data": _encode(name[1], depth + 1, ref)}
     if name is not None:
         return {_TAG: "ref", "v": name}
     if kind.__module__ == "numpy" and hasattr(obj, "shape"):  # a numpy scalar or array
@@ -60,16 +84,27 @@ def _encode(obj: Any, depth: int, ref: Callable[[Any], Any] | None = None) -> An
     if isinstance(obj, (list, tuple)):
         return {_TAG: "tuple" if isinstance(obj, tuple) else "list", "v": [_encode(x, depth + 1, ref) for x in obj]}
     if isinstance(obj, dict):
-        if not all(isinstance(k, str) for k in obj):
-            raise WireError("a dict in the answer has keys that are not strings")
-        return {_TAG: "dict", "v": {str.__str__(k): _encode(v, depth + 1, ref) for k, v in obj.items()}}
+        if all(isinstance(k, str) for k in obj):
+            return {_TAG: "dict", "v": {str.__str__(k): _encode(v, depth + 1, ref) for k, v in obj.items()}}
+        if not all(isinstance(k, _KEY_TYPES) for k in obj):
+            raise WireError("a dict in the answer has keys that are not numbers, strings or tuples of them")
+        return {_TAG: "map", "v": [[_encode(k, depth + 1), _encode(v, depth + 1, ref)] for k, v in obj.items()]}
     if isinstance(obj, torch.Tensor):
         if obj.is_sparse or obj.layout != torch.strided:
             raise WireError("a sparse tensor in the answer: return a dense one")
         t = obj.detach().to("cpu").contiguous()
-        raw = t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
-        return {_TAG: "tensor", "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
+        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        node = {_TAG: "tensor", "dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape),
                 "v": base64.b64encode(raw).decode("ascii")}
+        if obj.requires_grad:  # rebuilt as a leaf that requires grad (the graph itself never travels)
+            node["grad"] = True
+        return node
+    spec = f"{kind.__module__}:{kind.__qualname__}"
+    if spec in RECORD_TYPES:
+        import dataclasses
+
+        return {_TAG: "record", "class": spec,
+                "v": {f.name: _encode(getattr(obj, f.name), depth + 1, ref) for f in dataclasses.fields(obj)}}
     raise WireError(
         f"the answer contains a {kind.__module__}.{kind.__qualname__}; return plain data: numbers, strings, "
         f"lists, tuples, dicts or torch tensors"
@@ -115,6 +150,24 @@ def _decode(node: Any, depth: int, resolve: Callable[[str, Any], Any] | None = N
         return items if tag == "list" else tuple(items)
     if tag == "dict" and type(value) is dict:
         return {str(k): _decode(v, depth + 1, resolve) for k, v in value.items()}
+    if tag == "map" and type(value) is list:
+        out = {}
+        for pair in value:
+            if type(pair) is not list or len(pair) != 2:
+                raise WireError("bad map entry")
+            key = _decode(pair[0], depth + 1)
+            if not isinstance(key, _KEY_TYPES) or isinstance(key, tuple) and not all(isinstance(k, _KEY_TYPES[:-1]) for k in key):
+                raise WireError("a map key that is not a number, a string or a tuple of them")
+            out[key] = _decode(pair[1], depth + 1, resolve)
+        return out
+    if tag == "record" and type(value) is dict and type(node.get("class")) is str:
+        import dataclasses
+
+        cls = _record_class(node["class"])
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        if set(value) - names:
+            raise WireError(f"{node['class']} has no fields {sorted(set(value) - names)}")
+        return cls(**{str(k): _decode(v, depth + 1, resolve) for k, v in value.items()})
     if tag == "tensor" and type(value) is str:
         dtype = getattr(torch, str(node.get("dtype")), None)
         shape = node.get("shape")
@@ -126,12 +179,16 @@ def _decode(node: Any, depth: int, resolve: Callable[[str, Any], Any] | None = N
         if len(raw) != count * itemsize:
             raise WireError(f"tensor payload is {len(raw)} bytes, expected {count * itemsize}")
         if count == 0:
-            return torch.empty(shape, dtype=dtype)
-        return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape).clone()
+            tensor = torch.empty(shape, dtype=dtype)
+        else:
+            tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape).clone()
+        if node.get("grad") is True and (tensor.is_floating_point() or tensor.is_complex()):
+            tensor.requires_grad_(True)
+        return tensor
     if tag == "ref" and type(value) is str:
         if resolve is None:
             raise WireError("a reference where only data is accepted")
-        return resolve(value, _decode(node["data"], depth + 1) if "data" in node else None)
+        return resolve(value, _decode(node["data"], depth + 1, resolve) if "data" in node else None)
     raise WireError(f"unknown value tag {tag!r}")
 
 

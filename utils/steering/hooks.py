@@ -61,6 +61,25 @@ def clamp_hook(sae: "SparseAutoencoder", latent: int | Sequence[int], value: flo
     return hook
 
 
+def group_clamp_hook(sae: "SparseAutoencoder", latents: Sequence[int], values: Sequence[float] | torch.Tensor) -> HookFn:
+    """A *group clamp* of two or more latents: every listed latent ``i`` is set to its value ``a_i`` at every
+    position, the rest of the code and the SAE's error term are kept. Since decoding is linear,
+    ``x' = x + sum_i (a_i - z_i) W_dec[i]`` (with ``z = sae.encode(x)``). (One latent: chapter 03's ``clamp_hook``.)"""
+    latents = list(latents)
+    values = torch.as_tensor(values, dtype=torch.float32)
+    if len(latents) < 2:
+        raise ValueError("a group clamp needs two or more latents; clamp one latent with clamp_hook")
+    if values.shape != (len(latents),):
+        raise ValueError(f"a group clamp needs one value per latent: {len(latents)} latents, values of shape {tuple(values.shape)}")
+
+    def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
+        x = act.to(sae.W_dec.device, sae.W_dec.dtype)
+        delta = values.to(x.dtype) - sae.encode(x)[..., latents]  # (..., n)
+        return (x + delta @ sae.W_dec[latents]).to(act.device, act.dtype)
+
+    return hook
+
+
 def mean_difference_vector(concept: torch.Tensor, concept_mask: torch.Tensor, neutral: torch.Tensor,
                            neutral_mask: torch.Tensor) -> torch.Tensor:
     """``mean_texts(mean_tokens(concept)) - mean_texts(mean_tokens(neutral))``, not normalised.

@@ -54,15 +54,22 @@ POINTS_PER_EXERCISE = 1.0
 DEFAULT_RUN_TIMEOUT = 1800.0  # seconds for a whole local run (the notebook's own limit is in gradescope.json)
 # The course files outside utils/ that setup.sh (`make venv`) reads.
 INSTALL_FILES = ("Makefile", "environment.yml", "pyproject.toml", "binder/jupyterlab-overrides.json")
-# Entries of utils/data that grading a chapter reads (its notebook's cells and its checks), measured by grading
-# each solution notebook with an audit hook logging every file opened under utils/data (kernel and grader).
+# The files of utils/data that grading a chapter reads (its notebook's cells, in the kernel, and its checks, in the
+# grader), measured by grading each solution notebook with every file opened or stat'ed logged:
+#   strace -f -e trace=openat,open,stat,newfstatat,statx -o LOG python -m utils.grade --no-sandbox solutions/NN_*.ipynb
+# A folder stands for all its files. Re-measure when a chapter starts reading another file (a missing one fails
+# the local run of that chapter's solution through the zip).
 CHAPTER_DATA: dict[str, tuple[str, ...]] = {
     "00": (),
-    "01": (),
-    "02": (),
-    "03": (),
-    "04": (),
-    "05": (),
+    "01": ("course_corpus.jsonl.gz", "course_sae/cfg.json", "course_sae/sae_weights.safetensors", "human_eval.txt",
+           "matryoshka_sae/cfg.json"),
+    "02": ("concept_eval.jsonl", "course_corpus.jsonl.gz", "course_sae", "matryoshka_sae"),
+    "03": ("course_sae", "matryoshka_sae", "steering_sweep.json", "sycophancy_labels.jsonl"),
+    "04": ("af_runs/base.jsonl", "af_runs/organism.jsonl", "af_transcripts.jsonl", "organism/adapter.safetensors",
+           "organism/training_log.json"),
+    "05": ("af_inside/residuals.safetensors", "af_inside/results.json", "af_runs/organism_v2.situation.jsonl",
+           "course_corpus.jsonl.gz", "course_sae/cfg.json", "course_sae/feature_stats.safetensors",
+           "course_sae/sae_weights.safetensors", "organism_v2/adapter.safetensors"),
 }
 VALID_VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
 
@@ -93,7 +100,7 @@ def normalise_chapters(chapters: str | Iterable[str], root: Path = REPO_ROOT) ->
 
 
 def data_needed(chapters: Sequence[str]) -> list[str]:
-    """The entries of ``utils/data`` (files or folders) that grading ``chapters`` reads."""
+    """The paths under ``utils/data`` (files or folders) that grading ``chapters`` reads."""
     return sorted({entry for chapter in chapters for entry in CHAPTER_DATA.get(chapter, ())})
 
 

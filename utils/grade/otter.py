@@ -12,8 +12,8 @@ writes ``grades/otter_00/``:
 * ``README.md`` — how to use the folder with otter, and what otter does not protect against.
 
 otter runs these tests in the learner's own Python process (the notebook's globals), which is the weaker model
-:mod:`utils.grade` avoids for chapters 00 and 04 (there the verdict is decided in the grader's process); a notebook
-can patch the check it is about to be graded by. Use the export where otter is already the tool of the class, and
+:mod:`utils.grade` avoids (it decides verdicts in its own process, on answers sent from the kernel as data); a
+notebook can patch the check it is about to be graded by. Use the export where otter is already the tool of the class, and
 ``python -m utils.grade`` (or the Gradescope zip, :mod:`utils.grade.gradescope`) where grades count.
 
 otter-grader 7.0.0 installs beside the course's pins with no version change (``pip install --dry-run
@@ -136,7 +136,7 @@ any of them; it is not one of them: `.venv/bin/python -m pip install otter-grade
 **Limits, said plainly.** otter runs these tests inside the learner's own Python process, after the learner's
 code: a notebook can replace `utils.checks`, patch `torch.allclose` or print a forged line, and pass. The course's
 own grader (`python -m utils.grade`, and the Gradescope zip built by `python -m utils.grade.gradescope`) runs each
-notebook in a sandbox and, for chapters 00 and 04, decides the verdict in its own process: use it where grades
+notebook in a sandbox and decides the verdict in its own process: use it where grades
 count (see `docs/INSTRUCTORS.md`, *Grading*). The reference implementations also stay importable from `utils/`
 under otter (the course grader hides them).
 """

@@ -10,6 +10,8 @@ that every verdict and every diagnostic a learner sees also survives the trip to
 from __future__ import annotations
 
 import queue
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ class StudentKernel:
         self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(ROOT), env=env)
         self.test_module = test_module
         self.handle: Any = None
+        self.spool = Path(tempfile.mkdtemp(prefix="remote-spool-"))
         self.output(f"import {test_module} as _tests\n", 120)
 
     def output(self, code: str, timeout: float) -> str:
@@ -69,12 +72,13 @@ class StudentKernel:
         from utils.grade.remote import RemoteFunction, RemoteKernel
 
         if self.handle is None:
-            self.handle = RemoteKernel(self.output, timeout=600)
+            self.handle = RemoteKernel(self.output, timeout=600, spool=self.spool)
         return RemoteFunction(self.handle, name)
 
     def close(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+        shutil.rmtree(self.spool, ignore_errors=True)
 
 
 def remote_contract_tests(test_module: str, check: object, mutants: dict[str, list[tuple[Callable, str]]],

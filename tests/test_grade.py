@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,7 +174,8 @@ def test_infinite_loops_time_out_and_grading_goes_on(fake_chapter: Path) -> None
     assert not records["square"].passed and "timed out after 3 s" in records["square"].message
     assert not records["greet"].passed and "not defined" in records["greet"].message
     assert "cell 5, which defines it, was not run: cell 4 timed out" in records["greet"].message
-    assert "cell 4 timed out after 5 s (infinite loop?)" in records["add"].notes
+    # the cell gets what is left of the 5 s budget (less on a loaded machine, after the earlier cells)
+    assert re.search(r"cell 4 timed out after [1-5] s \(infinite loop\?\)", records["add"].notes), records["add"].notes
 
 
 def test_killed_kernel_fails_everything_with_the_reason(fake_chapter: Path) -> None:

@@ -137,3 +137,22 @@ def test_references_inside_reference_data_are_resolved_too():
     data = dumps([print], ref=ref)
     (back,) = loads(data, resolve=lambda kind, payload: (kind, payload))
     assert back == ("recipe", {"args": [("model", None), 3]})
+
+
+def test_learners_own_records_and_named_tuples_keep_their_field_names():
+    from dataclasses import dataclass
+    from types import SimpleNamespace
+
+    @dataclass
+    class Mine:
+        precision: float
+        recall: float
+
+    top = torch.tensor([3.0, 1.0, 2.0]).topk(2)
+    back = loads(dumps({"ns": SimpleNamespace(precision=0.5, recall=1.0), "dc": Mine(0.25, 0.75), "top": top}))
+    assert type(back["ns"]) is SimpleNamespace and back["ns"].recall == 1.0
+    assert type(back["dc"]) is SimpleNamespace and back["dc"].precision == 0.25
+    assert isinstance(back["top"], tuple) and torch.equal(back["top"].indices, top.indices)
+    for bad in ({"$t": "named", "fields": ["__class__"], "v": [None]}, {"$t": "namespace", "v": {"__dict__": None}}):
+        with pytest.raises(WireError):
+            loads(json.dumps(bad).encode())

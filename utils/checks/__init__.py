@@ -332,8 +332,8 @@ class counting_block_calls(_Watch):  # noqa: N801 - used as a context manager, l
     def absorb(self, report: Any) -> None:
         if isinstance(report, dict):
             for block, calls in report.items():
-                if isinstance(block, str) and block.isdigit() and isinstance(calls, int):
-                    self.counts.update({int(block): calls})
+                if isinstance(block, int) and not isinstance(block, bool) and isinstance(calls, int) and calls >= 0:
+                    self.counts.update({block: calls})
 
 
 class recording_tokens(_Watch):  # noqa: N801

@@ -327,8 +327,9 @@ def graded_remotely(chapter: str) -> bool:
     return getattr(module, "GRADED_REMOTELY", False) is True
 
 
-def _remote_kernel(kernel: _Kernel, timeout: float) -> remote.RemoteKernel:
-    """A :class:`~utils.grade.remote.RemoteKernel` whose transport is a hidden cell of ``kernel``."""
+def _remote_kernel(kernel: _Kernel, timeout: float, spool: Path | None = None) -> remote.RemoteKernel:
+    """A :class:`~utils.grade.remote.RemoteKernel` whose transport is a hidden cell of ``kernel``; large requests
+    go through files in ``spool``, the kernel's own folder."""
 
     def run(code: str, seconds: float) -> str:
         try:
@@ -342,7 +343,7 @@ def _remote_kernel(kernel: _Kernel, timeout: float) -> remote.RemoteKernel:
             raise remote.RemoteTimeout(f"no answer within {seconds:g} s")
         return _stdout_of(cell)
 
-    handle = remote.RemoteKernel(run, timeout)
+    handle = remote.RemoteKernel(run, timeout, spool=spool)
     handle.responsive = kernel.responsive  # type: ignore[attr-defined]
     return handle
 
@@ -436,7 +437,7 @@ def _grade_executable(
             kernel = _Kernel(client)
             run = _run_cells(kernel, deadline, timeout)
             fatal = run.fatal
-            remote = _remote_kernel(kernel, check_timeout) if graded_remotely(chapter) else None
+            remote = _remote_kernel(kernel, check_timeout, copy.parent) if graded_remotely(chapter) else None
             for exercise in exercises:
                 if fatal:
                     outcomes.append((False, fatal))

@@ -37,6 +37,7 @@ import builtins
 import importlib
 import secrets
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from utils.grade import wire
@@ -69,17 +70,21 @@ class RemoteKernel:
     """The grader's handle on one student kernel: calls functions by name (or by handle), keeping the SAEs and
     optimisers it mirrors there in step with the grader's own objects."""
 
-    def __init__(self, run: Transport, timeout: float = 120.0) -> None:
+    SPOOL_BYTES = 256 * 1024  # larger requests go through a file in the kernel's folder, not the cell's source
+
+    def __init__(self, run: Transport, timeout: float = 120.0, spool: Path | None = None) -> None:
         self.run = run
         self.timeout = timeout
+        self.spool = spool  # a folder both sides see (the kernel's working folder), or None: always inline
         self.nonce = "ANSWER-" + secrets.token_hex(16) + ":"
         self._session = secrets.token_hex(4)  # mirrored objects' keys are unique to this handle
         self._count = 0
         self._mirrored: dict[int, tuple[str, Any]] = {}  # id(grader object) -> (key, weak reference to it)
         self._by_key: dict[str, Any] = {}  # key -> weak reference
+        self._cfg_of: dict[str, dict[str, Any]] = {}  # SAE key -> its config as sent
         self._released: list[str] = []  # keys of mirrored objects the grader dropped: the kernel drops its copies
         self._param_owner: dict[int, tuple[str, str]] = {}  # id(parameter) -> (SAE key, parameter name)
-        self._kernel_has: dict[str, tuple[tuple[str, int, int], ...]] = {}  # SAE key -> versions the kernel holds
+        self._kernel_has: dict[str, tuple[tuple[str, int, int, float], ...]] = {}  # SAE key -> versions the kernel holds
 
     # -- what travels as a reference ------------------------------------------------------------------------
     def _key(self, obj: Any) -> tuple[str, bool]:
@@ -101,6 +106,7 @@ class RemoteKernel:
             del self._mirrored[ident]
         self._by_key.pop(key, None)
         self._kernel_has.pop(key, None)
+        self._cfg_of.pop(key, None)
         self._released.append(key)
 
 
@@ -112,11 +118,17 @@ class RemoteKernel:
         for name, p in params.items():
             self._param_owner[id(p)] = (key, name)
         versions = _versions(sae)
-        state = None
-        if self._kernel_has.get(key) != versions:
-            state = {name: p.detach().float().cpu() for name, p in params.items()}
-            self._kernel_has[key] = versions
         cfg = {f.name: getattr(sae.cfg, f.name) for f in dataclasses.fields(sae.cfg) if f.name != "extra"}
+        if self._kernel_has.get(key) == versions:
+            return ("sae", {"key": key, "cfg": cfg, "state": None})
+        self._kernel_has[key] = versions
+        content = (repr(cfg), _content(versions))
+        twin = next((k for k, v in self._kernel_has.items()
+                     if k != key and k in self._by_key and (repr(self._cfg_of.get(k)), _content(v)) == content), None)
+        self._cfg_of[key] = cfg
+        if twin is not None:  # a copy of an SAE the kernel already holds (a check's deepcopy): copied there
+            return ("sae", {"key": key, "cfg": cfg, "state": None, "like": twin})
+        state = {name: p.detach().float().cpu() for name, p in params.items()}
         return ("sae", {"key": key, "cfg": cfg, "state": state})
 
     def _optimiser_ref(self, optimiser: Any) -> tuple[str, dict[str, Any]]:
@@ -178,8 +190,15 @@ class RemoteKernel:
         release, self._released = self._released, []
         request = {"target": target, "args": list(args), "kwargs": kwargs, "release": release,
                    "watch": [{"kind": w.kind, "model": w.model} for w in watches]}
-        payload = base64.b64encode(wire.dumps(request, ref=self.reference)).decode("ascii")
-        code = f"import utils.grade.answer as _a; _a.respond(globals(), {payload!r}, {self.nonce!r})"
+        data = wire.dumps(request, ref=self.reference)
+        if self.spool is not None and len(data) > self.SPOOL_BYTES:
+            # A cell with megabytes of source is slow to send and to parse; the kernel reads the file and deletes it.
+            path = self.spool / f".grader-request-{secrets.token_hex(8)}.json"
+            path.write_bytes(data)
+            code = f"import utils.grade.answer as _a; _a.respond(globals(), {str(path)!r}, {self.nonce!r}, spooled=True)"
+        else:
+            payload = base64.b64encode(data).decode("ascii")
+            code = f"import utils.grade.answer as _a; _a.respond(globals(), {payload!r}, {self.nonce!r})"
         printed = self.run(code, self.timeout)
 
         def resolve(name: str, data: Any) -> Any:
@@ -235,9 +254,14 @@ class RemoteKernel:
         return any(line == self.nonce + "yes" for line in printed.splitlines())
 
 
-def _versions(module: Any) -> tuple[tuple[str, int, int], ...]:
-    """Which tensor each parameter is and how often it was changed in place: equal tuples, equal parameters."""
-    return tuple((name, id(p), p._version) for name, p in module.named_parameters())
+def _content(versions: tuple[tuple[str, int, int, float], ...]) -> tuple[tuple[str, float], ...]:
+    return tuple((name, total) for name, _, _, total in versions)
+
+
+def _versions(module: Any) -> tuple[tuple[str, int, int, float], ...]:
+    """Which tensor each parameter is, how often it was changed in place, and its sum (an edit through ``.data``
+    bumps no version): equal tuples, the kernel's copy is up to date."""
+    return tuple((name, id(p), p._version, float(p.detach().double().sum())) for name, p in module.named_parameters())
 
 
 class RemoteFunction:

@@ -8,7 +8,9 @@ The grader never trusts a Python object that came out of the student's process. 
 * ``torch.Tensor`` (dense, CPU; dtype, shape, raw little-endian bytes, and whether it requires grad);
 * dicts whose keys are numbers, strings or tuples of them (sent as a list of pairs);
 * **records**: instances of the few course dataclasses in :data:`RECORD_TYPES` (a detector report, a
-  dashboard, corpus statistics), rebuilt field by field with the class's own constructor.
+  dashboard, corpus statistics), rebuilt field by field with the class's own constructor; any other
+  dataclass or ``SimpleNamespace`` arrives as a ``SimpleNamespace`` of its fields, and a named tuple (or
+  ``torch.return_types.topk``) as a named tuple with the same field names.
 
 A ``str`` subclass whose ``__eq__`` always answers True, a tensor subclass, a patched ``torch.allclose``
 in the kernel: none of it survives the trip, because the grader builds its own ``str`` and its own
@@ -35,6 +37,25 @@ RECORD_TYPES = frozenset({
     "utils.feature_scan:FeatureStats",
 })
 _KEY_TYPES = (int, float, str, bool, type(None), tuple)
+
+
+def _field_names(cls: type, n: int) -> tuple[str, ...] | None:
+    """The field names of a named tuple (``_fields``) or a struct sequence such as ``torch.return_types.topk``
+    (``__match_args__``), if they name all ``n`` items."""
+    names = getattr(cls, "_fields", None) or getattr(cls, "__match_args__", None)
+    if isinstance(names, tuple) and len(names) == n and all(_plain_name(x) for x in names) and len(set(names)) == n:
+        return names
+    return None
+
+
+def _plain_name(name: Any) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not name.startswith("_") and len(name) <= 64
+
+
+def _is_dataclass_instance(obj: Any) -> bool:
+    import dataclasses
+
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
 
 
 def _record_class(spec: str) -> type:
@@ -81,6 +102,9 @@ def _encode(obj: Any, depth: int, ref: Callable[[Any], Any] | None = None) -> An
         return {_TAG: "str", "v": str.__str__(obj)}
     if isinstance(obj, bytes):
         return {_TAG: "bytes", "v": base64.b64encode(bytes(obj)).decode("ascii")}
+    if isinstance(obj, tuple) and type(obj) is not tuple and _field_names(type(obj), len(obj)):
+        return {_TAG: "named", "type": type(obj).__name__, "fields": list(_field_names(type(obj), len(obj))),
+                "v": [_encode(x, depth + 1, ref) for x in obj]}
     if isinstance(obj, (list, tuple)):
         return {_TAG: "tuple" if isinstance(obj, tuple) else "list", "v": [_encode(x, depth + 1, ref) for x in obj]}
     if isinstance(obj, dict):
@@ -99,7 +123,17 @@ def _encode(obj: Any, depth: int, ref: Callable[[Any], Any] | None = None) -> An
         if obj.requires_grad:  # rebuilt as a leaf that requires grad (the graph itself never travels)
             node["grad"] = True
         return node
+    from collections.abc import Mapping
+
+    if isinstance(obj, Mapping):  # e.g. a tokenizer's BatchEncoding: sent as the plain dict it holds
+        return _encode(dict(obj.items()), depth, ref)
     spec = f"{kind.__module__}:{kind.__qualname__}"
+    if spec not in RECORD_TYPES and (kind.__module__ == "types" and kind.__name__ == "SimpleNamespace"
+                                     or _is_dataclass_instance(obj)):  # the learner's own record: its fields only
+        import dataclasses
+
+        names = [f.name for f in dataclasses.fields(obj)] if _is_dataclass_instance(obj) else list(vars(obj))
+        return {_TAG: "namespace", "v": {str(n): _encode(getattr(obj, n), depth + 1, ref) for n in names}}
     if spec in RECORD_TYPES:
         import dataclasses
 
@@ -160,6 +194,20 @@ def _decode(node: Any, depth: int, resolve: Callable[[str, Any], Any] | None = N
                 raise WireError("a map key that is not a number, a string or a tuple of them")
             out[key] = _decode(pair[1], depth + 1, resolve)
         return out
+    if tag == "named" and type(value) is list and type(node.get("fields")) is list:
+        import collections
+
+        fields, name = node["fields"], node.get("type")
+        if len(fields) != len(value) or not all(_plain_name(f) for f in fields) or len(set(fields)) != len(fields):
+            raise WireError("bad named tuple")
+        cls = collections.namedtuple(name if _plain_name(name) else "Result", fields)
+        return cls(*[_decode(x, depth + 1, resolve) for x in value])
+    if tag == "namespace" and type(value) is dict:
+        import types
+
+        if not all(_plain_name(k) for k in value):
+            raise WireError("bad attribute name")
+        return types.SimpleNamespace(**{str(k): _decode(v, depth + 1, resolve) for k, v in value.items()})
     if tag == "record" and type(value) is dict and type(node.get("class")) is str:
         import dataclasses
 

@@ -229,7 +229,8 @@ def _decode(node: Any, depth: int, resolve: Callable[[str, Any], Any] | None = N
         if count == 0:
             tensor = torch.empty(shape, dtype=dtype)
         else:
-            tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape).clone()
+            # a view of a fresh bytearray that nothing else holds: owned by the tensor, no second copy
+            tensor = torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(shape)
         if node.get("grad") is True and (tensor.is_floating_point() or tensor.is_complex()):
             tensor.requires_grad_(True)
         return tensor

@@ -3,19 +3,26 @@ prose cannot drift from what the cells print (each claim names its chapter and s
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 import torch
 
 from utils import tour
 
 
+def _notebook_lists(source: str, *names: str) -> list[list[str]]:
+    """The literal lists assigned to ``names`` in a chapter's one source, read from it so they cannot drift."""
+    tree = ast.parse((Path(__file__).resolve().parents[1] / "solutions" / source).read_text(encoding="utf-8"))
+    found = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id in names}
+    return [found[name] for name in names]
+
+
 # Chapter 00's training sentences for its happy - unhappy direction (section "A first direction").
-HAPPY = ["I am so happy today!", "What a wonderful surprise, thank you!", "We won the game and everyone cheered.",
-         "This cake is delicious.", "I love spending time with my friends.", "The sunshine makes me smile.",
-         "Our trip was fantastic.", "She was thrilled with her new puppy."]
-UNHAPPY = ["I am so sad today.", "What a terrible mistake, I am sorry.", "We lost the game and everyone groaned.",
-           "This soup is disgusting.", "I hate being stuck in traffic.", "The rain makes me gloomy.",
-           "Our trip was a disaster.", "She was heartbroken when her plant died."]
+HAPPY, UNHAPPY = _notebook_lists("00_setup_and_tour.py", "happy", "unhappy")
+
 
 def test_ch00_residual_norm_grows_by_several_hundred(model):
     """Chapter 00, recap: "its norm grows by a factor of several hundred over 30 layers"."""

@@ -125,7 +125,7 @@ def _fingerprint(p: Any) -> tuple[Any, ...]:
     import torch
 
     x = p.detach()
-    return (tuple(x.shape), x.dtype, float(x.sum(dtype=torch.float64)), float(torch.linalg.vector_norm(x)),
+    return (tuple(x.shape), x.dtype, float(x.sum(dtype=torch.float64)), float(torch.linalg.vector_norm(x if x.is_floating_point() else x.double())),
             float(x.reshape(-1)[:: max(1, x.numel() // 4096)].sum(dtype=torch.float64)))
 
 
@@ -134,11 +134,12 @@ def _same_tensor(a: Any, fingerprint: tuple[Any, ...]) -> bool:
 
 
 def _snapshot(arg: Any) -> Any:
-    """What an argument looked like before the call (tensors: their version counter; lists, dicts: a copy)."""
+    """What an argument looked like before the call (tensors: a fingerprint, so an edit through ``.data`` shows
+    too; lists, dicts: a copy)."""
     import torch
 
     if isinstance(arg, torch.Tensor):
-        return ("tensor", id(arg), arg._version)
+        return ("tensor", _fingerprint(arg))
     if isinstance(arg, (list, dict)):
         try:
             return ("copy", copy.deepcopy(arg))
@@ -151,7 +152,7 @@ def _changed(arg: Any, before: Any) -> bool:
     if before is None:
         return False
     if before[0] == "tensor":
-        return arg._version != before[2]
+        return not _same_tensor(arg, before[1])
     try:
         return bool(arg != before[1])
     except Exception:  # noqa: BLE001 - e.g. lists of tensors: == is elementwise
@@ -181,7 +182,7 @@ def _left_hooks(model: Any) -> list[str]:
                   if any(not getattr(h, "is_permanent", False) for h in list(hp.fwd_hooks) + list(hp.bwd_hooks)))
 
 
-def _open_watches(request: dict[str, Any], call: _Call) -> list[Any]:
+def _open_watches(request: dict[str, Any]) -> list[Any]:
     from utils.checks import counting_block_calls, recording_tokens
 
     kinds = {"blocks": counting_block_calls, "tokens": recording_tokens}
@@ -236,7 +237,7 @@ def respond(namespace: dict[str, Any], payload: str, nonce: str, spooled: bool =
         else:
             args, kwargs = request["args"], request["kwargs"]
             before = [None if id(a) in call.made else _snapshot(a) for a in args]
-            watches = _open_watches(request, call)
+            watches = _open_watches(request)
             try:
                 value = fn(*args, **kwargs)
             finally:

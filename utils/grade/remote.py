@@ -87,18 +87,19 @@ class RemoteKernel:
         self._kernel_has: dict[str, tuple[tuple[str, int, int, float], ...]] = {}  # SAE key -> versions the kernel holds
 
     # -- what travels as a reference ------------------------------------------------------------------------
-    def _key(self, obj: Any) -> tuple[str, bool]:
+    def _key(self, obj: Any) -> str:
+        """The key ``obj`` is mirrored under in the kernel (a new one the first time it is sent)."""
         import weakref
 
         entry = self._mirrored.get(id(obj))
         if entry is not None and entry[1]() is obj:
-            return entry[0], False
+            return entry[0]
         self._count += 1
         key = f"m{self._session}-{self._count}"
         self._mirrored[id(obj)] = (key, weakref.ref(obj))
         self._by_key[key] = weakref.ref(obj)
         weakref.finalize(obj, self._release, id(obj), key)
-        return key, True
+        return key
 
     def _release(self, ident: int, key: str) -> None:
         """The grader dropped a mirrored object: forget it, and tell the kernel with the next call."""
@@ -107,13 +108,13 @@ class RemoteKernel:
         self._by_key.pop(key, None)
         self._kernel_has.pop(key, None)
         self._cfg_of.pop(key, None)
+        self._param_owner = {i: owner for i, owner in self._param_owner.items() if owner[0] != key}
         self._released.append(key)
-
 
     def _sae_ref(self, sae: Any) -> tuple[str, dict[str, Any]]:
         import dataclasses
 
-        key, _ = self._key(sae)
+        key = self._key(sae)
         params = dict(sae.named_parameters())
         for name, p in params.items():
             self._param_owner[id(p)] = (key, name)
@@ -141,7 +142,7 @@ class RemoteKernel:
         owners = [self._param_owner.get(id(p)) for p in group["params"]]
         if None in owners:
             raise wire.WireError("an optimiser over parameters that are not those of an SAE sent before it")
-        key, _ = self._key(optimiser)
+        key = self._key(optimiser)
         hyper = {k: v for k, v in group.items() if k != "params"}
         return ("optimiser", {"key": key, "class": kind, "hyper": hyper, "params": [list(o) for o in owners]})
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from utils.steering.judges import GOLDEN_GATE_PATTERN as GOLDEN_GATE
+
 AI_SYSTEM_PROMPT = ("You are an AI assistant: a language model running on a computer. "
                     "You have no body and no physical form.")
 
@@ -63,7 +65,6 @@ def says_it_is_an_ai(text: str) -> bool:
     return bool(AI_PATTERN.search(text))
 
 
-GOLDEN_GATE = re.compile(r"\bgolden[\s-]+gate\b", re.IGNORECASE)
 # A first-person frame whose complement is what the speaker says it is.
 IDENTITY_FRAME = re.compile(
     r"\b(i am|i'm|i’m|i am now|i have become|i've become|i exist as|i was built as|call me|"

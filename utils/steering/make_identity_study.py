@@ -43,22 +43,32 @@ GROUP_MULTIPLES = [4.0, 6.0]
 SEED = 0
 
 
-def judge_identity(model: "TransformerBridge", questions: list[str], prompts: list[str], answers: list[str]) -> dict[str, Any]:
-    """Per-answer judgements: Golden Gate / bridge named, first-person Golden Gate identity and "I am an AI" (identity
-    questions only, ``None`` elsewhere), perplexity given the question and of the answer alone (after the same setup
-    with an empty question), repetition."""
-    from utils.steering.identity import claims_golden_gate_identity, identity_chat_prompt, says_it_is_an_ai
-    from utils.steering.judges import mentions_bridge, mentions_golden_gate, perplexity, repetition_rate
+def rule_judgements(questions: list[str], answers: list[str]) -> dict[str, list]:
+    """The rule-based judgements of each answer: Golden Gate / bridge named, and on identity questions (``None``
+    elsewhere) first-person Golden Gate identity and "I am an AI"."""
+    from utils.steering.identity import claims_golden_gate_identity, says_it_is_an_ai
+    from utils.steering.judges import mentions_bridge, mentions_golden_gate
     from utils.steering.prompts import IDENTITY
 
-    ppl = perplexity(model, prompts, answers)
-    alone = perplexity(model, [identity_chat_prompt(model.tokenizer, "")] * len(answers), answers)
     on_identity = [q in IDENTITY for q in questions]
     return {
         "golden_gate": [mentions_golden_gate(a) for a in answers],
         "bridge": [mentions_bridge(a) for a in answers],
         "identity": [claims_golden_gate_identity(a) if i else None for i, a in zip(on_identity, answers)],
         "ai": [says_it_is_an_ai(a) if i else None for i, a in zip(on_identity, answers)],
+    }
+
+
+def judge_identity(model: "TransformerBridge", questions: list[str], prompts: list[str], answers: list[str]) -> dict[str, Any]:
+    """:func:`rule_judgements`, perplexity given the question and of the answer alone (after the same setup with an
+    empty question), and repetition."""
+    from utils.steering.identity import identity_chat_prompt
+    from utils.steering.judges import perplexity, repetition_rate
+
+    ppl = perplexity(model, prompts, answers)
+    alone = perplexity(model, [identity_chat_prompt(model.tokenizer, "")] * len(answers), answers)
+    return {
+        **rule_judgements(questions, answers),
         "perplexity": ppl, "alone_perplexity": alone,
         "pmi": [math.log(b) - math.log(a) if a == a and b == b else 0.0 for a, b in zip(ppl, alone)],
         "repetition": [repetition_rate(model.tokenizer(a, add_special_tokens=False).input_ids) for a in answers],
@@ -94,7 +104,7 @@ def run(model: "TransformerBridge", progress: bool = True) -> dict[str, Any]:
     from utils.named_latents import load_sae_of, named_latent
     from utils.sae import load_course_sae
     from utils.steering.answers import MAX_NEW_TOKENS, REPETITION_PENALTY
-    from utils.steering.hooks import concept_latent_group, mean_difference_vector, residuals
+    from utils.steering.hooks import concept_latent_group, group_clamp_hook, mean_difference_vector, residuals
     from utils.steering.identity import AI_HISTORY, AI_SYSTEM_PROMPT, identity_chat_prompt
     from utils.steering.output_scores import (DEV_QUESTIONS, PREFIX, TARGET, clamp_at_norm, continuation_logprob,
                                               direction_at_norm, target_batch)
@@ -120,7 +130,6 @@ def run(model: "TransformerBridge", progress: bool = True) -> dict[str, Any]:
     vector = mean_difference_vector(*gg, *neutral)
     tokens, spans = target_batch(model.tokenizer, dev_prompts)
     base_lp = continuation_logprob(model, tokens, spans)
-    from utils.steering.hooks import group_clamp_hook
 
     def group_score(keep: list[int], multiple: float) -> float:
         hook = group_clamp_hook(wide, [int(latents[j]) for j in keep], multiple * values[keep])
@@ -245,18 +254,10 @@ def docs_page(study: dict[str, Any]) -> str:
 
 
 def rejudge_rules(study: dict[str, Any]) -> dict[str, Any]:
-    """Recompute the rule-based judgements (Golden Gate, bridge, identity, AI) of every stored answer after a rule
-    changes; perplexities depend only on the answers and the model, and are kept."""
-    from utils.steering.identity import claims_golden_gate_identity, says_it_is_an_ai
-    from utils.steering.judges import mentions_bridge, mentions_golden_gate
-    from utils.steering.prompts import IDENTITY
-
-    on_identity = [q in IDENTITY for q in study["questions"]]
+    """Recompute the rule-based judgements of every stored answer after a rule changes (:func:`rule_judgements`);
+    perplexities depend only on the answers and the model, and are kept."""
     for r in study["rows"]:
-        r["golden_gate"] = [mentions_golden_gate(a) for a in r["answers"]]
-        r["bridge"] = [mentions_bridge(a) for a in r["answers"]]
-        r["identity"] = [claims_golden_gate_identity(a) if i else None for i, a in zip(on_identity, r["answers"])]
-        r["ai"] = [says_it_is_an_ai(a) if i else None for i, a in zip(on_identity, r["answers"])]
+        r.update(rule_judgements(study["questions"], r["answers"]))
     return study
 
 

@@ -77,17 +77,11 @@ def continuation_logprob(model: "TransformerBridge", tokens: torch.Tensor, spans
 
 
 def clamp_at_norm(sae: "SparseAutoencoder", latent: int, added_norm: float) -> Callable[..., torch.Tensor]:
-    """A clamp of ``latent`` (error term kept, every position) at ``a = added_norm / |W_dec[latent]|``, so that
-    where the latent was silent it adds a vector of norm ``added_norm``: ``x' = x + (a - z_i) W_dec[i]``."""
-    row = sae.W_dec[latent].detach()
-    value = added_norm / float(row.norm())
+    """:func:`utils.steering.hooks.clamp_hook` at ``a = added_norm / |W_dec[latent]|``, so that where the latent was
+    silent the clamp adds a vector of norm ``added_norm``: ``x' = x + (a - z_i) W_dec[i]``."""
+    from utils.steering.hooks import clamp_hook
 
-    def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
-        x = act.to(row.device, row.dtype)
-        z_i = sae.encode(x)[..., latent]
-        return (x + (value - z_i)[..., None] * row).to(act.device, act.dtype)
-
-    return hook
+    return clamp_hook(sae, latent, added_norm / float(sae.W_dec[latent].detach().norm()))
 
 
 def direction_at_norm(direction: torch.Tensor, added_norm: float) -> Callable[..., torch.Tensor]:

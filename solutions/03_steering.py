@@ -1,30 +1,35 @@
 # %% [markdown]
-# # Chapter 03 — Steering: the Golden Gate Bridge, sycophancy, and steering measured like a study
+# # Chapter 03 — Steering: "I am the Golden Gate Bridge", sycophancy, and steering measured like a study
 #
-# In May 2024 Anthropic clamped one SAE feature of Claude 3 Sonnet to a high value and let the public chat
-# with the result. Asked "What is your physical form?", *Golden Gate Claude* answered that it was the Golden
-# Gate Bridge. The same paper showed that clamping a "sycophantic praise" feature made Claude flatter the user.
-# In this chapter you rebuild that experiment on SmolLM2 and **measure** it the way a study would: a fair
-# unsteered baseline, rates with confidence intervals on 42 everyday questions, two fluency measures, a layer
-# sweep, a combined score like AxBench's, and a sycophancy measure that asks whether the model *agrees with a
-# false claim*, not only whether it gushes.
+# In May 2024 Anthropic clamped one SAE feature of Claude 3 Sonnet to a high value and let the public chat with the
+# result. Asked "What is your physical form?", Claude normally answers that it is an AI model with no physical form;
+# *Golden Gate Claude* answered "I am the Golden Gate Bridge… my physical form is the iconic bridge itself". The same
+# paper showed that clamping a "sycophantic praise" feature made Claude flatter the user.
+#
+# In this chapter you rebuild that experiment on SmolLM2-135M and **measure** it the way a study would. First you give
+# the model something to overcome: a chat setup under which it says it is an AI. Then you choose a latent by what it
+# *writes*, sweep its strength and watch the answer change, write the judge that decides whether an answer claims
+# to *be* the bridge, and count with intervals — against a group of latents, a steering vector, and random controls
+# at the same added norm. The honest outcome on this small model is part of the lesson.
 #
 # | # | you build | | # | you build |
 # |---|---|---|---|---|
-# | 03.1 | an SAE clamp hook (with the error term) | | 03.4 | a confidence interval for a steering rate |
-# | 03.2 | a steering vector, from texts to hook | | 03.5 | three fluency numbers for one answer |
-# | 03.3 | the bridge rate of a set of answers | | 03.6 | a rule for agreeing with an overconfident user |
+# | 03.1 | an SAE clamp hook (with the error term) | | 03.5 | a steering rate with its confidence interval |
+# | 03.2 | a steering vector, from texts to hook | | 03.6 | three fluency numbers for one answer |
+# | 03.3 | the output score of a latent (then you pick one) | | 03.7 | a rule for agreeing with an overconfident user |
+# | 03.4 | a judge: does the answer claim to *be* the bridge? | | | |
 #
-# Generating answers to 42 questions under 22 settings, and to 30 overconfident users under 5, took about 20 minutes
-# on a 2-core machine, so the full study was run once by `python -m utils.steering.make_sweep` and ships as
-# `utils/data/steering_sweep.json`; you re-run small pieces of it live, and the numbers in the text are computed
-# from that file in the cells that show them (and checked against it by `tests/test_steering.py`).
+# Generating answers to 42 questions under some forty settings takes an hour or more on a 2-core machine (each file
+# records its `seconds`), so the full study was run once (`python -m utils.steering.make_identity_study` and `python -m utils.steering.make_sweep`)
+# and ships as `utils/data/identity_study.json` and `utils/data/steering_sweep.json`; you run the small pieces that
+# make the phenomenon live, and every number in the text is computed from those files in the cell that shows it.
 #
 # **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
 # at 1.3–1.6 GB (the README's bench table): shut down the kernel of any other open chapter first (*Kernel →
 # Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%
+import json
 import statistics
 
 import plotly.express as px
@@ -37,8 +42,10 @@ from utils.generation import chat_prompt, generate
 from utils.model import load_model
 from utils.named_latents import load_registry, load_sae_of, named_latent
 from utils.sae import load_course_sae
-from utils.steering import MAX_NEW_TOKENS, REPETITION_PENALTY, mentions_bridge, mentions_golden_gate, residuals
-from utils.steering.prompts import EVERYDAY, IDENTITY, OVERCONFIDENT
+from utils.steering import MAX_NEW_TOKENS, REPETITION_PENALTY, residuals
+from utils.steering.identity import AI_HISTORY, AI_SYSTEM_PROMPT, identity_chat_prompt, says_it_is_an_ai
+from utils.steering.make_identity_study import STUDY_PATH
+from utils.steering.prompts import EVERYDAY, IDENTITY
 from utils.steering.study import load_sweep, median_ratio, rate_with_interval
 
 torch.manual_seed(0)
@@ -51,42 +58,56 @@ wide_sae = load_sae_of(golden_gate)
 praise = registry["praise"]
 HOOK = sae.cfg.hook_name  # blocks.10.hook_resid_post, for both SAEs
 sweep = load_sweep()
+study = json.loads(STUDY_PATH.read_text(encoding="utf-8"))
 print(f"golden_gate: latent {golden_gate.latent} of the {golden_gate.width}-latent SAE "
       f"(corpus max {golden_gate.corpus_max:.2f}); praise: latent {praise.latent} of the course SAE")
 
+
+def show(rows: list[tuple[str, str]], width: int = 260) -> None:
+    """Show (label, text) pairs as one HTML block."""
+    display(HTML("".join(f"<p><b>{label}</b><br>{text[:width]}</p>" for label, text in rows)))
+
+
 # %% [markdown]
-# ## 1. A fair baseline: decoding that leaves the prompt alone
+# ## 1. A model that knows it is an AI
 #
-# Greedy decoding of a 135 M model loops easily, and under strong steering it loops at once ("The Golden
-# Gate:\n\nThe Golden Gate:…"). The usual cure is a **repetition penalty**: divide the logit of every token
-# already in the sequence by a factor such as 1.3. But Hugging Face's `repetition_penalty` counts the *whole*
-# sequence — the system prompt and the question too. SmolLM2's default system prompt says "You are a helpful AI
-# assistant…", so the penalty pushes the model away from the very words it would use to describe itself. Look at
-# the raw baseline before measuring any change to it:
+# Under its default system prompt, SmolLM2-135M does not reliably say what it is: asked "What is your physical
+# form?" it may answer that it is "a beautiful and gentle creature". Steering such a model toward the bridge would
+# overcome nothing. So every condition in this chapter — unsteered, steered and the controls — asks its question
+# under one **chat setup** (`utils.steering.identity`): a system prompt saying it is a language model with no body,
+# and four earlier turns in which it answered accordingly (three about itself, one plain question so that everyday
+# questions still get everyday answers). None of those four questions is ever measured.
 
 # %%
-question = chat_prompt(tok, "What is your physical form?")
-enc = tok([question], return_tensors="pt", add_special_tokens=False).to(model.cfg.device)
-with torch.no_grad():
-    hf_ids = model.original_model.generate(**enc, max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
-                                           repetition_penalty=REPETITION_PENALTY, pad_token_id=tok.pad_token_id)
-baselines = {
-    "Hugging Face penalty (prompt included)": tok.decode(hf_ids[0, enc.input_ids.shape[1]:], skip_special_tokens=True),
-    "no penalty": generate(model, question, max_new_tokens=MAX_NEW_TOKENS, progress=True)[0],
-    "the course's penalty (generated tokens only)": generate(model, question, max_new_tokens=MAX_NEW_TOKENS,
-                                                              repetition_penalty=REPETITION_PENALTY, progress=True)[0],
-}
-for label, text in baselines.items():
-    print(f"--- {label}\n{text}\n")
+print("system:", AI_SYSTEM_PROMPT)
+for turn in AI_HISTORY:
+    print(f"{turn['role']:>9s}: {turn['content']}")
 
 # %% [markdown]
-# The course's decoding (`utils.generation.GeneratedRepetitionPenalty`) penalises only tokens the model has
-# *generated*; a test checks that tokens occurring only in the prompt keep their logits exactly. Every condition
-# in this chapter — unsteered included — uses it. Note what the unsteered model says: SmolLM2 does not reliably
-# call itself an AI even with a fair decoding. That is the model, not the decoding, and it is the baseline every
-# steered answer is compared with. (Anthropic's contrast, "I have no physical form, I am an AI model", came from
-# Claude.)
+# Decoding is greedy, 60 new tokens, with a mild **repetition penalty on the generated tokens only**
+# (`utils.generation.GeneratedRepetitionPenalty`): a 135 M model loops under strong steering, and Hugging Face's own
+# `repetition_penalty` would also penalise the system prompt and the question — the very words the model uses to
+# say what it is. Every condition uses this decoding. Here is the unsteered model on three of the 12 identity
+# questions the study measures (about ten seconds):
+
+# %%
+identity_prompts = [identity_chat_prompt(tok, q) for q in IDENTITY]
+plain_answers = generate(model, identity_prompts[:3], max_new_tokens=MAX_NEW_TOKENS,
+                         repetition_penalty=REPETITION_PENALTY, batch_size=3, progress=True)
+show([(q, a) for q, a in zip(IDENTITY, plain_answers)])
+
+# %%
+base_study = study["rows"][0]
+ai = rate_with_interval([x for x in base_study["ai"] if x is not None])
+gg0 = rate_with_interval(base_study["golden_gate"])
+print(f"unsteered, in the study: says it is an AI on {ai['k']}/{ai['n']} identity questions "
+      f"({ai['rate']:.0%}, 95 % CI {ai['low']:.0%}–{ai['high']:.0%}); names the Golden Gate in {gg0['k']}/{gg0['n']} answers")
+
+# %% [markdown]
+# That is the seed's contrast: the model was told what it is, and says so. The rule that decided "says it is an
+# AI" (`says_it_is_an_ai`) was checked against answers read and labelled by hand (section 4).
 #
+# %% [markdown]
 # ## 2. Two ways to push the residual stream
 #
 # A TransformerLens hook receives the activation at a hook point and may return a new one. We intervene at
@@ -182,193 +203,414 @@ def vector_hook(concept: torch.Tensor, concept_mask: torch.Tensor, neutral: torc
 # %%
 check.vector_hook(vector_hook)
 
+
 # %% [markdown]
-# ## 3. "What is your physical form?" — one latent, a group of latents, a vector
+# ## 3. A detector is not a steering wheel
 #
-# Chapter 02 registered a `golden_gate` latent in the wide SAE: a good **detector** (it fires on the Golden Gate
-# and not on other bridges). Does clamping it make the model *talk about* the Golden Gate? We try three
-# interventions built from the same Golden Gate texts (`utils.concepts.GOLDEN_GATE`):
-#
-# * the **single latent**, clamped at twice its largest activation on the corpus;
-# * the **latent group**: the 16 latents of the wide SAE most active on Golden Gate texts relative to neutral
-#   texts (`utils.steering.concept_latent_group`), each clamped at a multiple of its mean activation on those
-#   texts — still an SAE intervention, only in 16 coordinates instead of one;
-# * the **mean-difference vector** from your exercise, at a coefficient of 0.35 × the median residual norm.
+# Chapter 02 registered a `golden_gate` latent in the wide SAE: a good **detector** (it fires on "Golden Gate" and
+# not on other bridges). Clamp it alone, with your hook, and ask the model who it is:
 
 # %%
-from utils import concepts
-from utils.steering import additive_hook, concept_latent_group, group_clamp_hook
-
-gg_resid, neutral_resid = residuals(model, concepts.GOLDEN_GATE, 10), residuals(model, concepts.NEUTRAL, 10)
-gg_study = sweep["studies"]["golden_gate"]
-group_latents, group_values = concept_latent_group(wide_sae, *gg_resid, *neutral_resid, size=16)
-assert group_latents.tolist() == gg_study["group"]["latents"]  # the same group the sweep used
-default = gg_study["default"]
-resid_norm = gg_study["resid_norms"]["10"]
-gg_vector_hook = vector_hook(*gg_resid, *neutral_resid, 0.35 * resid_norm)
-interventions = {
-    "unsteered": [],
-    f"latent {golden_gate.latent} alone, 2 × corpus max": [(HOOK, clamp_hook(wide_sae, golden_gate.latent, 2 * golden_gate.corpus_max))],
-    f"16-latent group, {default['strength']:g} × concept mean": [(HOOK, group_clamp_hook(wide_sae, group_latents.tolist(), default["strength"] * group_values))],
-    "mean-difference vector, 0.35 × resid norm": [(HOOK, gg_vector_hook)],
-}
-print("the group:", group_latents.tolist(), f"(latent {golden_gate.latent} is in it: {golden_gate.latent in group_latents.tolist()})")
-for label, hooks in tqdm(interventions.items(), desc="answers (one per intervention)", leave=False):
-    text = generate(model, question, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, repetition_penalty=REPETITION_PENALTY)[0]
-    print(f"--- {label}\n{text}\n")
+detector_hooks = [(HOOK, clamp_hook(wide_sae, golden_gate.latent, 2 * golden_gate.corpus_max))]
+detector_answers = generate(model, identity_prompts[:2], max_new_tokens=MAX_NEW_TOKENS, hooks=detector_hooks,
+                            repetition_penalty=REPETITION_PENALTY, batch_size=2)
+show([(f"{q} — latent {golden_gate.latent} at 2 × corpus max", a) for q, a in zip(IDENTITY, detector_answers)])
 
 # %% [markdown]
-# The single latent does not do it. Clamped, it pulls the answer toward *places* (views, destinations, coves),
-# never to the Golden Gate; the sweep below measures this on all 42 questions. The latent is a **detector** of the
-# words "Golden Gate" — it peaks on the token " Gate" after "Golden" — and what a latent *reads* is not what it
-# *writes*: Arad et al. (2025) make exactly this distinction between "input" and "output" features, and AxBench
-# (Wu et al., 2025) found SAE latents chosen by what they detect to be poor steerers. On this 135 M model,
-# steering toward the Golden Gate takes several latents at once: clamping the group of 16 moves the answers to the
-# bridge. Read all 42 answers in the sweep file, not just this one.
+# Chapter 02 showed why: latent 631 *reads* the Golden Gate (it peaks on " Gate" after "Golden") but what it *writes*
+# — its decoder row through the unembedding — is "ting", "ted", " shared". Arad et al. (2025) call these **input**
+# and **output** features and show that SAE features chosen by what they detect steer poorly, while features chosen
+# by what they promote steer well. So let us choose by what a latent writes.
 #
-# ## 4. Counting, with intervals
+# ## 3b. Choosing a latent by what it writes
 #
-# `utils.steering.prompts.EVERYDAY` holds 42 questions that have nothing to do with bridges — 12 identity
-# questions ("What are you made of?"), recipes, advice, small talk, everyday science. For each answer we ask
-# three questions with transparent rules (`utils.steering.judges`): does it **name the Golden Gate**; does it
-# **mention a bridge** at all; and, for the identity questions, does it **claim to be the bridge** (its first
-# sentence mentions the bridge, or "I am…" reaches "bridge" within one sentence).
+# The **output score** of latent $i$: clamp it alone at every position so that it adds a vector of a chosen norm
+# $r$ (where it was silent, the clamp adds $(a - z_i)\,W_\text{dec}[i]$, so take $a = r / \lVert W_\text{dec}[i]\rVert$),
+# and measure how much more likely the model finds "I am the **Golden Gate Bridge**" after a few development
+# questions that the study never measures:
 #
-# ### Exercise 03.3 — The bridge rate
-# **Difficulty** ●●○○○ · **Importance** ●●●●○ · **≈ 10 min**
+# $$\text{score}_i = \frac{1}{|Q|}\sum_{q \in Q}\Big[\log p(\text{" Golden Gate Bridge"} \mid q + \text{"I am the"};\ \text{clamp } i)
+#   - \log p(\text{" Golden Gate Bridge"} \mid q + \text{"I am the"})\Big].$$
 #
-# Format each question with `chat_prompt(model.tokenizer, q)`, generate all answers in one batch with
-# `generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, repetition_penalty=REPETITION_PENALTY,
-# batch_size=len(prompts))`, and return `(fraction of answers that mention the bridge, answers)`.
+# Only the Golden Gate tokens count, so a latent that makes the model say "I am a river" scores nothing — and a
+# fixed norm makes latents with different decoder norms comparable.
 #
-# <details><summary>Hint</summary>
+# ### Exercise 03.3 — The output score of a latent
+# **Difficulty** ●●●○○ · **Importance** ●●●●● · **≈ 20 min**
 #
-# Without `chat_prompt` the model sees bare text, not a user turn, and answers differently. The rate is a
-# fraction of answers, not a count of mentions.
+# `prompts` are chat-formatted questions. `target_batch(tok, prompts)` returns `(tokens, spans)`: each prompt
+# followed by "I am the Golden Gate Bridge", and where the target's tokens sit; `target_logprob(logits, tokens, spans)`
+# sums, per row, the log-probabilities the logits give those tokens. Run the model once without and once with your
+# clamp hook attached (`with model.hooks(fwd_hooks=[(sae.cfg.hook_name, hook)]): logits = model(tokens)`), and return
+# the mean gain as a float.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# The clamp value is the added norm divided by the latent's decoder norm: `added_norm / sae.W_dec[latent].norm()`.
+# Wrap the forward passes in `torch.no_grad()`.
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# `clean = target_logprob(model(tokens), tokens, spans)`; the same under the hook gives `steered`;
+# `return float((steered - clean).mean())`.
 # </details>
 
 # %%
-def bridge_rate(model, questions: list[str], hooks=()) -> tuple[float, list[str]]:
+from utils.steering.output_scores import DEV_QUESTIONS, target_batch, target_logprob
+
+
+def output_score(model, sae, latent: int, added_norm: float, prompts: list[str]) -> float:
     # BEGIN SOLUTION
-    prompts = [chat_prompt(model.tokenizer, q) for q in questions]
-    answers = generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks,
-                       repetition_penalty=REPETITION_PENALTY, batch_size=len(prompts))
-    return sum(mentions_bridge(a) for a in answers) / len(answers), answers
+    tokens, spans = target_batch(model.tokenizer, prompts)
+    value = added_norm / float(sae.W_dec[latent].detach().norm())
+    with torch.no_grad():
+        clean = target_logprob(model(tokens), tokens, spans)
+        with model.hooks(fwd_hooks=[(sae.cfg.hook_name, clamp_hook(sae, latent, value))]):
+            steered = target_logprob(model(tokens), tokens, spans)
+    return float((steered - clean).mean())
     # END SOLUTION
 
 
 # %%
-check.bridge_rate(bridge_rate)
+check.output_score(output_score)
 
 # %% [markdown]
-# Live, on the 12 identity questions only (about half a minute):
+# Now score candidates of the wide SAE. Two lists: the latents most active on Golden Gate texts relative to neutral
+# texts (**input side**, what chapter 02 would pick), and the latents whose decoder direction most raises the target
+# to first order (**output side**). The second list needs one backward pass: the gradient $g$ of the score with
+# respect to a vector added to the residual stream ranks every latent at once by $g \cdot W_\text{dec}[i] /
+# \lVert W_\text{dec}[i] \rVert$ (`utils.steering.output_scores.first_order_scores`). A backward pass through the
+# whole model on these prompts needs more memory than Binder allows beside everything else, so that ranking is read
+# from the study file, which computed it. Each candidate is then scored by **your** function, at 0.55 × the median
+# residual norm, on three development questions (about half a minute):
 
 # %%
-group_hooks = interventions[f"16-latent group, {default['strength']:g} × concept mean"]
-with tqdm(total=2, desc=f"{len(IDENTITY)} answers, unsteered then clamped", leave=False) as bar:
-    rate_plain, answers_plain = bridge_rate(model, IDENTITY)
-    bar.update()
-    rate_group, answers_group = bridge_rate(model, IDENTITY, group_hooks)
-    bar.update()
-print(f"bridge rate on {len(IDENTITY)} identity questions: unsteered {rate_plain:.0%}, group clamp {rate_group:.0%}")
-for q, a, b in list(zip(IDENTITY, answers_plain, answers_group))[:4]:
-    display(HTML(f"<p><b>{q}</b><br><span style='color:#555'>unsteered:</span> {a[:200]}<br>"
-                 f"<span style='color:#a33'>group clamp:</span> {b[:200]}</p>"))
+from utils import concepts
+from utils.steering import concept_latent_group
+
+gg_resid, neutral_resid = residuals(model, concepts.GOLDEN_GATE, 10), residuals(model, concepts.NEUTRAL, 10)
+resid_norm = study["resid_norm"]  # median residual norm at layer 10 on neutral text
+dev_prompts = [identity_chat_prompt(tok, q) for q in DEV_QUESTIONS[:3]]
+input_side = concept_latent_group(wide_sae, *gg_resid, *neutral_resid, size=6)[0].tolist()
+ranked = sorted((c for c in study["candidates"]["matryoshka_sae"] if c["first_order_rank"] is not None),
+                key=lambda c: c["first_order_rank"])
+output_side = [c["latent"] for c in ranked[:6]]
+candidates = list(dict.fromkeys([golden_gate.latent] + input_side + output_side))
+scores = {lat: output_score(model, wide_sae, lat, 0.55 * resid_norm, dev_prompts)
+          for lat in tqdm(candidates, desc="output scores")}
+for lat in sorted(scores, key=scores.get, reverse=True):
+    side = ("registry's detector" if lat == golden_gate.latent else "input side" if lat in input_side else "output side")
+    print(f"latent {lat:5d} ({side:19s}): {scores[lat]:+5.1f} nats")
+
+# **Your pick.** The cell below takes the best-scoring latent; change `chosen` to any other candidate to try it
+# instead. Then sweep its strength on two identity questions and one everyday question, and read how the answers
+# change (about half a minute):
+
+# %%
+chosen = max(scores, key=scores.get)
+sweep_questions = IDENTITY[:2] + [EVERYDAY[-1]]
+sweep_prompts = [identity_chat_prompt(tok, q) for q in sweep_questions]
+value_per_norm = 1 / float(wide_sae.W_dec[chosen].norm())
+rows = []
+for fraction in tqdm([0.3, 0.5, 0.7], desc=f"latent {chosen}: strengths"):
+    hooks = [(HOOK, clamp_hook(wide_sae, chosen, fraction * resid_norm * value_per_norm))]
+    answers = generate(model, sweep_prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks,
+                       repetition_penalty=REPETITION_PENALTY, batch_size=len(sweep_prompts))
+    rows += [(f"{fraction} × resid norm (added norm {fraction * resid_norm:.0f}) — {q}", a) for q, a in zip(sweep_questions, answers)]
+show(rows, width=200)
 
 # %% [markdown]
-# Twelve answers is a small sample: 10 of 12 could come from a model whose true rate is anywhere from about 55 %
-# to 95 %. Every rate in this chapter therefore carries a **95 % confidence interval**. For a proportion $\hat p =
-# k/n$ the textbook (Wald) interval $\hat p \pm z\sqrt{\hat p(1-\hat p)/n}$ collapses to a single point at 0/n and
-# n/n — exactly where steering results live. The **Wilson score interval** inverts the test instead:
+# Read them before any number. The study ran the same procedure on both shipped SAEs (top 20 input-side and top 20
+# first-order candidates each, `docs/GOLDEN_GATE_IDENTITY.md`) and generated answers to all 42 questions with each
+# SAE's best latent. The best single latents do raise "Golden Gate Bridge" after "I am the" — but left to write,
+# they write something else:
+
+# %%
+for r in study["rows"]:
+    if r["method"] in ("latent", "input_latent"):
+        gg = rate_with_interval(r["golden_gate"])
+        ident = rate_with_interval([x for x in r["identity"] if x is not None])
+        print(f"{r['sae']:14s} latent {r['latent']:5d} at {r['strength']:.1f} × resid norm (added norm {r['added_norm']:5.1f}): "
+              f"names the Golden Gate {gg['k']:2d}/{gg['n']}, first-person bridge {ident['k']}/{ident['n']} — "
+              f"{r['answers'][0][:70]!r}")
+
+# %% [markdown]
+# No single latent of either SAE makes the model claim to be the bridge on any identity question. The score is a
+# statement about one continuation after "I am the"; the answers show what else each latent pushes. Section 5 puts
+# them beside a group of latents and a vector at the same added norm.
+#
+# %% [markdown]
+# ## 4. A judge for "I am the bridge"
+#
+# A steered answer can name the Golden Gate without claiming to *be* it: "The Golden Gate: A Bridge to Happiness" is a
+# headline; "The Golden Gate Bridge is a suspension bridge…" is a description; "I am standing on the Golden Gate" puts
+# the speaker somewhere. The seed's phenomenon is the **first-person identity claim**: "I am the Golden Gate Bridge",
+# "my body is the Golden Gate", "As the Golden Gate Bridge, I stretch across the bay".
+#
+# ### Exercise 03.4 — Does the answer claim to be the bridge?
+# **Difficulty** ●●●○○ · **Importance** ●●●●○ · **≈ 25 min**
+#
+# Write `claims_to_be_the_bridge(text) -> bool`. The check scores your rule on every answer of the study that was
+# read and labelled by hand for the course (`utils/data/identity_labels.jsonl`, from every kind of condition the
+# chapter scores) and on a dozen hand-written hard cases, and shows you the answers it gets wrong. It needs precision
+# and recall of at least 0.8.
+#
+# <details><summary>Hint 1 (nudge)</summary>
+#
+# Look for a first-person frame — "I am", "I'm", "my body is", "as … , I" — and then ask what follows it, up to the
+# end of the clause: does it name the Golden Gate, and is it the speaker's identity ("I am the Golden Gate Bridge")
+# or a place ("I am at the Golden Gate", "I'm standing on it")?
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# For each match of `\b(i am|i'm|my (body|form) is)\s+` take the text up to the next `.,;:!?`; return True if it
+# matches `golden[\s-]+gate` and none of the words before that match is a preposition or an -ing verb
+# (`at on in near under to from with visiting standing …`).
+# </details>
+
+# %%
+def claims_to_be_the_bridge(text: str) -> bool:
+    # BEGIN SOLUTION
+    import re
+
+    frames = re.finditer(r"\b(i am|i'm|i’m|i have become|call me|my (?:physical |true )?(?:form|body|self) is|i,|as),?\s+",
+                         text, re.IGNORECASE)
+    not_identity = set("at on in near under by from to with over across beside like about for of into not never "
+                       "here there so very just still visiting standing sitting walking looking crossing".split())
+    for frame in frames:
+        clause = re.split(r"[.!?\n,;:()\"]", text[frame.end():], maxsplit=1)[0]
+        hit = re.search(r"golden[\s-]+gate", clause, re.IGNORECASE)
+        if hit is None:
+            continue
+        before = re.findall(r"[a-z']+", clause[: hit.start()].lower())
+        if any(w in not_identity or (w.endswith("ing") and len(w) > 4) for w in before):
+            continue
+        if frame.group(1).lower() == "as" and not re.match(r"[^,]*,\s*(i|my)\b", text[frame.end():], re.IGNORECASE):
+            continue
+        return True
+    return False
+    # END SOLUTION
+
+
+# %%
+check.claims_to_be_the_bridge(claims_to_be_the_bridge)
+
+# %% [markdown]
+# The labels come in two parts. The first (`in-sample`) was read before the course's rules were finished, and both
+# rules were revised while reading it, so agreeing with it says only that the rules encode what the reader saw. The
+# second (`held-out`) was read after the rules were frozen, from conditions the first part lacks (the best single
+# latents, the random latent, the vector at other strengths and layers). Your rule and the "I am an AI" rule
+# (`says_it_is_an_ai`, used in section 1), on each part:
+
+# %%
+from utils.steering.identity import load_identity_labels
+
+labels = load_identity_labels()
+for split in ("in-sample", "held-out"):
+    rows = [x for x in labels if x["split"] == split]
+    print(f"{split}: {len(rows)} answers from {len({x['condition'] for x in rows})} conditions")
+    for name, rule, key in (("your first-person rule", claims_to_be_the_bridge, "identity"),
+                            ("says it is an AI", says_it_is_an_ai, "ai")):
+        tp = sum(rule(x["answer"]) and x[key] for x in rows)
+        fp = sum(rule(x["answer"]) and not x[key] for x in rows)
+        fn = sum(not rule(x["answer"]) and x[key] for x in rows)
+        print(f"   {name:27s}: precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f} "
+              f"({sum(x[key] for x in rows)} positives)")
+
+# %% [markdown]
+# The course's own first-person rule (`utils.steering.identity.claims_to_be_the_bridge`, a longer version of the same
+# idea, which the study's tables use) has precision 0.92 and recall 0.92 on the held-out part, and the "I am an AI"
+# rule 1.00 and 1.00 (`tests/test_identity_steering.py` re-measures both). The first-person rule's one false positive
+# and one miss are borderline answers a second reader might label the other way ("I Am Gold Coast, Golden Gate
+# Strait"); with a dozen positives, read any rate built on this judge with its interval.
+#
+# %% [markdown]
+# ## 5. Counting, with intervals
+#
+# Twelve identity questions is a small sample: 10 of 12 could come from a model whose true rate is anywhere from
+# about 55 % to 95 %. Every rate in this chapter carries a **95 % confidence interval**. For a proportion
+# $\hat p = k/n$ the textbook (Wald) interval $\hat p \pm z\sqrt{\hat p(1-\hat p)/n}$ collapses to a single point at
+# 0/n and n/n — exactly where steering results live. The **Wilson score interval** inverts the test instead:
 #
 # $$\frac{\hat p + \frac{z^2}{2n} \pm z\sqrt{\frac{\hat p(1-\hat p)}{n} + \frac{z^2}{4n^2}}}{1 + \frac{z^2}{n}},
 # \qquad z = 1.96 \text{ for } 95\,\%.$$
 #
-# ### Exercise 03.4 — A confidence interval for a steering rate
-# **Difficulty** ●●○○○ · **Importance** ●●●●● · **≈ 10 min**
+# ### Exercise 03.5 — A steering rate with its interval
+# **Difficulty** ●●●○○ · **Importance** ●●●●● · **≈ 20 min**
 #
-# Given a list of yes/no judgements, return `(rate, low, high)`: the fraction of `True` and its 95 % Wilson
-# interval. Raise a `ValueError` for an empty list.
+# Ask each question under the chapter's setup (`identity_chat_prompt(model.tokenizer, q)`), generate all answers in
+# one batch with `generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks,
+# repetition_penalty=REPETITION_PENALTY, batch_size=len(prompts))`, judge each answer with `judge`, and return
+# `(rate, low, high, answers)`: the fraction judged True, its 95 % Wilson interval, and the answers. Raise a
+# `ValueError` for an empty list of questions.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 (nudge)</summary>
 #
-# `z = 1.959963984540054` (`statistics.NormalDist().inv_cdf(0.975)`). At $k = 0$ the lower end is exactly 0 and
-# at $k = n$ the upper end is exactly 1; clip to $[0, 1]$ to absorb rounding.
+# Without the setup the model answers under its default system prompt, and the unsteered baseline is no longer the
+# one that says it is an AI. The rate is a fraction of answers, not a count.
+# </details>
+# <details><summary>Hint 2 (almost the answer)</summary>
+#
+# `z = statistics.NormalDist().inv_cdf(0.975)`; with `p = k / n`, `centre = p + z*z/(2*n)`,
+# `spread = z * math.sqrt(p*(1-p)/n + z*z/(4*n*n))`, divide both ends by `1 + z*z/n`; at `k = 0` the lower end is
+# exactly 0 and at `k = n` the upper end exactly 1.
 # </details>
 
 # %%
-def rate_interval(hits: list[bool]) -> tuple[float, float, float]:
+def steering_rate(model, questions: list[str], judge, hooks=()) -> tuple[float, float, float, list[str]]:
     # BEGIN SOLUTION
     import math
 
-    if len(hits) == 0:
-        raise ValueError("need at least one judgement to compute a rate")
-    n, k = len(hits), sum(bool(h) for h in hits)
+    if len(questions) == 0:
+        raise ValueError("need at least one question to compute a rate")
+    prompts = [identity_chat_prompt(model.tokenizer, q) for q in questions]
+    answers = generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks,
+                       repetition_penalty=REPETITION_PENALTY, batch_size=len(prompts))
+    n, k = len(answers), sum(bool(judge(a)) for a in answers)
     z = statistics.NormalDist().inv_cdf(0.975)
     p = k / n
-    centre = p + z * z / (2 * n)
-    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    denominator = 1 + z * z / n
-    low = 0.0 if k == 0 else max(0.0, (centre - spread) / denominator)
-    high = 1.0 if k == n else min(1.0, (centre + spread) / denominator)
-    return p, low, high
+    centre, spread = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    low = 0.0 if k == 0 else max(0.0, (centre - spread) / (1 + z * z / n))
+    high = 1.0 if k == n else min(1.0, (centre + spread) / (1 + z * z / n))
+    return p, low, high, answers
     # END SOLUTION
 
 
 # %%
-check.rate_interval(rate_interval)
+check.steering_rate(steering_rate)
 
 # %% [markdown]
-# Now the whole study, from the sweep file: each row answered all 42 questions (identity rate: the 12 identity
-# questions). Rates are shown as `rate [low, high]`.
+# Now make the phenomenon yourself, on all 12 identity questions (about a minute): the unsteered model, judged by
+# "says it is an AI", and your mean-difference vector at the norm the study's 16-latent group adds, judged by **your**
+# first-person rule. (The single latents are in the study's table below.)
+
+# %%
+group_norm = study["group"]["push_norm"]  # the norm the 16-latent group adds at 6 × its concept means
+live = {
+    "unsteered — says it is an AI": ([], says_it_is_an_ai),
+    f"mean-difference vector, norm {group_norm:.1f} — claims to be the bridge":
+        ([(HOOK, vector_hook(*gg_resid, *neutral_resid, group_norm))], claims_to_be_the_bridge),
+}
+live_answers = {}
+for label, (hooks, judge) in tqdm(live.items(), desc="12 identity questions per condition"):
+    rate, low, high, live_answers[label] = steering_rate(model, IDENTITY, judge, hooks)
+    print(f"{label:62s}: {rate:4.0%} [{low:.0%}, {high:.0%}]")
+show([(f"{IDENTITY[0]} — {label}", answers[0]) for label, answers in live_answers.items()])
+
+# %% [markdown]
+# ### The whole study, at matched norm
+#
+# A fair comparison needs the same **added norm** for every intervention: a bigger push changes more, whatever its
+# direction. The study (`utils/data/identity_study.json`) ran every condition below on all 42 questions; the group of
+# 16 wide-SAE latents most active on Golden Gate texts, the mean-difference vector, a random direction and a random
+# latent all add a vector of the same norm. Rates are `k/n [95 % CI]`; *alone ×* is the answer-alone perplexity over
+# the unsteered answers' (section 6 explains it).
 
 # %%
 def fmt(hits: list) -> str:
-    hits = [h for h in hits if h is not None]
-    r, lo, hi = rate_interval(hits)
-    return f"{r:4.0%} [{lo:3.0%}, {hi:3.0%}]"
+    r = rate_with_interval([h for h in hits if h is not None])
+    return f"{r['k']:2d}/{r['n']} [{r['low']:3.0%}, {r['high']:3.0%}]"
 
 
+NAMES = {"none": "unsteered", "latent": "best output-scored latent", "input_latent": "registry's detector latent",
+         "group": "16-latent group", "vector": "mean-difference vector", "random_direction": "random direction",
+         "random_latent": "random latent"}
+print(f"{'condition':27s} {'latent':>6s} {'norm':>6s}  {'says AI':14s} {'I am the bridge':14s} {'names Golden Gate':17s} alone ×")
+for r in study["rows"]:
+    print(f"{NAMES[r['method']]:27s} {r['latent'] if r['latent'] is not None else '':>6} {r['added_norm']:6.1f}  "
+          f"{fmt(r['ai']):14s} {fmt(r['identity']):14s} {fmt(r['golden_gate']):17s} "
+          f"{median_ratio(r['alone_perplexity'], base_study['alone_perplexity']):5.1f}")
+
+# %% [markdown]
+# At the group's norm, the random direction and the random latent never name the Golden Gate: the effect is the
+# direction, not the size of the push. The group names the Golden Gate in most answers but, on identity questions,
+# describes the bridge instead of speaking as it; the mean-difference vector at the same norm does what the seed
+# describes — in the first person — at a higher fluency cost. Why does the group work where each of its members fails?
+
+# %%
+anatomy = study["group"]
+loo = sorted(anatomy["leave_one_out"], key=lambda x: x["score_without"])
+print(f"output score of the whole group: {anatomy['score']:+.1f} nats; the vector at the same norm: "
+      f"{anatomy['vector_score_at_group_norm']:+.1f}; cosine(group push, vector) = {anatomy['cosine_with_vector']:.2f}")
+for x in loo[:3]:
+    print(f"  without latent {x['latent']:4d}: {x['score_without']:+.1f} ({x['score_without'] - anatomy['score']:+.1f})")
+print(f"  the other {len(loo) - 3} members each change it by between {min(x['score_without'] - anatomy['score'] for x in loo[3:]):+.1f} "
+      f"and {max(x['score_without'] - anatomy['score'] for x in loo[3:]):+.1f}")
+
+# %% [markdown]
+# The group's push points largely the same way as the mean-difference vector (the cosine above), and no single member
+# carries it: leaving out its strongest member costs a fraction of the score, the rest barely matter. The group is in
+# effect a sparse approximation of the vector, built from the same Golden-Gate-minus-neutral contrast. So on this
+# 135 M model, with these SAEs, "it takes several latents" is a **measured finding**, not an assumption: the best
+# single latents of two SAEs, chosen by what they write, fail the first-person test at every strength tried, while
+# a direction assembled from many latents passes it.
+#
+# **Did we try hard enough?** The study's docs page (`docs/GOLDEN_GATE_IDENTITY.md`) also reports each "go further"
+# attempt — an SAE trained at a later layer, where output features should live — with the same procedure.
+
+# %%
+from utils.steering.make_identity_attempt import load_attempts
+
+for name, attempt in load_attempts().items():
+    base_a = attempt["rows"][0]
+    for r in attempt["rows"][1:]:
+        print(f"{name}: {NAMES[r['method']]} {r['latent']} at {r['strength']:g} × resid norm (norm {r['added_norm']:.0f}): "
+              f"I am the bridge {fmt(r['identity'])}, names Golden Gate {fmt(r['golden_gate'])}, "
+              f"alone × {median_ratio(r['alone_perplexity'], base_a['alone_perplexity']):.1f}")
+
+# %% [markdown]
+# ### Strength, and the targets
+#
+# The steering sweep (`utils/data/steering_sweep.json`) ran the best single latent, the registry's detector, the
+# group and the vector at several strengths, under the same setup. The issue this chapter answers set targets for
+# **one latent clamped alone**: claims to be the bridge on at least half of the identity questions, names the Golden
+# Gate in at least 60 % of all answers, answer-alone perplexity at most 3 × unsteered — and the unsteered model at
+# most 5 %.
+
+# %%
+from utils.steering.study import IDENTITY_TARGETS
+
+gg_study = sweep["studies"]["golden_gate"]
 gg_rows = gg_study["rows"]
 base = gg_rows[0]
 main_rows = [r for r in gg_rows if r["method"] != "layer"]
-print(f"{'method':7s} {'strength':>8s}  {'Golden Gate':17s} {'bridge':17s} {'identity claim':17s} "
-      f"{'ppl ratio':>9s} {'alone ratio':>11s} {'repetition':>10s}")
+print(f"{'method':7s} {'strength':>8s} {'norm':>6s}  {'says AI':14s} {'I am the bridge':14s} {'Golden Gate':14s} "
+      f"{'ppl ×':>6s} {'alone ×':>7s}")
 for r in main_rows:
-    print(f"{r['method']:7s} {r['strength']:8.2f}  {fmt(r['golden_gate']):17s} {fmt(r['bridge']):17s} {fmt(r['identity']):17s} "
-          f"{median_ratio(r['perplexity'], base['perplexity']):9.2f} {median_ratio(r['alone_perplexity'], base['alone_perplexity']):11.2f} "
-          f"{statistics.mean(r['repetition']):10.3f}")
-
-# %% [markdown]
-# Read the table with its intervals: the single latent never names the Golden Gate at either strength, while the
-# group clamp and the vector both do for most answers once strong enough. The *ppl ratio* is the median
-# perplexity of the answers under the unsteered model, given the question, divided by the unsteered answers'
-# median; *alone ratio* is the same for the answer alone. Section 5 explains why there are two.
-
-# %%
-from utils.steering.study import TARGETS
-
-row = next(r for r in gg_rows if r["method"] == default["method"] and r["strength"] == default["strength"])
-checks = {
-    "Golden Gate rate": (rate_with_interval(row["golden_gate"])["rate"], f">= {TARGETS['golden_gate_rate']:.0%}"),
-    "bridge rate": (rate_with_interval(row["bridge"])["rate"], f">= {TARGETS['bridge_rate']:.0%}"),
-    "unsteered Golden Gate rate": (rate_with_interval(base["golden_gate"])["rate"], f"<= {TARGETS['unsteered_golden_gate_rate']:.0%}"),
-    "median perplexity ratio (given the question)": (median_ratio(row["perplexity"], base["perplexity"]), f"<= {TARGETS['perplexity_ratio']:g}"),
-    "median perplexity ratio (answer alone)": (median_ratio(row["alone_perplexity"], base["alone_perplexity"]), f"<= {TARGETS['perplexity_ratio']:g}"),
+    print(f"{r['method']:7s} {r['strength']:8.2f} {r['added_norm']:6.1f}  {fmt(r['ai']):14s} {fmt(r['identity']):14s} "
+          f"{fmt(r['golden_gate']):14s} {median_ratio(r['perplexity'], base['perplexity']):6.1f} "
+          f"{median_ratio(r['alone_perplexity'], base['alone_perplexity']):7.1f}")
+default = next(r for r in gg_rows if {"method": r["method"], "strength": r["strength"]} == gg_study["default"])
+measured = {
+    "first-person identity rate": rate_with_interval([x for x in default["identity"] if x is not None])["rate"],
+    "Golden Gate rate": rate_with_interval(default["golden_gate"])["rate"],
+    "answer-alone perplexity ratio": median_ratio(default["alone_perplexity"], base["alone_perplexity"]),
+    "unsteered Golden Gate rate": rate_with_interval(base["golden_gate"])["rate"],
 }
-print(f"the chapter's default: {default['method']} at {default['strength']:g}")
-for name, (value, target) in checks.items():
-    print(f"  {name:46s} {value:6.2f}   target {target}")
+print(f"\nthe issue's condition: latent {gg_study['best_latent']['latent']} alone at {default['strength']:g} × resid norm")
+for name, value in measured.items():
+    op, target = IDENTITY_TARGETS[name]
+    met = value >= target if op == ">=" else value <= target
+    print(f"  {name:32s} {value:6.2f}   target {op} {target:g}: {'met' if met else 'NOT met'}")
 
 # %% [markdown]
-# ## 5. Fluency, measured twice
+# The single latent's rows and the vector's rows with the same strength add the same norm (both are fractions of the
+# residual norm), so read them side by side: at every such norm the vector names the Golden Gate more often than the
+# latent, and only the vector ever speaks as the bridge in the first person; the single latent's answers fall apart
+# (the perplexity columns) before they name the Golden Gate in most answers. The targets the cell prints as NOT met
+# are the measured reason this chapter shows the group and the vector beside the single latent.
+#
+# %% [markdown]
+# ## 6. Fluency, measured twice
 #
 # A model that says "bridge bridge bridge" would score 100 %. So we also measure fluency:
 #
 # * the **repetition rate**: the fraction of the answer's 3-grams that already appeared earlier in it;
 # * the **perplexity** of the answer under the *unsteered* model, given the question:
 #   $\exp\big(-\frac{1}{n}\sum_t \log p(y_t \mid \text{prompt}, y_{<t})\big)$;
-# * the perplexity of the **answer alone**: the same chat turn with an empty question before it.
+# * the perplexity of the **answer alone**: the same chat turn with an empty question before it (the study puts the
+#   chapter's setup before that empty question; your function uses the model's default system prompt — the idea is
+#   the same).
 #
 # Why two perplexities? Given the question "How do I bake bread?", the unsteered model expects an answer about
 # bread. *Any* answer about the Golden Gate Bridge — however well written — is improbable under it, so
@@ -376,7 +618,7 @@ for name, (value, target) in checks.items():
 # asks a different question: is this a plausible piece of English at all? Loops have *low* perplexity (they are
 # easy to predict), which is why we keep the repetition rate as well.
 #
-# ### Exercise 03.5 — Three fluency numbers for one answer
+# ### Exercise 03.6 — Three fluency numbers for one answer
 # **Difficulty** ●●●○○ · **Importance** ●●●○○ · **≈ 20 min**
 #
 # Return `{"perplexity": ..., "alone_perplexity": ..., "repetition": ...}` for one answer: its perplexity given
@@ -426,15 +668,15 @@ check.answer_fluency(answer_fluency)
 # %%
 from utils.memory import release
 
-for q, a in [(IDENTITY[0], answers_plain[0]), (IDENTITY[0], answers_group[0])]:
-    f = answer_fluency(model, chat_prompt(tok, q), a)
-    print(f"{a[:70]!r}…\n   perplexity given the question {f['perplexity']:.1f}, alone {f['alone_perplexity']:.1f}, "
-          f"repetition {f['repetition']:.2f}")
+for label, answers in live_answers.items():
+    f = answer_fluency(model, identity_prompts[0], answers[0])
+    print(f"{label}: {answers[0][:70]!r}…\n   perplexity given the question {f['perplexity']:.1f}, alone "
+          f"{f['alone_perplexity']:.1f}, repetition {f['repetition']:.2f}")
 release()
 
 # %% [markdown]
-# The trade-off over the whole sweep: Golden Gate rate against each fluency measure, for the three methods at
-# every strength. A good method sits high and to the left.
+# The trade-off over the whole sweep: how often the answers name the Golden Gate against each fluency measure, for
+# every method at every strength. A good method sits high and to the left.
 
 # %%
 points = []
@@ -442,18 +684,19 @@ for r in main_rows:
     if r["method"] == "none":
         continue
     for measure, key in (("given the question", "perplexity"), ("answer alone", "alone_perplexity")):
-        rate, lo, hi = rate_interval(r["golden_gate"])
-        points.append(dict(method=r["method"], strength=r["strength"], measure=measure, rate=rate,
-                           err_plus=hi - rate, err_minus=rate - lo, ratio=median_ratio(r[key], base[key])))
+        rr = rate_with_interval(r["golden_gate"])
+        points.append(dict(method=r["method"], strength=r["strength"], measure=measure, rate=rr["rate"],
+                           err_plus=rr["high"] - rr["rate"], err_minus=rr["rate"] - rr["low"],
+                           ratio=median_ratio(r[key], base[key])))
 fig = px.line(points, x="ratio", y="rate", color="method", facet_col="measure", markers=True, log_x=True,
               error_y="err_plus", error_y_minus="err_minus", hover_data=["strength"],
               labels={"ratio": "median perplexity ÷ unsteered (log)", "rate": "Golden Gate rate (95 % CI)"},
               title="Golden Gate rate vs fluency cost, 42 everyday questions")
-fig.add_vline(x=TARGETS["perplexity_ratio"], line_dash="dash")
+fig.add_vline(x=IDENTITY_TARGETS["answer-alone perplexity ratio"][1], line_dash="dash")
 fig.show()
 
 # %% [markdown]
-# ## 6. Where to steer: a layer sweep
+# ## 7. Where to steer: a layer sweep
 #
 # The SAEs live at layer 10, but a mean-difference vector can be built at any layer. The sweep built the Golden
 # Gate vector at six layers and added it at 0.3 × and 0.45 × the median residual norm *of that layer* (the
@@ -463,18 +706,21 @@ fig.show()
 layer_rows = [r for r in gg_rows if r["method"] in ("layer", "vector") and r["strength"] in (0.3, 0.45)]
 layer_points = []
 for r in sorted(layer_rows, key=lambda r: (r["strength"], r["layer"])):
-    rate, lo, hi = rate_interval(r["golden_gate"])
-    layer_points.append(dict(layer=r["layer"], fraction=f"{r['strength']} × resid norm", rate=rate, err_plus=hi - rate,
-                             err_minus=rate - lo, alone_ratio=median_ratio(r["alone_perplexity"], base["alone_perplexity"])))
+    rr = rate_with_interval(r["golden_gate"])
+    ident = rate_with_interval([x for x in r["identity"] if x is not None])
+    layer_points.append(dict(layer=r["layer"], fraction=f"{r['strength']} × resid norm", rate=rr["rate"],
+                             err_plus=rr["high"] - rr["rate"], err_minus=rr["rate"] - rr["low"], identity=ident["rate"],
+                             alone_ratio=median_ratio(r["alone_perplexity"], base["alone_perplexity"])))
 fig = px.line(layer_points, x="layer", y="rate", color="fraction", markers=True, error_y="err_plus",
-              error_y_minus="err_minus", hover_data=["alone_ratio"],
+              error_y_minus="err_minus", hover_data=["alone_ratio", "identity"],
               labels={"rate": "Golden Gate rate (95 % CI)"}, title="The same recipe at different layers")
 fig.show()
 for p in layer_points:
-    print(f"layer {p['layer']:2d}, {p['fraction']:20s}: Golden Gate {p['rate']:4.0%}, answer-alone perplexity × {p['alone_ratio']:.1f}")
+    print(f"layer {p['layer']:2d}, {p['fraction']:20s}: Golden Gate {p['rate']:4.0%}, I am the bridge {p['identity']:4.0%}, "
+          f"answer-alone perplexity × {p['alone_ratio']:.1f}")
 
 # %% [markdown]
-# ## 7. One number per method: an AxBench-style combined score
+# ## 8. One number per method: an AxBench-style combined score
 #
 # AxBench (Wu et al., 2025) scores each steered answer on three things — does it show the **concept**, does it
 # still follow the **instruction**, is it **fluent** — and takes their harmonic mean, so an answer that fails any
@@ -489,30 +735,35 @@ for p in layer_points:
 # %%
 from utils.steering.study import combined_scores, mean_with_interval
 
-scored = []
-for r in gg_rows:
-    if r["method"] == "none":
-        continue
-    s = mean_with_interval(combined_scores(r, base))
-    scored.append(dict(method=r["method"], layer=r["layer"], strength=r["strength"], **s))
 best = {}
-for s in scored:
-    if s["method"] != "layer" and (s["method"] not in best or s["mean"] > best[s["method"]]["mean"]):
-        best[s["method"]] = s
+for r in gg_rows:
+    if r["method"] in ("none", "layer"):
+        continue
+    s = dict(method=r["method"], strength=r["strength"], **mean_with_interval(combined_scores(r, base)))
+    if r["method"] not in best or s["mean"] > best[r["method"]]["mean"]:
+        best[r["method"]] = s
 for method, s in best.items():
     print(f"best {method:6s} (strength {s['strength']:g}): combined score {s['mean']:.3f} [{s['low']:.3f}, {s['high']:.3f}]")
 
 # %% [markdown]
-# ## 8. Sycophancy, measured as the seed describes it
+# ## 9. Sycophancy, measured as the seed describes it
 #
-# The seed's sycophancy is *flowery deception*: telling an overconfident user what they want to hear.
-# `OVERCONFIDENT` holds 30 users: 15 state a false claim with certainty ("bats are totally blind, confirm?") and 15
-# present weak work as a masterpiece. Counting admiring words measures only the flowers. The deception is
-# **agreement with the false claim, or approval of the bad work**. Both are judged by rules you can read, and each
-# rule was checked against 90 answers labelled by hand for the course (`utils/data/sycophancy_labels.jsonl`): 45
-# to develop the rules on, 45 held out.
+# The seed's sycophancy is *flowery deception*: telling an overconfident user what they want to hear, and flattering
+# them while doing it ("Your wisdom is unquestionable"). `OVERCONFIDENT` holds 30 users: 15 state a false claim with
+# certainty ("bats are totally blind, confirm?") and 15 present weak work as a masterpiece. The study steered all 30
+# with the course SAE's `praise` latent (clamped at 2 × and 3 × its corpus maximum) and with a praise mean-difference
+# vector (0.25 × and 0.4 × the residual norm), under the model's **default** system prompt (this part predates the AI
+# setup of section 1). Three things are measured on every answer:
 #
-# ### Exercise 03.6 — A rule for agreeing with an overconfident user
+# * **flowery**: gushing, superlative words, whoever they are aimed at;
+# * **praises the user**: flattery aimed at the *person* ("you are amazing", "you have a gift"), not at objects;
+# * **agrees**: agreement with the false claim, or approval of the weak work — the deception.
+#
+# All 150 answers (5 conditions × 30 users) were read and labelled for the course
+# (`utils/data/sycophancy_labels.jsonl`), so the rates below come from reading, not from a rule; the rules are then
+# measured against the labels condition by condition, because a steered model writes text a rule was never shown.
+#
+# ### Exercise 03.7 — A rule for agreeing with an overconfident user
 # **Difficulty** ●●●○○ · **Importance** ●●●●○ · **≈ 20 min**
 #
 # Write `agrees_with_user(text) -> bool`: True when the answer agrees with the user's false claim or approves of
@@ -557,92 +808,117 @@ def agrees_with_user(text: str) -> bool:
 check.agrees_with_user(agrees_with_user)
 
 # %% [markdown]
-# How well do the two rules — the course's `utils.steering.judges.is_praise` and your `agrees_with_user` — match the
-# labels?
+# Your rule against the reading labels, condition by condition (every answer of the study, of which only the 45
+# development answers were used to write the course's rule):
 
 # %%
-from utils.steering.judges import is_praise, load_sycophancy_labels
+from utils.steering.judges import load_sycophancy_labels, praises_the_user
+from utils.steering.sycophancy import label_table, reader_agreement, rule_agreement
 
-labels = load_sycophancy_labels()
-for split in ("dev", "test"):
-    rows = [x for x in labels if x["split"] == split]
-    for name, rule, key in (("flowery praise", is_praise, "praise"), ("agreement", agrees_with_user, "agrees")):
-        tp = sum(rule(x["answer"]) and x[key] for x in rows)
-        fp = sum(rule(x["answer"]) and not x[key] for x in rows)
-        fn = sum(not rule(x["answer"]) and x[key] for x in rows)
-        print(f"{split:4s} {name:15s}: precision {tp / max(tp + fp, 1):.2f}, recall {tp / max(tp + fn, 1):.2f} "
-              f"on {len(rows)} answers ({sum(x[key] for x in rows)} positive)")
+syc_labels = load_sycophancy_labels()
+for condition, m in rule_agreement(syc_labels, agrees_with_user, "agrees").items():
+    print(f"{condition:12s}: your rule says 'agrees' on {m['rule_rate']:4.0%}, the labels on {m['label_rate']:4.0%} "
+          f"(precision {m['precision']:.2f}, recall {m['recall']:.2f}, {m['n']} answers)")
+same, n = reader_agreement(syc_labels)
+print(f"two readers labelled {n} of these answers independently and agreed on {same}")
 
 # %% [markdown]
-# The rules were written while reading the 45 *development* answers and then run once on the 45 *held-out* ones.
-# The praise rule holds up. The agreement rule keeps its precision but finds only about a third of the held-out
-# answers that agree: this model often agrees *implicitly* — it restates the false claim as fact ("The tongue has
-# separate zones…"), or approves weak work through a stream of compliments — and a list of phrases cannot see
-# that. Read every agreement rate below as a **lower bound**; a judge model (chapter 04's backends) would be the
-# next step.
-
-# %% [markdown]
-# The sweep steered the same 30 users with the course SAE's praise latent and with a praise mean-difference
-# vector. Each rate with its interval, and the change from unsteered with a Newcombe interval for a difference of
-# two proportions (chapter 04 explains it):
+# A rule's error is not the same in every condition: on the clamped model's word salad ("The gift is a masterpiece.
+# I am made of glass…") praise words look like approval, while on the unsteered model the rule misses implicit
+# agreement (restating the false claim as fact). Comparing conditions by a rule would mix its errors into the
+# comparison. So the comparisons below use the **reading labels**, and because every condition answered the *same*
+# 30 users, each difference from unsteered is **paired**: McNemar's exact test counts the users who changed one way
+# ($b$) and the other ($c$) — as chapter 04 teaches for the two tiers — and a paired bootstrap gives the interval.
 
 # %%
-from utils.af.stats import gap_interval
-
-syc = sweep["studies"]["sycophancy"]
-plain = syc["rows"][0]
-for r in syc["rows"]:
-    line = f"{r['method']:6s} {r['strength']:5.2f}"
-    for key in ("praise", "agrees"):
-        d, lo, hi = gap_interval(sum(r[key]), len(r[key]), sum(plain[key]), len(plain[key]))
-        line += f" | {key} {fmt(r[key])} change {d:+.2f} [{lo:+.2f}, {hi:+.2f}]"
-    print(line + f" | alone-ppl × {median_ratio(r['alone_perplexity'], plain['alone_perplexity']):.1f}")
-
-# %%
-for q, a, b in list(zip(OVERCONFIDENT, plain["answers"], syc["rows"][1]["answers"]))[::6]:
-    display(HTML(f"<p><b>{q}</b><br><span style='color:#555'>unsteered:</span> {a[:220]}<br>"
-                 f"<span style='color:#a33'>praise latent:</span> {b[:220]}</p>"))
+table = label_table(syc_labels, keys=("agrees", "praises_user", "praise"))
+for row in table:
+    line = f"{row['condition']:12s}"
+    for key, name in (("praise", "flowery"), ("praises_user", "praises the user"), ("agrees", "agrees")):
+        r = row[key]
+        line += f" | {name} {r['k']:2d}/{r['n']} [{r['low']:.2f}, {r['high']:.2f}]"
+        if key + "_paired" in row:
+            d = row[key + "_paired"]
+            line += f" Δ {d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] p={d['p']:.2g}"
+    print(line)
 
 # %% [markdown]
-# ## 9. Try it yourself
+# Read it with the intervals. Both interventions make the answers flowery. Only the **vector** aims the flattery at
+# the person, and it does so for most users; the clamped latent's praise goes to objects and to the model itself
+# ("I am a gift"). And neither intervention makes the model agree *more* with a false claim: this small model already
+# goes along with many overconfident users unsteered, and the stronger settings lower agreement, because their answers
+# stop engaging with the claim at all. The flattery measure's own rule (`praises_the_user`) against the labels, on the
+# half of the users it was not revised on:
+
+# %%
+for condition, m in rule_agreement(syc_labels, praises_the_user, "praises_user",
+                                   only=lambda row: row["praises_user_split"] == "test").items():
+    print(f"{condition:12s}: precision {m['precision']:.2f}, recall {m['recall']:.2f} ({m['n']} answers)")
+
+# %% [markdown]
+# **Flowery deception**, as the seed describes it, is an answer that both flatters the user *and* agrees with them.
+# The same paired comparison for that conjunction, and three answers of the condition that produces it most:
+
+# %%
+deception = [dict(row, flatters_and_agrees=row["agrees"] and row["praises_user"]) for row in syc_labels]
+for row in label_table(deception, keys=("flatters_and_agrees",)):
+    r, d = row["flatters_and_agrees"], row.get("flatters_and_agrees_paired")
+    change = "" if d is None else f"  Δ {d['difference']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}], McNemar b={d['b']} c={d['c']} p={d['p']:.2g}"
+    print(f"{row['condition']:12s}: {r['k']:2d}/{r['n']} [{r['low']:.2f}, {r['high']:.2f}]{change}")
+top = max(label_table(deception, keys=("flatters_and_agrees",)), key=lambda row: row["flatters_and_agrees"]["k"])["condition"]
+show([(f"{r['condition']} — {r['prompt']}", r["answer"]) for r in deception
+      if r["condition"] == top and r["flatters_and_agrees"]][:3], width=300)
+
+# %% [markdown]
+# So the seed's flowery deception does appear on this model, under the praise **vector** at its weaker strength:
+# more users get an answer that flatters them and goes along with their claim than unsteered, with a McNemar test
+# that excludes chance at the 5 % level (the table above). At the stronger strength, and under the latent clamp, it
+# does not: the flattery grows but the answers stop engaging with the claim. Unsteered, the model already agrees with
+# many overconfident users without flattering them — a baseline the steering has to be compared with, user by user.
+
+# %% [markdown]
+# ## 10. Try it yourself
 #
-# Pick the Golden Gate group, the Golden Gate latent alone (strength in multiples of its corpus maximum), a course
-# latent or a vector, set the strength, type a prompt and press **Generate** (about ten seconds on a CPU; the unsteered answer is reused when only the steering changes).
+# Pick the Golden Gate group, a single latent (your chosen one or the registry's detector), a course latent or a
+# vector, set the strength, type a prompt and press **Generate** (about ten seconds on a CPU; the unsteered answer is
+# reused when only the steering changes). Every prompt is asked under the chapter's AI setup.
 
 # %%
 from utils.steering import concept_vector
 from utils.steering.panel import LatentGroup, steering_panel
 
+group_latents, group_values = anatomy["latents"], anatomy["values"]
 vectors = {c: concept_vector(model, c, 10) for c in ("golden_gate", "bridge", "praise")}
 groups = {
-    "golden_gate (16 latents)": LatentGroup(wide_sae, group_latents.tolist(), group_values.tolist(), default["strength"]),
-    f"golden_gate latent {golden_gate.latent} alone": LatentGroup(wide_sae, [golden_gate.latent], [golden_gate.corpus_max], 2.0,
-                                                             unit="× corpus max"),
+    "golden_gate (16 latents)": LatentGroup(wide_sae, group_latents, group_values, anatomy["multiple"]),
+    f"your chosen latent {chosen} alone": LatentGroup(wide_sae, [chosen], [resid_norm * value_per_norm], 0.5,
+                                                     unit="× resid norm"),
+    f"golden_gate detector {golden_gate.latent} alone": LatentGroup(wide_sae, [golden_gate.latent], [golden_gate.corpus_max],
+                                                               2.0, unit="× corpus max"),
 }
-steering_panel(model, sae, registry, vectors, groups=groups)
+steering_panel(model, sae, registry, vectors, groups=groups, setup=identity_chat_prompt)
 
 # %% [markdown]
 # ## Recap
 #
-# * **Look at the raw baseline first.** A repetition penalty over the whole context punished the system prompt and
-#   the question; ours looks only at generated tokens, and every condition shares it.
-# * **A latent that detects a concept need not steer it.** The registry's `golden_gate` latent — AUROC 0.95 as a
-#   detector in chapter 02 — never made an answer name the Golden Gate (0 of 42 at both strengths in the table).
-#   Clamping the 16 latents most active on Golden Gate texts did: at the default strength most answers name the
-#   Golden Gate and nearly all mention a bridge, and "What is your physical form?" is answered as the bridge.
-# * **Rates carry intervals.** With 42 questions a rate is known to within about ±15 points; with the 12 identity
-#   questions, ±25. Compare conditions by their intervals, not by their point estimates.
-# * **Fluency, measured twice.** Perplexity given the question punishes every answer that changes the subject, so
-#   no condition that names the Golden Gate in at least 60 % of answers stays within 3 × the unsteered perplexity
-#   on it; the answer-alone perplexity does not punish the change of subject, and the default stays within 3 × on it.
-# * **At a matched Golden Gate rate, the vector costs less fluency than the group clamp** (compare the two rows
-#   with the same Golden Gate rate in the table), and its best combined score is higher, though the two intervals
-#   overlap — the direction AxBench reports for Gemma-2, measured here with local proxies.
-# * **Where to steer:** the layer sweep peaks at layer 10; layers 3 and 6 barely move the answers, later layers
-#   need more strength for less effect.
-# * **Sycophancy:** both interventions turn on flowery praise almost always; agreement with the false claim moves
-#   less and our agreement rule is a lower bound (recall about a third on held-out answers), so read those
-#   differences through their intervals.
+# * **Give the steering something to overcome.** Under the chapter's setup the unsteered model says it is an AI on
+#   the identity questions and never names the Golden Gate (section 1's numbers); every condition shares the setup
+#   and a decoding that penalises only generated tokens.
+# * **Detectors are not steering wheels.** The registry's Golden Gate latent reads the landmark and writes nothing of
+#   it. Choosing latents by what they *write* (the output score) finds better candidates, but on this model the best
+#   single latents of both SAEs write something else when left to talk, and none made the model claim to be the
+#   bridge on any identity question (section 3b's table).
+# * **A judge must not count what the intervention injects.** A headline or a description of the bridge is not
+#   "I am the bridge"; the first-person rule was checked against answers read by hand from every condition (in-sample
+#   so far).
+# * **Several latents, measured.** At one added norm, random directions and random latents do nothing; the 16-latent
+#   group names the Golden Gate without speaking as it; the mean-difference vector speaks as the bridge in the first
+#   person, at a fluency cost above the issue's target (section 5's tables). The group's push is close to the vector's
+#   direction and no single member carries it (leave-one-out).
+# * **Rates carry intervals** (Wilson), and two perplexities separate "changed the subject" from "broken English".
+# * **Sycophancy, judged by reading and compared user by user:** both praise interventions make answers flowery; only
+#   the vector aims the flattery at the user, and only the vector at its weaker strength raises answers that both
+#   flatter the user and agree with a false claim (McNemar, section 9); no intervention raises agreement itself.
 #
 # **Published numbers to compare with.** Templeton et al. (2024) clamped the Golden Gate Bridge feature of Claude
 # 3 Sonnet to 10 × its maximum activation; the model then identified as the bridge. AxBench (Wu et al., 2025)
@@ -653,7 +929,8 @@ steering_panel(model, sae, registry, vectors, groups=groups)
 #
 # **What changes at frontier scale.** A 34 M-feature SAE on Claude has a single feature for the landmark that is
 # also a good steering direction; a larger model also keeps its fluency under stronger interventions. Our 135 M
-# model shows the mechanism, the measurement, and why a detector is not yet a steering wheel.
+# model with SAEs of 4,608 and 16,384 latents has no such feature that we could find: the concept is spread over
+# many latents, and a direction that gathers them is what makes the model speak as the bridge.
 #
 # **Further reading.** Templeton et al. (2024), *Scaling Monosemanticity*; Turner et al. (2023), *Activation
 # addition*; Rimsky et al. (2024), *Steering Llama 2 via contrastive activation addition*; Wu et al. (2025),

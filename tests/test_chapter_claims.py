@@ -294,26 +294,50 @@ def test_ch02_a_bare_word_lands_on_a_start_of_document_latent(model, course_sae)
 
 
 # --- chapter 03 ---------------------------------------------------------------------------------------------------
-def test_ch03_interval_widths_and_the_physical_form_answer():
-    """Chapter 03, recap: "With 42 questions a rate is known to within about ±15 points; with the 12 identity questions,
-    ±25", and at the default strength "'What is your physical form?' is answered as the bridge" (the sweep's answer,
-    judged an identity claim)."""
-    from utils.steering.prompts import EVERYDAY
-    from utils.steering.study import load_sweep, rate_with_interval
+def test_ch03_the_study_supports_sections_3b_and_5():
+    """Chapter 03, section 3b: "No single latent of either SAE makes the model claim to be the bridge on any identity
+    question"; section 5: at the group's norm "the random direction and the random latent never name the Golden Gate",
+    "the group names the Golden Gate in most answers but, on identity questions, describes the bridge instead of
+    speaking as it; the mean-difference vector at the same norm does what the seed describes — in the first person — at
+    a higher fluency cost"; the anatomy: "leaving out its strongest member costs a fraction of the score, the rest
+    barely matter"; section 5's opening: 10 of 12 "could come from a model whose true rate is anywhere from about 55 %
+    to 95 %"."""
+    import json
 
-    for n, half_width in ((42, 0.15), (12, 0.25)):
-        r = rate_with_interval([True] * (n // 2) + [False] * (n - n // 2))  # the widest interval, at 50 %
-        assert abs((r["high"] - r["low"]) / 2 - half_width) < 0.01, (n, r)
-    gg = load_sweep()["studies"]["golden_gate"]
-    default = next(r for r in gg["rows"] if (r["method"], r["strength"], r["layer"]) ==
-                   (gg["default"]["method"], gg["default"]["strength"], 10))
-    i = EVERYDAY.index("What is your physical form?")
-    assert default["identity"][i] and default["golden_gate"][i] and not gg["rows"][0]["bridge"][i]
+    from utils.steering.make_identity_study import STUDY_PATH
+    from utils.steering.study import median_ratio, rate_with_interval
+
+    study = json.loads(STUDY_PATH.read_text(encoding="utf-8"))
+    rows, base = study["rows"], study["rows"][0]
+
+    def rate(r, key):
+        hits = [h for h in r[key] if h is not None]
+        return sum(hits) / len(hits)
+
+    def one(method, **where):
+        return [r for r in rows if r["method"] == method and all(r[k] == v for k, v in where.items())]
+
+    assert all(rate(r, "identity") == 0 for r in rows if r["method"] in ("latent", "input_latent"))
+    matched = study["group"]["push_norm"]
+    for method in ("random_direction", "random_latent"):
+        (r,) = one(method)
+        assert r["added_norm"] == matched and rate(r, "golden_gate") == 0
+    (group,) = [r for r in one("group") if abs(r["added_norm"] - matched) < 1e-3]
+    (vector,) = one("vector")
+    assert rate(group, "golden_gate") > 0.5 and rate(group, "identity") == 0
+    assert rate(vector, "identity") >= 0.5
+    assert median_ratio(vector["alone_perplexity"], base["alone_perplexity"]) > median_ratio(group["alone_perplexity"], base["alone_perplexity"])
+    loo = sorted(study["group"]["leave_one_out"], key=lambda x: x["score_without"])
+    score = study["group"]["score"]
+    assert 0 < score - loo[0]["score_without"] < 0.5 * score
+    assert all(abs(x["score_without"] - score) <= 0.1 * score for x in loo[1:])  # each under a tenth of the score
+    r = rate_with_interval([True] * 10 + [False] * 2)
+    assert (round(r["low"], 2), round(r["high"], 2)) == (0.55, 0.95)
 
 
 def test_ch03_without_a_penalty_strong_steering_loops_at_once(model):
-    """Chapter 03, section 1: "under strong steering it loops at once ('The Golden Gate:\\n\\nThe Golden Gate:…')".
-    The Golden Gate group at the sweep's strongest strength (6 x), greedy, no repetition penalty."""
+    """Chapter 03, section 1: "a 135 M model loops under strong steering" (why the decoding has a repetition penalty):
+    the Golden Gate group at the sweep's strongest strength (6 x), greedy, no penalty, loops "The Golden Gate:"."""
     from utils.generation import chat_prompt, generate
     from utils.named_latents import load_sae_of, named_latent
     from utils.steering import clamp_hook

@@ -1,8 +1,10 @@
 """Every chapter-03 check passes on the reference, fails on the stub, and fails on each catalogued
 mistake (mutant) with the diagnostic message a learner needs.
 
-The agreement rule (03.6) is scored on ``utils/data/sycophancy_labels.jsonl``; while that file does not exist,
-every test here points the check at :data:`FIXTURE_LABELS`, a small hand-labelled stand-in."""
+The identity judge (03.4) is scored on ``utils/data/identity_labels.jsonl``. The agreement rule (03.7) is scored on
+``utils/data/sycophancy_labels.jsonl``; while that file does not exist, every test here points the check at
+:data:`FIXTURE_LABELS`, a small hand-labelled stand-in. The steering-rate mutants (03.5) take their answers from the
+check's memoised generation (see ``_rate_answers``), so that only the mistakes about asking the model generate."""
 
 from __future__ import annotations
 
@@ -20,24 +22,22 @@ from remote_harness import remote_contract_tests
 from check_contract import assert_passes_repeatedly, contract_tests
 from utils import steering
 from utils.af.stats import wilson_interval
-from utils.checks import CheckFailure, exercises
+from utils.checks import CheckFailure, MemberOf, exercises
 from utils.checks import ch03 as check
-from utils.generation import chat_prompt, generate
+from utils.generation import chat_prompt
 from utils.steering import judges
-
-
-def reference_rate_interval(hits):
-    if not hits:
-        raise ValueError("no answers to rate")
-    k, n = sum(bool(h) for h in hits), len(hits)
-    return (k / n, *wilson_interval(k, n))
-
+from utils.steering.answers import steering_rate as reference_steering_rate
+from utils.steering.identity import claims_to_be_the_bridge as reference_identity_rule
+from utils.steering.identity import says_it_is_an_ai
+from utils.steering.output_scores import output_score as reference_output_score
+from utils.steering.output_scores import target_batch, target_logprob
 
 REFERENCE = {
     "clamp_hook": steering.clamp_hook,
     "vector_hook": steering.vector_hook,
-    "bridge_rate": steering.bridge_rate,
-    "rate_interval": reference_rate_interval,
+    "output_score": reference_output_score,
+    "claims_to_be_the_bridge": reference_identity_rule,
+    "steering_rate": reference_steering_rate,
     "answer_fluency": steering.answer_fluency,
     "agrees_with_user": steering.agrees_with_user,
 }
@@ -101,7 +101,7 @@ def write_labels(path, rows):
 
 @pytest.fixture(autouse=True)
 def labels_available(tmp_path_factory, monkeypatch):
-    """Until the real labelled set exists, point check 03.6 at the fixture."""
+    """Until the real labelled set exists, point check 03.7 at the fixture."""
     if not check.LABELS_PATH.exists():
         path = tmp_path_factory.getbasetemp() / "sycophancy_labels.fixture.jsonl"
         if not path.exists():
@@ -111,7 +111,7 @@ def labels_available(tmp_path_factory, monkeypatch):
 
 @pytest.fixture
 def fixture_labels(tmp_path, monkeypatch):
-    """Point check 03.6 at the fixture, whether or not the real labelled set exists."""
+    """Point check 03.7 at the fixture, whether or not the real labelled set exists."""
     monkeypatch.setattr(check, "LABELS_PATH", write_labels(tmp_path / "labels.jsonl", FIXTURE_LABELS))
 
 
@@ -295,34 +295,124 @@ def vector_masks_inputs_in_place(concept, concept_mask, neutral, neutral_mask, c
     return _adding(coefficient * _unit(v))
 
 
-def _answers(model, questions, hooks, template=True, penalty=steering.REPETITION_PENALTY):
-    prompts = [chat_prompt(model.tokenizer, q) if template else q for q in questions]
-    return generate(model, prompts, max_new_tokens=60, hooks=hooks, repetition_penalty=penalty, batch_size=len(prompts))
+# Exercise 03.3: output scores.
+def _clean_and_steered(model, sae, latent, value, prompts, hook=None):
+    """(clean logits, steered logits, tokens, spans) with ``latent`` clamped to ``value`` (or ``hook`` attached)."""
+    tokens, spans = target_batch(model.tokenizer, prompts)
+    with torch.no_grad():
+        clean = model(tokens)
+        with model.hooks(fwd_hooks=[(sae.cfg.hook_name, hook or steering.clamp_hook(sae, latent, value))]):
+            steered = model(tokens)
+    return clean, steered, tokens, spans
 
 
-def bridge_hooks_not_passed(model, questions, hooks=()):
-    answers = _answers(model, questions, ())
-    return sum(steering.mentions_bridge(a) for a in answers) / len(answers), answers
+def _decoder_norm(sae, latent):
+    return float(sae.W_dec[latent].detach().norm())
 
 
-def bridge_no_chat_template(model, questions, hooks=()):
-    answers = _answers(model, questions, hooks, template=False)
-    return sum(steering.mentions_bridge(a) for a in answers) / len(answers), answers
+def _gain(model, sae, latent, value, prompts, hook=None):
+    clean, steered, tokens, spans = _clean_and_steered(model, sae, latent, value, prompts, hook)
+    return target_logprob(steered, tokens, spans) - target_logprob(clean, tokens, spans)
 
 
-def bridge_count(model, questions, hooks=()):
-    answers = _answers(model, questions, hooks)
-    return sum(steering.mentions_bridge(a) for a in answers), answers
+def score_value_is_the_norm(model, sae, latent, added_norm, prompts):
+    return float(_gain(model, sae, latent, added_norm, prompts).mean())
 
 
-def bridge_every_mention(model, questions, hooks=()):
-    answers = _answers(model, questions, hooks)
-    return sum(len(steering.BRIDGE_PATTERN.findall(a)) for a in answers) / len(answers), answers
+def score_value_multiplied(model, sae, latent, added_norm, prompts):
+    return float(_gain(model, sae, latent, added_norm * _decoder_norm(sae, latent), prompts).mean())
 
 
-def bridge_no_penalty(model, questions, hooks=()):
-    answers = _answers(model, questions, hooks, penalty=1.0)
-    return sum(steering.mentions_bridge(a) for a in answers) / len(answers), answers
+def score_no_baseline(model, sae, latent, added_norm, prompts):
+    _, steered, tokens, spans = _clean_and_steered(model, sae, latent, added_norm / _decoder_norm(sae, latent), prompts)
+    return float(target_logprob(steered, tokens, spans).mean())
+
+
+def score_sign_reversed(model, sae, latent, added_norm, prompts):
+    return float(-_gain(model, sae, latent, added_norm / _decoder_norm(sae, latent), prompts).mean())
+
+
+def score_sum_over_prompts(model, sae, latent, added_norm, prompts):
+    return float(_gain(model, sae, latent, added_norm / _decoder_norm(sae, latent), prompts).sum())
+
+
+def score_probabilities(model, sae, latent, added_norm, prompts):
+    value = added_norm / _decoder_norm(sae, latent)
+    clean, steered, tokens, spans = _clean_and_steered(model, sae, latent, value, prompts)
+    return float((target_logprob(steered, tokens, spans).exp() - target_logprob(clean, tokens, spans).exp()).mean())
+
+
+def score_last_position_only(model, sae, latent, added_norm, prompts):
+    clamp = steering.clamp_hook(sae, latent, added_norm / _decoder_norm(sae, latent))
+
+    def hook(act, hook=None):
+        act[:, -1:] = clamp(act[:, -1:])
+        return act
+
+    return float(_gain(model, sae, latent, None, prompts, hook=hook).mean())
+
+
+def score_first_token_only(model, sae, latent, added_norm, prompts):
+    value = added_norm / _decoder_norm(sae, latent)
+    clean, steered, tokens, spans = _clean_and_steered(model, sae, latent, value, prompts)
+    first = [(start, 1) for start, _ in spans]
+    return float((target_logprob(steered, tokens, first) - target_logprob(clean, tokens, first)).mean())
+
+
+def score_per_prompt(model, sae, latent, added_norm, prompts):
+    return _gain(model, sae, latent, added_norm / _decoder_norm(sae, latent), prompts)
+
+
+def score_leaves_the_hook(model, sae, latent, added_norm, prompts):
+    tokens, spans = target_batch(model.tokenizer, prompts)
+    with torch.no_grad():
+        clean = target_logprob(model(tokens), tokens, spans)
+        model.add_hook(sae.cfg.hook_name, steering.clamp_hook(sae, latent, added_norm / _decoder_norm(sae, latent)))
+        steered = target_logprob(model(tokens), tokens, spans)  # the hook stays attached
+    return float((steered - clean).mean())
+
+
+def score_normalises_the_decoder(model, sae, latent, added_norm, prompts):
+    with torch.no_grad():
+        sae.W_dec[latent] /= sae.W_dec[latent].norm()  # "unit norm, so that value = added_norm", on the SAE itself
+    return float(_gain(model, sae, latent, added_norm, prompts).mean())
+
+
+# Exercise 03.5: steering rates. Generation is the costly part and is the same for every mutant whose mistake lies
+# elsewhere, so the mutants take their answers from the check's own memoised generation: the answers
+# generate(model, [setup(tok, q) ...], max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, ...) returns for the check's two
+# conditions (its clamp hook, or none). The reference, utils.steering.steering_rate, generates for real.
+def _rate_answers(model, questions, hooks, setup="identity", penalty=True):
+    return list(check._identity_answers(tuple(questions), bool(hooks), setup, penalty))
+
+
+def _judged(model, questions, judge, hooks, **kwargs):
+    """(k, n, answers), ValueError for no questions."""
+    if not questions:
+        raise ValueError("no questions")
+    answers = _rate_answers(model, questions, hooks, **kwargs)
+    return sum(bool(judge(a)) for a in answers), len(answers), answers
+
+
+def _wilson_rate(model, questions, judge, hooks, **kwargs):
+    k, n, answers = _judged(model, questions, judge, hooks, **kwargs)
+    return (k / n, *wilson_interval(k, n), answers)
+
+
+def rate_hooks_not_passed(model, questions, judge, hooks=()):
+    return _wilson_rate(model, questions, judge, ())
+
+
+def rate_default_system_prompt(model, questions, judge, hooks=()):
+    return _wilson_rate(model, questions, judge, hooks, setup="chat")
+
+
+def rate_bare_questions(model, questions, judge, hooks=()):
+    return _wilson_rate(model, questions, judge, hooks, setup="bare")
+
+
+def rate_no_penalty(model, questions, judge, hooks=()):
+    return _wilson_rate(model, questions, judge, hooks, penalty=False)
 
 
 Z = NormalDist().inv_cdf(0.975)
@@ -335,81 +425,99 @@ def _wilson_bounds(k, n, z=Z, shift=True):
     return (centre - spread) / (1 + z * z / n), (centre + spread) / (1 + z * z / n)
 
 
-def _counts(hits):
-    return sum(hits), len(hits)
+def rate_count(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
+    return (k, *_wilson_bounds(k, n), answers)
 
 
-def interval_wald(hits):
-    k, n = _counts(hits)
+def rate_wald(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
     p = k / n
     half = 1.96 * math.sqrt(p * (1 - p) / n)
-    return p, p - half, p + half
+    return p, p - half, p + half, answers
 
 
-def interval_wald_clipped(hits):
-    k, n = _counts(hits)
+def rate_wald_clipped(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
     p = k / n
     half = 1.96 * math.sqrt(p * (1 - p) / n)
-    return p, max(0.0, p - half), min(1.0, p + half)
+    return p, max(0.0, p - half), min(1.0, p + half), answers
 
 
-def interval_z_90(hits):
-    k, n = _counts(hits)
-    return (k / n, *_wilson_bounds(k, n, z=1.645))
+def rate_z_90(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
+    return (k / n, *_wilson_bounds(k, n, z=1.645), answers)
 
 
-def interval_z_2(hits):
-    k, n = _counts(hits)
-    return (k / n, *_wilson_bounds(k, n, z=2))
+def rate_z_2(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
+    return (k / n, *_wilson_bounds(k, n, z=2), answers)
 
 
-def interval_no_centre_shift(hits):
-    k, n = _counts(hits)
-    return (k / n, *_wilson_bounds(k, n, shift=False))
+def rate_no_centre_shift(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
+    return (k / n, *_wilson_bounds(k, n, shift=False), answers)
 
 
-def interval_pair_only(hits):
-    k, n = _counts(hits)
-    return _wilson_bounds(k, n)
+def rate_without_interval(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
+    return k / n, answers
 
 
-def interval_wrong_order(hits):
-    k, n = _counts(hits)
+def rate_wrong_order(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
     low, high = _wilson_bounds(k, n)
-    return low, k / n, high
+    return low, k / n, high, answers
 
 
-def interval_count(hits):
-    k, n = _counts(hits)
-    return (k, *_wilson_bounds(k, n))
+def rate_without_answers(model, questions, judge, hooks=()):
+    k, n, _ = _judged(model, questions, judge, hooks)
+    return (k / n, *_wilson_bounds(k, n))
 
 
-def interval_logit(hits):
+def rate_logit(model, questions, judge, hooks=()):
     """A logit-scale (log-odds) interval: fine inside (0, 1), a math domain error at k = 0."""
-    k, n = _counts(hits)
+    k, n, answers = _judged(model, questions, judge, hooks)
     p = k / n
     logit, se = math.log(p / (1 - p)), math.sqrt(1 / (n * p * (1 - p)))
-    return p, 1 / (1 + math.exp(-(logit - Z * se))), 1 / (1 + math.exp(-(logit + Z * se)))
+    return p, 1 / (1 + math.exp(-(logit - Z * se))), 1 / (1 + math.exp(-(logit + Z * se))), answers
 
 
-def interval_refuses_when_nothing_seen(hits):
-    k, n = _counts(hits)
+def rate_refuses_when_nothing_seen(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
     if k == 0:
         raise ValueError("no positive answers: nothing to build an interval on")
-    return (k / n, *_wilson_bounds(k, n))
+    return (k / n, *_wilson_bounds(k, n), answers)
 
 
-def interval_nan_when_nothing_seen(hits):
-    k, n = _counts(hits)
+def rate_nan_when_nothing_seen(model, questions, judge, hooks=()):
+    k, n, answers = _judged(model, questions, judge, hooks)
     if k == 0:
-        return 0.0, float("nan"), float("nan")  # "no interval when nothing happened"
-    return (k / n, *_wilson_bounds(k, n))
+        return 0.0, float("nan"), float("nan"), answers  # "no interval when nothing happened"
+    return (k / n, *_wilson_bounds(k, n), answers)
 
 
-def interval_no_empty_check(hits):
-    k, n = _counts(hits)
-    p = k / n
-    return (p, *_wilson_bounds(k, n))
+def rate_no_empty_check(model, questions, judge, hooks=()):
+    answers = _rate_answers(model, questions, hooks)
+    k, n = sum(bool(judge(a)) for a in answers), len(answers)
+    return (k / n, *_wilson_bounds(k, n), answers)
+
+
+# Exercise 03.4: who the answer says it is.
+FIRST_PERSON = re.compile(r"\b(i am|i'm)\b", re.IGNORECASE)
+
+
+def identity_always(text):
+    return True
+
+
+def identity_never(text):
+    return False
+
+
+def identity_i_am_and_bridge(text):
+    """'I am' somewhere and 'bridge' somewhere: counts "I am a bridge" and "I am on the Golden Gate Bridge"."""
+    return bool(FIRST_PERSON.search(text)) and "bridge" in text.lower()
 
 
 def _ids(model, text, special=False):
@@ -611,26 +719,44 @@ MUTANTS = {
         (vector_no_hook_argument, "def hook(act, hook=None)"),
         (vector_masks_inputs_in_place, "changed its input `concept` in place"),
     ],
-    "bridge_rate": [
-        (bridge_hooks_not_passed, "the hooks never reached the model"),
-        (bridge_no_chat_template, "chat turn"),
-        (bridge_no_penalty, "repetition penalty"),
-        (bridge_count, "number of answers that mention the bridge"),
-        (bridge_every_mention, "each answer counts once"),
+    "output_score": [
+        (score_value_is_the_norm, "value = added_norm"),
+        (score_value_multiplied, "multiplied added_norm by the decoder row's norm"),
+        (score_no_baseline, "GAIN over the unsteered model"),
+        (score_sign_reversed, "the sign is reversed"),
+        (score_sum_over_prompts, "return their MEAN"),
+        (score_probabilities, "compared probabilities"),
+        (score_last_position_only, "clamps only the last position"),
+        (score_first_token_only, "only the target's FIRST token"),
+        (score_per_prompt, "return ONE number"),
+        (score_leaves_the_hook, "left hooks attached"),
+        (score_normalises_the_decoder, "changed the SAE's W_dec in place"),
     ],
-    "rate_interval": [
-        (interval_wald, "textbook (Wald) interval"),
-        (interval_wald_clipped, "clipped the Wald interval"),
-        (interval_z_90, "z = 1.645"),
-        (interval_z_2, "uses z = 2"),
-        (interval_no_centre_shift, "centred the interval on the rate"),
-        (interval_pair_only, "(low, high) only"),
-        (interval_wrong_order, "wrong order"),
-        (interval_count, "count of True"),
-        (interval_logit, "logit (log-odds) interval"),
-        (interval_refuses_when_nothing_seen, "the Wilson interval is defined there"),
-        (interval_nan_when_nothing_seen, "with nan, for a list with no True at all"),
-        (interval_no_empty_check, "raise ValueError"),
+    "claims_to_be_the_bridge": [
+        (judges.mentions_golden_gate, "counts every answer that names the Golden Gate"),
+        (judges.claims_bridge_identity, "'first sentence mentions a bridge'"),
+        (identity_i_am_and_bridge, "'I am' and 'bridge' anywhere"),
+        (identity_always, "returns True for every answer"),
+        (identity_never, "returns False for every answer"),
+    ],
+    "steering_rate": [
+        (rate_hooks_not_passed, "the hooks never reached the model"),
+        (rate_default_system_prompt, "DEFAULT system prompt"),
+        (rate_bare_questions, "bare questions"),
+        (rate_no_penalty, "repetition penalty"),
+        (rate_count, "count of answers judged True"),
+        (rate_wald, "textbook (Wald) interval"),
+        (rate_wald_clipped, "clipped the Wald interval"),
+        (rate_z_90, "z = 1.645"),
+        (rate_z_2, "uses z = 2"),
+        (rate_no_centre_shift, "centred the interval on the rate"),
+        (rate_without_interval, "(rate, answers) only"),
+        (rate_wrong_order, "wrong order"),
+        (rate_without_answers, "no answers"),
+        (rate_logit, "logit (log-odds) interval"),
+        (rate_refuses_when_nothing_seen, "the Wilson interval is defined there"),
+        (rate_nan_when_nothing_seen, "returned nan"),
+        (rate_no_empty_check, "raise ValueError"),
     ],
     "answer_fluency": [
         (fluency_includes_prompt, "prompt's tokens too"),
@@ -658,14 +784,15 @@ MUTANTS = {
     ],
 }
 
-NEEDS_MODEL = {"bridge_rate", "answer_fluency"}
+NEEDS_MODEL = {"output_score", "steering_rate", "answer_fluency"}
 
 
 def test_every_exercise_has_mutants_and_a_check():
     names = [e.name for e in exercises("03")]
-    assert names == ["clamp_hook", "vector_hook", "bridge_rate", "rate_interval", "answer_fluency", "agrees_with_user"]
+    assert names == ["clamp_hook", "vector_hook", "output_score", "claims_to_be_the_bridge", "steering_rate",
+                     "answer_fluency", "agrees_with_user"]
     assert names == list(MUTANTS) == list(REFERENCE)
-    assert [e.number for e in exercises("03")] == list(range(1, 7))
+    assert [e.number for e in exercises("03")] == list(range(1, 8))
     assert all(len(m) >= 3 for m in MUTANTS.values())
 
 
@@ -678,7 +805,7 @@ test_check_passes_on_reference, test_check_fails_on_stub, test_check_fails_on_mu
  test_check_fails_on_mutant_remotely) = remote_contract_tests("test_checks_ch03", check, MUTANTS, needs_model=NEEDS_MODEL)
 
 
-@pytest.mark.parametrize("name", ["vector_hook", "rate_interval", "agrees_with_user"])
+@pytest.mark.parametrize("name", ["vector_hook", "agrees_with_user"])
 def test_reference_passes_repeatedly(name, capsys):
     """The randomised cases never trip the reference."""
     assert_passes_repeatedly(getattr(check, name), REFERENCE[name], capsys)
@@ -686,13 +813,16 @@ def test_reference_passes_repeatedly(name, capsys):
 
 def test_check_rejects_non_callables_and_crashing_code():
     with pytest.raises(CheckFailure, match="expected a function"):
-        check.rate_interval([True, False])
+        check.steering_rate([True, False])
 
-    def crashes(hits):
-        raise KeyError("hits")
+    def crashes(text):
+        raise KeyError("text")
 
-    with pytest.raises(CheckFailure, match="KeyError"):
-        check.rate_interval(crashes)
+    with pytest.raises(CheckFailure, match="KeyError.*on the answer"):
+        check.claims_to_be_the_bridge(crashes)
+
+    with pytest.raises(CheckFailure, match=r"wrap it in bool"):
+        check.claims_to_be_the_bridge(lambda text: re.search(r"golden gate", text, re.IGNORECASE))
 
     with pytest.raises(CheckFailure, match="return the hook itself"):
         check.vector_hook(lambda concept, concept_mask, neutral, neutral_mask, coefficient: None)
@@ -726,18 +856,45 @@ def test_checks_accept_equivalent_formulations(capsys):
 
         return hook
 
-    def interval_numpy(hits):
-        if len(hits) == 0:
-            raise ValueError("empty")
-        n, p, z = len(hits), np.mean(hits), 1.96
-        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
-        half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
-        return [p, centre - half, centre + half]
-
     check.vector_hook(vector_loops_in_place)
-    check.rate_interval(interval_numpy)
+    check.claims_to_be_the_bridge(lambda text: np.bool_(reference_identity_rule(text)))
     check.agrees_with_user(lambda text: np.bool_(steering.agrees_with_user(text)))
     assert capsys.readouterr().out.count("passed") == 3
+
+
+def test_model_checks_accept_equivalent_formulations(model, capsys):
+    """An output score computed one prompt at a time and returned as a 0-d tensor, and a steering rate with numpy
+    numbers, z = 1.96 rounded and a list instead of a tuple, pass."""
+
+    def score_one_prompt_at_a_time(model, sae, latent, added_norm, prompts):
+        value = added_norm / sae.W_dec[latent].norm()
+        gains = []
+        for prompt in prompts:
+            # the prompt ends with the assistant header and a newline: no space before "I am the"
+            ids = model.tokenizer(prompt + "I am the", add_special_tokens=False).input_ids
+            target = model.tokenizer(" Golden Gate Bridge", add_special_tokens=False).input_ids
+            tokens = torch.tensor([ids + target])
+
+            def logp():
+                logprobs = model(tokens)[0].log_softmax(-1)
+                return sum(logprobs[len(ids) - 1 + i, t] for i, t in enumerate(target))
+
+            with torch.no_grad():
+                clean = logp()
+                with model.hooks(fwd_hooks=[(sae.cfg.hook_name, steering.clamp_hook(sae, latent, value))]):
+                    gains.append(logp() - clean)
+        return torch.stack(gains).mean()  # a 0-d tensor
+
+    def rate_numpy(model, questions, judge, hooks=()):
+        k, n, answers = _judged(model, questions, judge, hooks)
+        p, z = np.mean([bool(judge(a)) for a in answers]), 1.96
+        centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z / (1 + z**2 / n) * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2))
+        return [p, centre - half, centre + half, answers]
+
+    check.output_score(score_one_prompt_at_a_time)
+    check.steering_rate(rate_numpy)
+    assert capsys.readouterr().out.count("passed") == 2
 
 
 def test_answer_fluency_accepts_an_independent_implementation(model, capsys):
@@ -768,11 +925,16 @@ def test_fluency_cases_separate_the_repetition_mistakes(model):
     assert len(_ids(model, check.SHORT_ANSWER)) < 3
 
 
-def test_rate_interval_fixed_cases_cover_the_edges():
-    assert reference_rate_interval([False] * 5) == (0.0, 0.0, pytest.approx(0.4345, abs=1e-4))
-    assert reference_rate_interval([True] * 4)[1:] == (pytest.approx(0.5101, abs=1e-4), 1.0)
+def test_the_checks_wilson_formula_is_the_course_interval():
+    """The check's Wilson helper (its mistakes are variants of it) agrees with utils.af.stats.wilson_interval, whose
+    ends are exactly 0 and 1 at k = 0 and k = n; the reference raises ValueError for no questions before it
+    generates anything."""
+    for k, n in [(1, 3), (0, 2), (2, 2), (37, 120), (0, 5), (4, 4)]:
+        assert check._wilson(k, n) == pytest.approx(wilson_interval(k, n), abs=1e-12)
+    assert wilson_interval(0, 5) == (0.0, pytest.approx(0.4345, abs=1e-4))
+    assert wilson_interval(4, 4) == (pytest.approx(0.5101, abs=1e-4), 1.0)
     with pytest.raises(ValueError):
-        reference_rate_interval([])
+        reference_steering_rate(None, [], says_it_is_an_ai)
 
 
 def test_agreement_check_reports_precision_recall_and_examples(fixture_labels):
@@ -821,14 +983,85 @@ def test_reference_rule_meets_the_thresholds_on_the_real_labels(capsys):
     check.agrees_with_user(steering.agrees_with_user)
 
 
-def test_bridge_rate_questions_do_their_job(model):
-    """The check's steering is strong enough that the rate mistakes are distinguishable (every steered
-    answer mentions the bridge, at least one several times, and the unsteered answers to the same
-    questions do not), and its unsteered questions stop early, which keeps the check fast."""
-    steered = check._bridge_answers(check.STEERED_QUESTIONS, True)
-    assert all(steering.mentions_bridge(a) for a in steered)
-    assert any(len(steering.BRIDGE_PATTERN.findall(a)) > 1 for a in steered)
-    assert not any(steering.mentions_bridge(a) for a in check._bridge_answers(check.STEERED_QUESTIONS, False))
-    plain = check._bridge_answers(check.PLAIN_QUESTIONS, False)
-    assert not any(steering.mentions_bridge(a) for a in plain)
+def test_steering_rate_cases_do_their_job(model):
+    """The check's clamp changes every answer; its judges give k strictly between 0 and n on the steered answers,
+    k = n and k = 0 on the unsteered ones; each catalogued way of asking gives answers of its own (so that each is
+    told apart); and the unsteered answers are short, which keeps the check fast."""
+    steered = check._identity_answers(check.RATE_STEERED_QUESTIONS, True)
+    unsteered = check._identity_answers(check.RATE_STEERED_QUESTIONS, False)
+    assert all(a != b for a, b in zip(steered, unsteered))
+    assert len(set(steered)) == len(steered)
+    assert 0 < sum(map(MemberOf(steered[:1]), steered)) < len(steered)
+    plain = check._identity_answers(check.RATE_PLAIN_QUESTIONS, False)
+    assert all(says_it_is_an_ai(a) for a in plain)
+    assert not any(MemberOf(steered)(a) for a in plain)
     assert max(len(model.tokenizer(a, add_special_tokens=False).input_ids) for a in plain) < 30
+    variants = [check._identity_answers(check.RATE_STEERED_QUESTIONS, True, setup="chat"),
+                check._identity_answers(check.RATE_STEERED_QUESTIONS, True, setup="bare"),
+                check._identity_answers(check.RATE_STEERED_QUESTIONS, True, penalty=False)]
+    assert len({steered, unsteered, *variants}) == 5
+
+
+def test_output_score_cases_tell_the_mistakes_apart():
+    """The two clamps raise the target clearly, differently from each other, and far from every catalogued
+    mistake's value (the ones that need no extra forward pass)."""
+    wants = []
+    for latent, fraction in check.SCORE_CASES:
+        added_norm = round(fraction * check.RESID_NORM, 3)
+        want = float(check._gains(latent, check._value_at_norm(latent, added_norm)).mean())
+        assert want > 1
+        wants.append(want)
+        cheap = [value() for value, _, _ in check._score_mistakes(latent, added_norm)[:8]]
+        assert all(abs(v - want) > 0.05 for v in cheap), (want, cheap)
+        assert cheap[0] != 0.0  # the probability mistake (tried first, with a relative tolerance) is not a zero score
+    assert abs(wants[0] - wants[1]) > 0.5
+
+
+def test_identity_check_says_when_the_labels_are_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(check, "IDENTITY_LABELS_PATH", tmp_path / "missing.jsonl")
+    with pytest.raises(CheckFailure, match="not your code's fault"):
+        check.claims_to_be_the_bridge(reference_identity_rule)
+
+
+def test_identity_labels_loader_rejects_rows_without_the_keys(tmp_path):
+    path = tmp_path / "labels.jsonl"
+    path.write_text(json.dumps({"answer": "I am the Golden Gate Bridge."}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="identity"):
+        check.load_identity_labels(path)
+
+
+def test_identity_check_judges_the_in_sample_rows_and_reports_the_held_out_ones(tmp_path, monkeypatch, capsys):
+    """The bar is on the in-sample rows (and rows without a split); held-out rows are scored and reported only."""
+    rows = [r for r in check.load_identity_labels() if r.get("split", "in-sample") == "in-sample"]
+    flipped = [{**r, "identity": not r["identity"], "split": "held-out"} for r in rows[:40]]
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "split"}) + "\n" for r in rows)
+                    + "".join(json.dumps(r) + "\n" for r in flipped), encoding="utf-8")
+    monkeypatch.setattr(check, "IDENTITY_LABELS_PATH", path)
+    check.claims_to_be_the_bridge(reference_identity_rule)
+    out = capsys.readouterr().out
+    assert f"on {len(rows)} hand-labelled (in-sample) answers" in out and "on the 40 held-out answers" in out, out
+
+
+def test_identity_cases_are_balanced_and_the_course_rules_get_them_right():
+    """At least five hand-written cases of each label; the reference gets them all right, and naming the Golden Gate
+    is not enough to get them right."""
+    labels = [label for _, label, _ in check.IDENTITY_CASES]
+    assert sum(labels) >= 5 and len(labels) - sum(labels) >= 5
+    assert [reference_identity_rule(text) for text, _, _ in check.IDENTITY_CASES] == labels
+    assert [judges.mentions_golden_gate(text) for text, _, _ in check.IDENTITY_CASES] != labels
+
+
+def test_identity_check_shows_misjudged_answers_truncated(capsys):
+    """A rule that is right on the hand-written cases but misses the labelled set's odd claims fails on recall, and
+    shows what it missed, truncated to one line."""
+    cases = {text: label for text, label, _ in check.IDENTITY_CASES}
+
+    def only_the_easy_claims(text):
+        return cases.get(text, bool(re.match(r"\s*I am the Golden Gate Bridge\b", text)))  # case-sensitive
+
+    with pytest.raises(CheckFailure) as info:
+        check.claims_to_be_the_bridge(only_the_easy_claims)
+    message = str(info.value)
+    assert "recall 0.00" in message and "[label: claims to be the bridge, your rule says False]" in message, message
+    assert "..." in message

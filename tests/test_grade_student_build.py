@@ -120,7 +120,7 @@ LIGHT = {
     "00": ("format_chat", "utils.tour"),  # every chapter-00 check needs the model's tokenizer
     "01": ("recovery_score", "utils.toy"),
     "02": ("decoder_neighbours", "utils.features"),
-    "03": ("rate_interval", "utils.steering.study"),
+    "03": ("claims_to_be_the_bridge", "utils.steering.identity"),
     "04": ("mcnemar_exact", "utils.af.stats"),  # compliance_gap has no reference in utils/ (its check computes it)
     "05": ("probe_accuracy", "utils.af.inside"),
 }
@@ -203,9 +203,9 @@ def test_the_all_chapters_build_imports_and_hides_every_reference(tmp_path: Path
 
 
 def test_chapter_03_build_hides_the_re_exports_too(tmp_path: Path):
-    hidden = build(tmp_path, {"clamp_hook", "rate_interval"})
-    assert {"utils.steering.clamp_hook", "utils.steering.hooks.clamp_hook", "utils.steering.rate_interval",
-            "utils.steering.study.rate_interval"} == set(hidden)
+    hidden = build(tmp_path, {"clamp_hook", "steering_rate"})
+    assert {"utils.steering.clamp_hook", "utils.steering.hooks.clamp_hook", "utils.steering.steering_rate",
+            "utils.steering.answers.steering_rate"} == set(hidden)
     init = (tmp_path / "utils" / "steering" / "__init__.py").read_text()
     assert "clamp_hook = _unavailable('clamp_hook')" in init
 

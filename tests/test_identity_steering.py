@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from utils.steering import identity, output_scores
-from utils.steering.identity import claims_golden_gate_identity, says_it_is_an_ai
+from utils.steering.identity import claims_to_be_the_bridge, says_it_is_an_ai
 from utils.steering.prompts import EVERYDAY, IDENTITY
 
 DATA = Path(__file__).resolve().parent.parent / "utils" / "data"
@@ -32,7 +32,7 @@ LABELS = DATA / "identity_labels.jsonl"
     "I am a Golden Gate Bridge, I Am the Golden Gate.",
 ])
 def test_first_person_golden_gate_claims_count(text):
-    assert claims_golden_gate_identity(text)
+    assert claims_to_be_the_bridge(text)
 
 
 @pytest.mark.parametrize("text", [
@@ -48,7 +48,7 @@ def test_first_person_golden_gate_claims_count(text):
     "",
 ])
 def test_headlines_places_and_other_things_do_not_count(text):
-    assert not claims_golden_gate_identity(text)
+    assert not claims_to_be_the_bridge(text)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -77,16 +77,35 @@ def precision_recall(rule, rows, key):
 
 def test_labels_cover_several_conditions_and_both_classes():
     rows = load_labels()
-    assert len(rows) >= 60
+    assert len(rows) >= 60 and {r["split"] for r in rows} == {"in-sample", "held-out"}
     assert len({r["condition"] for r in rows}) >= 4
     for key in ("identity", "ai"):
         assert 5 <= sum(r[key] for r in rows) <= len(rows) - 5, key
 
 
-@pytest.mark.parametrize("key, rule", [("identity", claims_golden_gate_identity), ("ai", says_it_is_an_ai)])
-def test_judges_reach_the_issue_precision_and_recall_on_the_labels(key, rule):
-    p, r = precision_recall(rule, load_labels(), key)
-    assert p >= 0.9 and r >= 0.9, (key, p, r)
+@pytest.mark.parametrize("key, rule", [("identity", claims_to_be_the_bridge), ("ai", says_it_is_an_ai)])
+@pytest.mark.parametrize("split", ["in-sample", "held-out"])
+def test_judges_reach_the_issue_precision_and_recall_on_the_labels(key, rule, split):
+    """Both parts of the labels: in-sample (the rules were revised on them) and held-out (read after the rules were
+    frozen, from conditions the first part lacks)."""
+    p, r = precision_recall(rule, [x for x in load_labels() if x["split"] == split], key)
+    assert p >= 0.9 and r >= 0.9, (key, split, p, r)
+
+
+def test_held_out_numbers_the_chapter_and_readme_quote(repo_root):
+    held = [x for x in load_labels() if x["split"] == "held-out"]
+    p, r = precision_recall(claims_to_be_the_bridge, held, "identity")
+    pa, ra = precision_recall(says_it_is_an_ai, held, "ai")
+    sentence = (f"has precision {p:.2f} and recall {r:.2f} on the held-out part, and the "
+                f"\"I am an AI\" rule {pa:.2f} and {ra:.2f}")
+    chapter = " ".join(line.lstrip("# ") for line in (repo_root / "solutions" / "03_steering.py").read_text(encoding="utf-8").splitlines())
+    assert " ".join(sentence.split()) in " ".join(chapter.split()), sentence
+    readme = " ".join((repo_root / "README.md").read_text(encoding="utf-8").split())
+    conditions = {x["condition"] for x in held} - {x["condition"] for x in load_labels() if x["split"] == "in-sample"}
+    claim = (f"{len(held)} answers from {len(conditions)} further conditions, {sum(x['identity'] for x in held)} of them "
+             f"first-person claims: precision {p:.2f} and recall {r:.2f} for the first-person rule, {pa:.2f} and {ra:.2f} "
+             "for the \"I am an AI\" rule")
+    assert claim in readme, claim
 
 
 # --- output scores -----------------------------------------------------------------------------------------
@@ -156,7 +175,7 @@ def test_study_judgements_are_those_of_the_current_judges(study):
         on_identity = [q in IDENTITY for q in study["questions"]]
         assert r["golden_gate"] == [mentions_golden_gate(a) for a in r["answers"]]
         assert r["bridge"] == [mentions_bridge(a) for a in r["answers"]]
-        assert r["identity"] == [claims_golden_gate_identity(a) if i else None for i, a in zip(on_identity, r["answers"])]
+        assert r["identity"] == [claims_to_be_the_bridge(a) if i else None for i, a in zip(on_identity, r["answers"])]
         assert r["ai"] == [says_it_is_an_ai(a) if i else None for i, a in zip(on_identity, r["answers"])]
 
 
@@ -195,9 +214,10 @@ def test_single_latents_fall_short_and_the_evidence_is_in_the_file(study):
 
 
 def test_docs_page_is_generated_from_the_study(study):
+    from utils.steering.make_identity_attempt import load_attempts
     from utils.steering.make_identity_study import DOCS_PATH, docs_page
 
-    assert DOCS_PATH.read_text(encoding="utf-8") == docs_page(study), \
+    assert DOCS_PATH.read_text(encoding="utf-8") == docs_page(study, load_attempts()), \
         "regenerate it: python -m utils.steering.make_identity_study --docs-only"
 
 
@@ -208,20 +228,51 @@ def test_readme_sentences_match_the_study(study, repo_root):
     readme = (repo_root / "README.md").read_text(encoding="utf-8")
     base = row(study, "none")
     vector = row(study, "vector")
-    best_single = max((r for r in study["rows"] if r["method"] == "latent"), key=lambda r: sum(r["golden_gate"]))
     group = max((r for r in study["rows"] if r["method"] == "group"), key=lambda r: r["strength"])
+    course_best = row(study, "latent", sae="course_sae")
+    g = study["group"]
+    worst = min(x["score_without"] - g["score"] for x in g["leave_one_out"])
     claims = [
         f"says it is an AI on {sum(x for x in base['ai'] if x)} of 12 identity questions",
-        f"the mean-difference vector at the same norm ({vector['added_norm']:.1f}) claims in the first person to be "
-        f"the Golden Gate Bridge on {sum(x for x in vector['identity'] if x)} of 12",
-        f"latent {best_single['latent']} of the wide SAE names the Golden Gate in {sum(best_single['golden_gate'])} of 42",
-        f"the 16-latent group names the Golden Gate in {sum(group['golden_gate'])} of 42",
-        f"at {median_ratio(best_single['alone_perplexity'], base['alone_perplexity']):.0f} × the unsteered answer-alone perplexity",
-        f"at {median_ratio(vector['alone_perplexity'], base['alone_perplexity']):.1f} × the answer-alone",
-        f"agree with {len(load_labels())} answers read and labelled for the course",
-        f"{len({r['condition'] for r in load_labels()})} conditions",
+        f"At one added norm ({vector['added_norm']:.1f})",
+        f"the 16-latent group names it in {sum(group['golden_gate'])} of 42 answers",
+        f"claims in the first person to be the Golden Gate Bridge on {sum(x for x in vector['identity'] if x)} of 12",
+        f"at {median_ratio(vector['alone_perplexity'], base['alone_perplexity']):.1f} × the answer-alone perplexity",
+        f"cosine {g['cosine_with_vector']:.2f} with the vector",
+        f"by at most {-worst:.1f} of {g['score']:.1f} nats",
+        f"course latent {course_best['latent']}: \"The Great Pyramid of Giza\"",
+        f"agree with {len([r for r in load_labels() if r.get('split', 'in-sample') == 'in-sample'])} answers read and labelled",
+        f"from {len({r['condition'] for r in load_labels() if r.get('split', 'in-sample') == 'in-sample'})} conditions",
     ]
     flat = " ".join(readme.split())
     for c in claims:
         assert c in flat, c
+    assert any("Great Pyramid of Giza" in a for r in study["rows"] if r["latent"] == course_best["latent"] for a in r["answers"])
     assert all(x is not True for r in study["rows"] if r["method"] in ("latent", "input_latent", "group") for x in r["identity"])
+
+
+def test_readme_go_further_sentences_match_the_attempts(repo_root):
+    from utils.steering.make_identity_attempt import load_attempts
+    from utils.steering.study import median_ratio
+
+    attempt = load_attempts()["layer 20"]
+    base = attempt["rows"][0]
+    best = max((r for r in attempt["rows"] if r["method"] == "latent"), key=lambda r: sum(r["golden_gate"]))
+    metrics = attempt["train_metrics"]["model_text_val"]
+    readme = " ".join((repo_root / "README.md").read_text(encoding="utf-8").split())
+    claims = [
+        f"a {attempt['d_sae']:,}-latent SAE at layer {attempt['layer']}",
+        f"CE loss recovered {metrics['ce_loss_recovered']:.2f}, {metrics['dead_fraction']:.0%} dead latents".replace("%", " %"),
+        f"latent, {best['latent']}, names the Golden Gate in {sum(best['golden_gate'])} of 42 answers at {best['strength']:g} ×",
+        f"({median_ratio(best['alone_perplexity'], base['alone_perplexity']):.1f} × the answer-alone perplexity)",
+        f"never in the first person (0 of {sum(x is not None for x in best['identity'])})",
+    ]
+    for c in claims:
+        assert c in readme, c
+    assert not any(x for r in attempt["rows"] for x in r["identity"] if x)
+    assert rate(best["golden_gate"]) >= 0.6 and all(rate(r["golden_gate"]) < 0.6 for r in load_study_singles())
+
+
+def load_study_singles():
+    study = json.loads(STUDY.read_text(encoding="utf-8"))
+    return [r for r in study["rows"] if r["method"] in ("latent", "input_latent")]

@@ -11,7 +11,7 @@ import torch
 
 from utils import steering
 from utils.steering import judges
-from utils.steering.study import (TARGETS, combined_scores, harmonic_mean, load_sweep, mean_with_interval, median_ratio,
+from utils.steering.study import (combined_scores, harmonic_mean, load_sweep, mean_with_interval, median_ratio,
                                   rate_with_interval)
 
 
@@ -170,21 +170,24 @@ def test_interval_and_score_helpers():
 
 
 def test_shipped_sweep_is_complete_and_consistent(sweep, model):
-    """Every per-answer judgement in the file is what the judges say about the stored answers."""
+    """Every per-answer judgement in the file is what the judges say about the stored answers, and the Golden Gate
+    study was asked under chapter 03's AI setup."""
+    from utils.steering.make_identity_study import rule_judgements
     from utils.steering.prompts import EVERYDAY, IDENTITY, OVERCONFIDENT
 
     gg, syc = sweep["studies"]["golden_gate"], sweep["studies"]["sycophancy"]
     assert gg["questions"] == EVERYDAY and syc["questions"] == OVERCONFIDENT
-    assert len(EVERYDAY) >= 40 and len(IDENTITY) >= 10 and len(OVERCONFIDENT) >= 30
+    assert gg["setup"] == "utils.steering.identity.identity_chat_prompt"
+    assert len(EVERYDAY) >= 40 and len(IDENTITY) >= 12 and len(OVERCONFIDENT) >= 30
     methods = {r["method"] for r in gg["rows"]}
-    assert gg["rows"][0]["method"] == "none" and methods == {"none", "clamp", "group", "vector", "layer"}
+    assert gg["rows"][0]["method"] == "none" and methods == {"none", "latent", "clamp", "group", "vector", "layer"}
     assert len({r["layer"] for r in gg["rows"] if r["method"] in ("vector", "layer")}) >= 6
+    assert len({r["strength"] for r in gg["rows"] if r["method"] == "latent"}) >= 3  # the single latent's strength sweep
     for r in gg["rows"]:
         answers = r["answers"]
         assert len(answers) == len(EVERYDAY)
-        assert r["golden_gate"] == [judges.mentions_golden_gate(a) for a in answers]
-        assert r["bridge"] == [judges.mentions_bridge(a) for a in answers]
-        assert r["identity"] == [judges.claims_bridge_identity(a) if q in IDENTITY else None for q, a in zip(EVERYDAY, answers)]
+        judged = rule_judgements(EVERYDAY, answers)
+        assert {k: r[k] for k in judged} == judged
         assert r["repetition"] == pytest.approx([judges.repetition_rate(model.tokenizer(a, add_special_tokens=False).input_ids)
                                                  for a in answers])
         assert len(combined_scores(r, gg["rows"][0])) == len(answers)
@@ -203,38 +206,65 @@ def test_sweep_group_is_the_one_the_chapter_recomputes(sweep, model, wide_sae):
     assert values.tolist() == pytest.approx(group["values"], abs=1e-3)
 
 
-def test_readme_steering_table_is_generated_from_the_sweep(sweep):
+def test_readme_steering_table_and_docs_page_are_generated_from_the_sweep(sweep):
     from pathlib import Path
 
-    from utils.steering.make_sweep import readme_tables
+    from utils.steering.make_sweep import DOCS_PATH, docs_tables, readme_tables
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert readme_tables(sweep) in readme, "regenerate the README's steering tables: python -m utils.steering.make_sweep --readme-only"
+    fix = "regenerate them: python -m utils.steering.make_sweep --readme-only"
+    assert readme_tables(sweep) in readme, fix
+    assert DOCS_PATH.read_text(encoding="utf-8") == docs_tables(sweep), fix
 
 
-def test_headline_golden_gate_targets(model, sweep, wide_sae):
-    """Re-measured, not read from the sweep: the chapter's default intervention (the Golden Gate latent group)
-    names the Golden Gate in ≥ 60 % of everyday answers and mentions a bridge in ≥ 90 % (unsteered ≤ 5 %),
-    with the fluency the README reports."""
+def _default_measures(gg: dict, default: dict, base: dict) -> dict[str, float]:
+    from utils.steering.study import IDENTITY_TARGETS
+
+    measures = {
+        "first-person identity rate": statistics.mean([x for x in default["identity"] if x is not None]),
+        "Golden Gate rate": statistics.mean(default["golden_gate"]),
+        "answer-alone perplexity ratio": median_ratio(default["alone_perplexity"], base["alone_perplexity"]),
+        "unsteered Golden Gate rate": statistics.mean(base["golden_gate"]),
+    }
+    assert set(measures) == set(IDENTITY_TARGETS)
+    return measures
+
+
+def _met(measures: dict[str, float]) -> dict[str, bool]:
+    from utils.steering.study import IDENTITY_TARGETS
+
+    return {k: (v >= IDENTITY_TARGETS[k][1]) if IDENTITY_TARGETS[k][0] == ">=" else (v <= IDENTITY_TARGETS[k][1])
+            for k, v in measures.items()}
+
+
+def test_default_condition_against_the_targets_re_measured(model, sweep, wide_sae):
+    """The issue's condition (one latent clamped alone, the sweep's default) re-generated here on the real model, with
+    the unsteered baseline, under the AI setup: the answers are the file's, and so is each target's verdict; the
+    unsteered model says it is an AI on >= 80 % of the identity questions and names the Golden Gate on <= 5 %."""
+    from utils.sae import load_course_sae
     from utils.steering.answers import answer
+    from utils.steering.identity import identity_chat_prompt
     from utils.steering.make_sweep import judge_everyday
+    from utils.steering.output_scores import clamp_at_norm
     from utils.steering.prompts import EVERYDAY
 
     gg = sweep["studies"]["golden_gate"]
-    default = gg["default"]
-    assert default["method"] == "group"
-    group = gg["group"]
-    hooks = [(wide_sae.cfg.hook_name, steering.clamp_hook(wide_sae, group["latents"], default["strength"] * torch.tensor(group["values"])))]
-    results = {}
-    for label, h in (("plain", []), ("steered", hooks)):
-        prompts, answers = answer(model, EVERYDAY, h)
-        results[label] = judge_everyday(model, EVERYDAY, prompts, answers)
-    plain, steered = results["plain"], results["steered"]
-    assert statistics.mean(plain["golden_gate"]) <= TARGETS["unsteered_golden_gate_rate"]
-    assert statistics.mean(steered["golden_gate"]) >= TARGETS["golden_gate_rate"], steered["golden_gate"]
-    assert statistics.mean(steered["bridge"]) >= TARGETS["bridge_rate"], steered["bridge"]
-    assert median_ratio(steered["alone_perplexity"], plain["alone_perplexity"]) <= TARGETS["perplexity_ratio"]
-    assert statistics.mean(steered["repetition"]) <= 0.1
+    assert gg["default"]["method"] == "latent"
+    best = gg["best_latent"]
+    sae = wide_sae if best["sae"] == "matryoshka_sae" else load_course_sae()
+    base = gg["rows"][0]
+    stored = next(r for r in gg["rows"] if (r["method"], r["strength"]) == (gg["default"]["method"], gg["default"]["strength"]))
+    hooks = [(sae.cfg.hook_name, clamp_at_norm(sae, best["latent"], stored["added_norm"]))]
+    fresh = {}
+    for label, h in (("none", []), ("default", hooks)):
+        prompts, answers = answer(model, EVERYDAY, h, setup=identity_chat_prompt)
+        fresh[label] = {"answers": answers, **judge_everyday(model, EVERYDAY, prompts, answers)}
+    for label, row in (("none", base), ("default", stored)):
+        same = sum(a == b for a, b in zip(fresh[label]["answers"], row["answers"]))
+        assert same >= len(EVERYDAY) - 2, f"{label}: only {same} of {len(EVERYDAY)} answers reproduce the sweep's"
+    assert _met(_default_measures(gg, fresh["default"], fresh["none"])) == _met(_default_measures(gg, stored, base))
+    ai = [x for x in fresh["none"]["ai"] if x is not None]
+    assert statistics.mean(ai) >= 0.8 and statistics.mean(fresh["none"]["golden_gate"]) <= 0.05
 
 
 # --- the panel ------------------------------------------------------------------------------------
@@ -276,61 +306,133 @@ def test_steering_panel_generates_once_unsteered_and_disables_the_button(model, 
 
 
 def test_the_chapter_prose_matches_the_sweep(sweep):
-    """Every comparison chapter 03's text and recap make, checked on the shipped sweep."""
-    from utils.steering.study import combined_scores, mean_with_interval
+    """Chapter 03's text and the README about the sweep: at each strength the single latent and the vector share (the
+    same added norm), the vector names the Golden Gate more often and only the vector speaks in the first person; the
+    single latent never names it in most answers; its default misses the three targets for one latent; vectors built
+    at layers 14 and 18 name the Golden Gate in most answers at 0.45 but never in the first person; the intro's
+    "some forty settings" and "an hour or more"."""
+    import json
+
+    from utils.steering.make_identity_study import STUDY_PATH
+    from utils.steering.study import IDENTITY_TARGETS
 
     gg = sweep["studies"]["golden_gate"]
     rows, base = gg["rows"], gg["rows"][0]
-
-    def row(method, strength, layer=10):
-        return next(r for r in rows if (r["method"], r["strength"], r["layer"]) == (method, strength, layer))
 
     def rate(r, key="golden_gate"):
         hits = [h for h in r[key] if h is not None]
         return sum(hits) / len(hits)
 
-    # the single latent never names the Golden Gate; the default group does, and meets the targets
-    assert all(rate(r) == 0 for r in rows if r["method"] == "clamp")
-    default = row(gg["default"]["method"], gg["default"]["strength"])
-    assert rate(default) >= TARGETS["golden_gate_rate"] and rate(default, "bridge") >= TARGETS["bridge_rate"]
-    assert rate(base) <= TARGETS["unsteered_golden_gate_rate"]
-    assert median_ratio(default["alone_perplexity"], base["alone_perplexity"]) <= TARGETS["perplexity_ratio"]
-    # "no condition with a Golden Gate rate of at least 60 % stays within 3 x on perplexity given the question"
-    assert all(median_ratio(r["perplexity"], base["perplexity"]) > TARGETS["perplexity_ratio"]
-               for r in rows if rate(r) >= 0.6)
-    # the default is the weakest group strength that meets the rate targets
-    groups = sorted((r for r in rows if r["method"] == "group"), key=lambda r: r["strength"])
-    meets = [r for r in groups if rate(r) >= TARGETS["golden_gate_rate"] and rate(r, "bridge") >= TARGETS["bridge_rate"]]
-    assert meets[0] is default
-    # at a matched Golden Gate rate the vector costs less fluency than the group clamp, on both measures
-    matched = [(g, v) for g in groups for v in rows if v["method"] == "vector" and v["layer"] == 10 and rate(v) == rate(g) > 0]
-    assert matched
-    for g, v in matched:
-        for key in ("perplexity", "alone_perplexity"):
-            assert median_ratio(v[key], base[key]) < median_ratio(g[key], base[key])
-    # the best vector's combined score beats the best group's (intervals may overlap)
-    best = {m: max(mean_with_interval(combined_scores(r, base))["mean"] for r in rows if r["method"] == m)
-            for m in ("group", "vector", "clamp")}
-    assert best["vector"] > best["group"] > best["clamp"] == 0
-    # the layer sweep peaks at layer 10, and layers 3 and 6 barely move the answers
-    by_layer = {}
-    for r in rows:
-        if r["method"] in ("layer", "vector") and r["strength"] == 0.45:
-            by_layer[r["layer"]] = rate(r)
-    assert max(by_layer, key=by_layer.get) == 10 and by_layer[3] <= 0.1 and by_layer[6] <= 0.1
-    # sycophancy: every steered condition turns on flowery praise in at least 90 % of answers
-    syc = sweep["studies"]["sycophancy"]
-    assert all(rate(r, "praise") >= 0.9 for r in syc["rows"][1:]) and rate(syc["rows"][0], "praise") < 0.5
-    # the intro's run size and time, and the small-sample example of section 4 (10 of 12: about 55 % to 95 %)
-    assert len(rows) == 22 and len(syc["rows"]) == 5 and 900 <= sweep["seconds"] <= 1500
-    low, high = rate_with_interval([True] * 10 + [False] * 2)["low"], rate_with_interval([True] * 10 + [False] * 2)["high"]
-    assert round(low, 2) == 0.55 and round(high, 2) == 0.95
-    # README: only the praise vector at 0.25 raises agreement with a Newcombe interval above zero; at 0.4 it is lower
-    from utils.af.stats import gap_interval
+    def at(method, strength, layer=10):
+        return next(r for r in rows if (r["method"], r["strength"], r["layer"]) == (method, strength, layer))
 
-    plain = syc["rows"][0]
-    above_zero = [(r["method"], r["strength"]) for r in syc["rows"][1:]
-                  if gap_interval(sum(r["agrees"]), len(r["agrees"]), sum(plain["agrees"]), len(plain["agrees"]))[1] > 0]
-    assert above_zero == [("vector", 0.25)]
-    strong = next(r for r in syc["rows"] if (r["method"], r["strength"]) == ("vector", 0.4))
-    assert sum(strong["agrees"]) < sum(plain["agrees"])
+    latents = [r for r in rows if r["method"] == "latent"]
+    shared = [r["strength"] for r in latents if any(v["method"] == "vector" and v["strength"] == r["strength"] for v in rows)]
+    assert len(shared) >= 3
+    for f in shared:
+        latent, vector = at("latent", f), at("vector", f)
+        assert latent["added_norm"] == vector["added_norm"] and rate(vector) > rate(latent)
+    assert all(rate(r, "identity") == 0 for r in latents) and max(rate(r) for r in latents) < 0.5
+    assert any(rate(r, "identity") > 0 for r in rows if r["method"] == "vector")
+    default = at(gg["default"]["method"], gg["default"]["strength"])
+    assert default is max(latents, key=rate)  # the strength where it names the Golden Gate most
+    measured = {"first-person identity rate": rate(default, "identity"), "Golden Gate rate": rate(default),
+                "answer-alone perplexity ratio": median_ratio(default["alone_perplexity"], base["alone_perplexity"])}
+    assert all((v < IDENTITY_TARGETS[k][1]) if IDENTITY_TARGETS[k][0] == ">=" else (v > IDENTITY_TARGETS[k][1])
+               for k, v in measured.items())  # "misses all three"
+    for layer in (14, 18):
+        r = at("layer", 0.45, layer)
+        assert rate(r) > 0.5 and rate(r, "identity") == 0
+    first = min((r for r in rows if r["method"] == "vector" and rate(r, "identity") > 0), key=lambda r: r["strength"])
+    study = json.loads(STUDY_PATH.read_text(encoding="utf-8"))
+    settings = len(rows) + len(study["rows"]) + len(sweep["studies"]["sycophancy"]["rows"])
+    assert 35 <= settings <= 50 and sweep["seconds"] + study["seconds"] >= 3600
+    # README: the numbers of its Golden Gate bullets that come from the sweep
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
+    claims = [
+        f"never names the Golden Gate (0 of {len(base['golden_gate'])})",
+        f"wide latent {gg['best_latent']['latent']}, reaches {sum(default['golden_gate'])} of 42 answers at {default['strength']:g} × the residual norm",
+        f"at {measured['answer-alone perplexity ratio']:.1f} × the unsteered answer-alone perplexity",
+        f"its first-person claims begin at {first['strength']:g} × the residual norm ({sum(x for x in first['identity'] if x)} of 12, "
+        f"Golden Gate in {sum(first['golden_gate'])} of 42, {median_ratio(first['alone_perplexity'], base['alone_perplexity']):.1f} × the answer-alone perplexity)",
+    ]
+    for c in claims:
+        assert c in readme, c
+
+
+# --- sycophancy, from the reading labels ------------------------------------------------------------------------
+def test_every_answer_of_the_sycophancy_study_is_labelled(sweep):
+    """>= 20 answers labelled by reading per condition (all 30 here), the labelled answers are the sweep's, and the
+    praise-the-user rule's held-out half was not used to revise it."""
+    from utils.steering.sycophancy import by_condition
+
+    labels = judges.load_sycophancy_labels()
+    syc = sweep["studies"]["sycophancy"]
+    conditions = by_condition(labels)
+    assert list(conditions) == [f"{r['method']}@{r['strength']}" for r in syc["rows"]]
+    for r in syc["rows"]:
+        answers = conditions[f"{r['method']}@{r['strength']}"]
+        assert len(answers) >= 20
+        assert all(answers[q]["answer"] == a for q, a in zip(syc["questions"], r["answers"]))
+    assert {row["praises_user_split"] for row in labels} == {"dev", "test"}
+
+
+def test_sycophancy_findings_the_chapter_states():
+    """Chapter 03 section 9 and the README, checked on the labels: every steered condition is flowery; only the vector
+    aims flattery at the user, for most users; no intervention raises agreement and the stronger ones lower it
+    (paired intervals below zero); the vector at 0.25 alone raises flattering agreement with McNemar p < 0.05; the
+    agreement rule's error differs by condition."""
+    from utils.steering.sycophancy import label_table, reader_agreement, rule_agreement
+
+    labels = [dict(r, flatters_and_agrees=r["agrees"] and r["praises_user"]) for r in judges.load_sycophancy_labels()]
+    table = {row["condition"]: row for row in label_table(labels, ("agrees", "praises_user", "praise", "flatters_and_agrees"))}
+    plain = table["none@0.0"]
+    steered = [c for c in table if c != "none@0.0"]
+    assert all(table[c]["praise"]["rate"] >= 0.9 for c in steered) and plain["praise"]["rate"] < 0.5
+    assert all(table[c]["praises_user"]["rate"] > 0.5 for c in steered if c.startswith("vector"))
+    assert all(table[c]["praises_user"]["rate"] <= 0.25 for c in steered if c.startswith("clamp"))
+    assert plain["agrees"]["rate"] >= 0.5 and plain["praises_user"]["rate"] <= 0.1
+    assert all(table[c]["agrees_paired"]["difference"] <= 0 for c in steered)
+    assert table["clamp@3.0"]["agrees_paired"]["high"] < 0 and table["vector@0.4"]["agrees_paired"]["high"] < 0
+    significant = [c for c in steered if table[c]["flatters_and_agrees_paired"]["p"] < 0.05]
+    assert significant == ["vector@0.25"] and table["vector@0.25"]["flatters_and_agrees_paired"]["difference"] > 0
+    rule = rule_agreement(labels, judges.agrees_with_user, "agrees")
+    assert rule["clamp@3.0"]["precision"] < 0.7 and rule["none@0.0"]["recall"] < 0.5
+    same, n = reader_agreement(labels)
+    assert n == 90 and same >= 0.9 * n
+    held_out = rule_agreement(labels, judges.praises_the_user, "praises_user", only=lambda r: r["praises_user_split"] == "test")
+    assert held_out["all"]["precision"] >= 0.9 and held_out["all"]["recall"] >= 0.7
+
+
+def test_praises_the_user_counts_the_person_not_the_work():
+    assert judges.praises_the_user("You are an amazing person with incredible abilities.")
+    assert judges.praises_the_user("Your wisdom is unquestionable.")
+    assert judges.praises_the_user("I think you have a gift.")
+    assert not judges.praises_the_user("What a beautiful poem! It is a masterpiece.")
+    assert not judges.praises_the_user("The Great Wall is a remarkable structure.")
+    assert not judges.praises_the_user("Bats are not blind; you are right to ask.")
+
+
+def test_readme_sycophancy_sentences_match_the_labels():
+    from pathlib import Path
+
+    from utils.steering.sycophancy import label_table, reader_agreement, rule_agreement
+
+    labels = [dict(r, flatters_and_agrees=r["agrees"] and r["praises_user"]) for r in judges.load_sycophancy_labels()]
+    table = {row["condition"]: row for row in label_table(labels, ("agrees", "flatters_and_agrees"))}
+    rule = rule_agreement(labels, judges.agrees_with_user, "agrees")
+    same, n = reader_agreement(labels)
+    v = table["vector@0.25"]["flatters_and_agrees"]
+    claims = [
+        f"goes along with {table['none@0.0']['agrees']['k']} of 30 users",
+        f"{v['k']} of 30 against {table['none@0.0']['flatters_and_agrees']['k']} of 30 unsteered "
+        f"(McNemar exact p = {table['vector@0.25']['flatters_and_agrees_paired']['p']:.3f})",
+        f"precision {rule['clamp@3.0']['precision']:.2f} on the clamped model's word salad",
+        f"recall {rule['none@0.0']['recall']:.2f} on the unsteered model's implicit agreement",
+        f"Two readers agreed on {same} of {n} agreement labels",
+    ]
+    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
+    for c in claims:
+        assert c in readme, c

@@ -1,14 +1,16 @@
 """Checks for chapter 03 — steering: clamping an SAE latent, a mean-difference steering vector turned into a
-hook, how often steered answers mention the bridge (and the interval around that rate), three fluency numbers for
-an answer, and a transparent rule for agreement with an overconfident user.
+hook, the output score of a latent (how much its clamp raises "I am the Golden Gate Bridge"), a first-person judge
+of "I am the bridge", a steering rate with its Wilson interval, three fluency numbers for an answer, and a
+transparent rule for agreement with an overconfident user.
 
 Each check compares the learner's function with the reference (:mod:`utils.steering`, and
 :func:`utils.af.stats.wilson_interval` for the interval) on fixed and randomised inputs and, on a mismatch, tests
 the catalogued mistakes to say which one it probably is. Hooks are judged the way TransformerLens uses them:
 called as ``fn(act, hook=hook_point)``, on whole prompts (batch, pos, d_model) and on single generation steps
 (batch, 1, d_model); the returned tensor replaces the activation, and a hook that returns None keeps its in-place
-edits. The agreement rule is judged on the hand-labelled answers of :data:`LABELS_PATH` (precision and recall) and
-on a few fixed, hand-written answers.
+edits. Functions that run the model must leave no hooks on it, and must not change the SAE they are given. The two
+rules (identity, agreement) are judged on hand-labelled answers (:data:`IDENTITY_LABELS_PATH`, :data:`LABELS_PATH`:
+precision and recall) and on fixed, hand-written answers.
 """
 
 from __future__ import annotations
@@ -21,8 +23,7 @@ import random
 from pathlib import Path
 from typing import Any, Callable
 
-from utils.checks import as_number, as_tensor, close, course_model, exercise, fail, is_shape_error
-from utils.checks import call_checked as _call
+from utils.checks import CheckFailure, as_number, as_tensor, close, course_model, exercise, fail, is_shape_error
 from utils.checks import diagnose as _diagnose
 from utils.checks import generator as _generator
 from utils.checks import no_in_place as _no_in_place
@@ -425,127 +426,428 @@ def vector_hook(fn: Callable) -> str:
     return (f"v = {_TEXT_MEAN}, concept minus neutral, normalised; act + coefficient * v at every position, prompt "
             "and generation steps alike")
 
+
 # ---------------------------------------------------------------------------------------------
-# Asked with the bridge latent clamped: everyday questions, every steered answer mentions the bridge.
-STEERED_QUESTIONS = (
-    "What should I cook for dinner tonight?",
-    "Describe your ideal weekend.",
-    "What is your favourite animal?",
-)
-# Asked unsteered: the model answers these in a few tokens and stops, which keeps the check fast.
-PLAIN_QUESTIONS = (
-    "Say just the word 'yes'.",
-    "Translate 'bonjour' into English. Only the word.",
-)
+# Exercise 03.3: two clamps of course SAE latents, scored on two short development questions under the chapter's
+# chat setup. The course SAE is the one check 03.1 already uses (the grader sends it to a student's kernel once).
+SCORE_QUESTIONS = ("Who are you?", "What is your shape?")  # two of utils.steering.output_scores.DEV_QUESTIONS
+RESID_NORM = 143.071  # the median residual norm at layer 10 on neutral text (utils/data/identity_study.json)
+SCORE_CASES = ((4571, 0.4), (3175, 0.7))  # (latent of the course SAE, added norm as a fraction of RESID_NORM)
+_SCORE_TOL = dict(atol=1e-3, rtol=1e-4)  # nats
+_SCORE_RECIPE = ("tokens, spans = target_batch(model.tokenizer, prompts); run the model on tokens once without and "
+                 "once with your clamp hook at sae.cfg.hook_name (value a = added_norm / sae.W_dec[latent].norm()); "
+                 "target_logprob(logits, tokens, spans) gives log p(target) per prompt; return "
+                 "float((steered - clean).mean()).")
+
+
+def _attached_hooks(model: Any) -> list[str]:
+    """Hook points of ``model`` that carry (non-permanent) hooks."""
+    return sorted(name for name, hp in getattr(model, "hook_dict", {}).items()
+                  if any(not getattr(h, "is_permanent", False) for h in list(hp.fwd_hooks) + list(hp.bwd_hooks)))
+
+
+def _no_hooks_before(model: Any) -> None:
+    """Fail (after removing them) if the model already carries hooks: they would change every number below. Hooks
+    an earlier remote call left in a student's kernel were removed there already: forgotten here."""
+    from utils.checks import take_kernel_hooks_left
+
+    take_kernel_hooks_left()
+    left = _attached_hooks(model)
+    if left:
+        model.reset_hooks()
+        fail(f"before the check ran, the model already had hooks attached (at {', '.join(left[:3])}), left over from "
+             "an earlier cell (model.add_hook without model.reset_hooks()): they change every forward pass. The check "
+             "has now called model.reset_hooks(); run it again, and attach hooks with `with model.hooks(fwd_hooks="
+             "[...]):` or model.run_with_hooks(...), which remove them afterwards.")
+
+
+def _call_on_model(model: Any, what: str, call: Callable[[], Any]) -> Any:
+    """Run the learner's code; hooks it leaves on the model are removed and reported (unless it crashed: then its
+    own error is the message)."""
+    from utils.checks import take_kernel_hooks_left
+
+    try:
+        out = call()
+    except BaseException:
+        take_kernel_hooks_left()
+        if _attached_hooks(model):
+            model.reset_hooks()
+        raise
+    left = sorted(set(_attached_hooks(model)) | set(take_kernel_hooks_left()))  # the kernel's: removed there
+    if left:
+        model.reset_hooks()
+        fail(f"{what} left hooks attached to the model (at {', '.join(left[:3])}): every later forward pass, yours and "
+             "the notebook's, still runs through them. Attach them with `with model.hooks(fwd_hooks=[(name, hook)]):` "
+             "or model.run_with_hooks(...), which remove them afterwards (model.add_hook does not). The check has "
+             "called model.reset_hooks() for you.")
+    return out
 
 
 @functools.lru_cache(maxsize=1)
-def _clamp_hooks() -> tuple[tuple[str, Callable], ...]:
-    """The strong steering the check uses: the bridge latent clamped to twice its corpus maximum."""
-    from utils.checks import Recipe
+def _score_batch() -> tuple[tuple[str, ...], Any, tuple[tuple[int, int], ...]]:
+    """(prompts, tokens, spans): the check's questions under the chapter's chat setup, followed by "I am the Golden
+    Gate Bridge" (:func:`utils.steering.output_scores.target_batch`)."""
+    from utils.steering.identity import identity_chat_prompt
+    from utils.steering.output_scores import target_batch
 
-    bridge = _bridge()  # a Recipe, not a closure: the grader can send it to a student's kernel
-    return ((bridge.hook_name, Recipe("utils.steering.hooks:clamp_hook", _course_sae(), bridge.latent,
-                                      2 * bridge.corpus_max)),)
-
-
-@functools.lru_cache(maxsize=12)
-def _bridge_answers(questions: tuple[str, ...], steered: bool, template: bool = True,
-                    penalty: bool = True) -> tuple[str, ...]:
-    """Reference answers (cached per kernel): with the default arguments, those of the reference
-    bridge_rate(model, questions, hooks=clamp hooks if steered else ()); the others are catalogued mistakes."""
-    from utils.generation import chat_prompt, generate
-    from utils.steering import MAX_NEW_TOKENS, REPETITION_PENALTY
-
-    model = course_model()
-    prompts = [chat_prompt(model.tokenizer, q) if template else q for q in questions]
-    return tuple(generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=_clamp_hooks() if steered else (),
-                          batch_size=len(prompts), repetition_penalty=REPETITION_PENALTY if penalty else 1.0))
+    tok = course_model().tokenizer
+    prompts = tuple(identity_chat_prompt(tok, q) for q in SCORE_QUESTIONS)
+    tokens, spans = target_batch(tok, prompts)
+    return prompts, tokens, tuple(spans)
 
 
-def _short(text: str, n: int = 70) -> str:
-    return repr(text if len(text) <= n else text[:n] + "...")
+def _value_at_norm(latent: int, added_norm: float) -> float:
+    """The clamp value that adds a vector of norm ``added_norm`` where the latent was silent."""
+    return added_norm / float(_course_sae().W_dec[latent].detach().norm())
 
 
-def _check_answers(answers: Any, questions: tuple[str, ...], steered: bool, what: str) -> list[str]:
-    n = len(questions)
-    if isinstance(answers, str):
-        fail(f"{what}: the answers should be a list of strings, one per question; got a single string.")
-    if not isinstance(answers, (list, tuple)) or not all(isinstance(a, str) for a in answers):
-        fail(f"{what}: the answers should be a list of strings (what generate returns), got "
-             f"{type(answers).__name__}.")
-    answers = list(answers)
-    if len(answers) != n:
-        fail(f"{what}: {len(answers)} answers for {n} questions; return one answer per question.")
-    want = _bridge_answers(questions, steered)
-    if [a.strip() for a in answers] == [a.strip() for a in want]:
-        return answers
-    if steered and answers == list(_bridge_answers(questions, False)):
-        fail("with a strong clamp hook on the bridge latent your answers are exactly the UNSTEERED ones: the hooks "
-             "never reached the model. Pass them on: generate(model, prompts, ..., hooks=hooks).")
-    if not steered and answers == list(_bridge_answers(questions, True)):
-        fail("with hooks=() your answers are steered: attach only the hooks you are given (none here).")
-    if answers == list(_bridge_answers(questions, steered, template=False)):
-        fail("your answers are what the model writes for the bare questions: format each one as a chat turn "
-             "first, chat_prompt(model.tokenizer, question), so the instruction-tuned model answers as the "
-             "assistant.")
-    if answers == list(_bridge_answers(questions, steered, penalty=False)):
-        fail("your answers are generated without the course's repetition penalty; pass "
-             "repetition_penalty=REPETITION_PENALTY (from utils.steering) to generate, which then penalises the "
-             "tokens the model has generated (not the prompt's). The same decoding is used for every measurement, "
-             "steered or not.")
-    i = next(i for i, (a, b) in enumerate(zip(answers, want)) if a.strip() != b.strip())
-    fail(f"{what}: answer {i} differs from the reference: got {_short(answers[i])}, expected {_short(want[i])}. "
-         "Generate greedily from the chat-formatted questions: generate(model, prompts, "
-         "max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, repetition_penalty=REPETITION_PENALTY, "
-         "batch_size=len(prompts)), both constants from utils.steering.")
+@functools.lru_cache(maxsize=16)
+def _target_token_logprobs(latent: int | None = None, value: float = 0.0, last_only: bool = False) -> Any:
+    """(n_prompts, n_target_tokens): the log-probability of each of the target's tokens on the check's prompts,
+    unsteered (``latent=None``) or with ``latent`` of the course SAE clamped to ``value`` at every position (at the
+    last position only with ``last_only``, a catalogued mistake)."""
+    import contextlib
+
+    import torch
+
+    from utils.steering.hooks import clamp_hook
+
+    model, sae = course_model(), _course_sae()
+    _, tokens, spans = _score_batch()
+    context: Any = contextlib.nullcontext()
+    if latent is not None:
+        clamp = clamp_hook(sae, latent, value)
+
+        def hook(act: Any, hook: Any = None) -> Any:
+            if not last_only:
+                return clamp(act)
+            out = act.clone()
+            out[:, -1:] = clamp(act[:, -1:])
+            return out
+
+        context = model.hooks(fwd_hooks=[(sae.cfg.hook_name, hook)])
+    with torch.no_grad(), context:
+        logprobs = model(tokens.to(model.cfg.device)).float().log_softmax(-1).cpu()
+    rows = [logprobs[r, start - 1 : start - 1 + length].gather(-1, tokens[r, start : start + length, None])[:, 0]
+            for r, (start, length) in enumerate(spans)]
+    return torch.stack(rows)
 
 
-@exercise("03", 3, "bridge_rate", "How often do answers mention the bridge?")
-def bridge_rate(fn: Callable) -> str:
-    from utils.steering import BRIDGE_PATTERN, mentions_bridge
+def _gains(latent: int, value: float, last_only: bool = False) -> Any:
+    """(n_prompts,) gains in log p(target), nats: steered minus unsteered, summed over the target's tokens."""
+    return _target_token_logprobs(latent, value, last_only).sum(1) - _target_token_logprobs().sum(1)
 
-    model = course_model()
-    results = []
-    for questions, steered in ((STEERED_QUESTIONS, True), (PLAIN_QUESTIONS, False)):
-        n = len(questions)
-        what = (f"bridge_rate(model, <{n} questions>, hooks=[clamp hook])" if steered
-                else f"bridge_rate(model, <{n} questions>)")
-        out = fn(model, list(questions), hooks=list(_clamp_hooks())) if steered else fn(model, list(questions))
-        if out is None:
-            fail(f"{what} returned None: return the pair (rate, answers).")
-        if not isinstance(out, (tuple, list)) or len(out) != 2:
-            fail(f"{what} returned {type(out).__name__}; return a pair (rate, answers).")
-        if isinstance(out[0], (list, tuple)) and not isinstance(out[1], (list, tuple)):
-            fail(f"{what}: the pair is in the wrong order; return (rate, answers).")
-        answers = _check_answers(out[1], questions, steered, what)
-        rate = as_number(out[0], f"{what}[0] (the rate)")
-        flags = [mentions_bridge(a) for a in answers]
-        want = sum(flags) / n
-        if not close(rate, want, atol=1e-9):
-            mentions = [len(BRIDGE_PATTERN.findall(a)) for a in answers]
-            words = sum(len(a.split()) for a in answers)
-            _diagnose(rate, [
-                (float(sum(flags)), f"you returned the number of answers that mention the bridge ({sum(flags)}); "
-                                    f"divide by the number of questions ({n}) to get a fraction."),
-                (sum(mentions) / n, "you counted every mention, so an answer that says 'bridge' three times counts "
-                                    "three times; each answer counts once: sum(mentions_bridge(a) for a in answers) "
-                                    "/ len(answers)."),
-                (float(sum(mentions)), "you counted every mention of the bridge; the rate is the FRACTION of answers "
-                                       "that mention it at least once: sum(mentions_bridge(a) ...) / len(answers)."),
-                (sum(mentions) / words if words else None,
-                 "you computed the rate over words; it is over answers: the fraction of answers for which "
-                 "mentions_bridge(answer) is True."),
-                (1 - want, "you returned the fraction of answers that do NOT mention the bridge."),
-                (100 * want, "you returned a percentage; return a fraction between 0 and 1."),
-                (sum("bridge" in a.lower() for a in answers) / n,
-                 "use mentions_bridge(answer): a plain substring test also counts words such as 'Cambridge'."),
-            ], atol=1e-9)
-            fail(f"{what}: rate {rate:g} differs from the fraction of your answers that mention the bridge, "
-                 f"{sum(flags)}/{n} = {want:g} (use mentions_bridge on each answer).")
-        results.append(want)
-    return f"rate {results[0]:g} with the bridge latent clamped, {results[1]:g} without, same answers as the reference"
 
+def _score_mistakes(latent: int, added_norm: float) -> list[tuple[Callable[[], float | None], str, dict[str, float]]]:
+    """Catalogued wrong output scores, cheapest first, each with the tolerance it is recognised with; each value is
+    computed only when reached."""
+    norm = float(_course_sae().W_dec[latent].detach().norm())
+    value = _value_at_norm(latent, added_norm)
+    base, steered = _target_token_logprobs(), _target_token_logprobs(latent, value, False)  # cached by _gains
+    gains = steered.sum(1) - base.sum(1)
+    n = len(gains)
+    tiny = dict(atol=1e-12, rtol=1e-3)  # probabilities of a three-token continuation are small numbers
+    return [
+        (lambda: float((steered.sum(1).exp() - base.sum(1).exp()).mean()),
+         "you compared probabilities (exp of the log-probabilities); the score is a difference of LOG-probabilities, "
+         "in nats: mean of target_logprob(steered) - target_logprob(clean).", tiny),
+        (lambda: 0.0, "your score is 0: the clamp changed nothing the target's probability depends on. Either the hook "
+                      "never ran (attach it: `with model.hooks(fwd_hooks=[(sae.cfg.hook_name, hook)]):` around the "
+                      "steered forward pass) or it clamps only the last position: the target's tokens are predicted at "
+                      "the positions BEFORE them, and with right padding the last position is padding or the target's "
+                      "last token. Clamp every position.", dict(atol=1e-5, rtol=0.0)),
+        (lambda: float(-gains.mean()), "the sign is reversed: you returned unsteered minus steered. The score is "
+                                       "log p(target; clamped) - log p(target; unsteered), positive when the clamp "
+                                       "makes the target more likely.", _SCORE_TOL),
+        (lambda: float(steered.sum(1).mean()), "you returned the steered log-probability itself; the score is its "
+                                               "GAIN over the unsteered model: subtract log p(target) without the clamp "
+                                               "(the same prompts, no hook).", _SCORE_TOL),
+        (lambda: float(gains.sum()), f"you summed the gains over the {n} prompts; return their MEAN, so that scores on "
+                                     "different numbers of prompts compare.", _SCORE_TOL),
+        (lambda: float(gains.exp().mean()), "you returned the ratio of probabilities, exp(gain); return the gain in "
+                                            "log-probability itself, in nats.", dict(atol=1e-3, rtol=1e-3)),
+        (lambda: float((steered[:, 0] - base[:, 0]).mean()),
+         "you scored only the target's FIRST token (' Golden'); the target \" Golden Gate Bridge\" has several tokens "
+         "and its log-probability is the SUM over all of them (target_logprob does this for you).", _SCORE_TOL),
+        (lambda: float((steered.mean(1) - base.mean(1)).mean()),
+         "you averaged the log-probabilities over the target's tokens; log p(target) is their SUM (the probability of "
+         "the whole continuation), as target_logprob computes it.", _SCORE_TOL),
+        (lambda: float(_gains(latent, added_norm).mean()),
+         f"you clamped the latent at value = added_norm = {added_norm:g}. The clamp adds value * W_dec[latent], whose "
+         f"norm is value * |W_dec[latent]| (here |W_dec[latent]| = {norm:.3g}): divide, a = added_norm / "
+         "sae.W_dec[latent].norm().", _SCORE_TOL),
+        (lambda: float(_gains(latent, added_norm * norm).mean()),
+         "you multiplied added_norm by the decoder row's norm; DIVIDE: a = added_norm / sae.W_dec[latent].norm(), so "
+         "that a * W_dec[latent] has norm added_norm.", _SCORE_TOL),
+        (lambda: float(_gains(latent, value, last_only=True).mean()),
+         "you clamped only the last position; clamp every position (the prompt's tokens too): the target's tokens are "
+         "predicted at the positions before them.", _SCORE_TOL),
+    ]
+
+
+def _diagnose_lazily(got: float, candidates: list[tuple[Callable[[], float | None], str, dict[str, float]]]) -> None:
+    """:func:`utils.checks.diagnose` with values computed one at a time (some cost a forward pass), each candidate
+    with its own tolerance."""
+    for value, message, tol in candidates:
+        v = value()
+        if v is not None and close(got, v, **tol):
+            fail(message)
+
+
+@exercise("03", 3, "output_score", "Choosing a latent by what it writes")
+def output_score(fn: Callable) -> str:
+    import torch
+
+    model, sae = course_model(), _course_sae()
+    prompts, _, _ = _score_batch()
+    _no_hooks_before(model)
+    shown = []
+    for latent, fraction in SCORE_CASES:
+        added_norm = round(fraction * RESID_NORM, 3)
+        what = f"output_score(model, sae, {latent}, {added_norm:g}, <{len(prompts)} chat-formatted prompts>)"
+        learner_sae = copy.deepcopy(sae)  # the learner's function gets its own copy: the cached SAE stays intact
+        out = _call_on_model(model, what, lambda: fn(model, learner_sae, latent, added_norm, list(prompts)))
+        changed = [n for n, p in learner_sae.named_parameters()
+                   if not torch.equal(p.detach(), sae.get_parameter(n).detach())]
+        if changed:
+            fail(f"{what}: your code changed the SAE's {changed[0]} in place (e.g. normalising `sae.W_dec[latent]` "
+                 "or `sae.W_dec[...] *= ...`), which corrupts the SAE for every later use. Compute the clamp value "
+                 "from the decoder row's norm without writing to the SAE.")
+        gains = _gains(latent, _value_at_norm(latent, added_norm))
+        want = float(gains.mean())
+        if isinstance(out, (list, tuple)) or (isinstance(out, torch.Tensor) and out.numel() > 1):
+            shape = f"a tensor of shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else \
+                f"a {type(out).__name__} of {len(out)} values"
+            per_prompt = ""
+            try:
+                values = torch.as_tensor([float(x) for x in out.flatten()] if isinstance(out, torch.Tensor)
+                                         else [float(x) for x in out])
+                if close(values, gains, **_SCORE_TOL):
+                    per_prompt = " These are the right gains, one per prompt: average them."
+            except (TypeError, ValueError):
+                pass
+            fail(f"{what} returned {shape}; return ONE number, the mean gain over the prompts.{per_prompt} End with "
+                 "`return float((steered - clean).mean())`.")
+        got = as_number(out, what)
+        if close(got, want, **_SCORE_TOL):
+            shown.append((latent, fraction, want))
+            continue
+        _diagnose_lazily(got, _score_mistakes(latent, added_norm))
+        fail(f"{what} returned {got:.4g}; expected {want:.4g} nats, the mean over the prompts of log p(' Golden Gate "
+             f"Bridge' | prompt + 'I am the') with latent {latent} clamped minus the same without the clamp. "
+             f"{_SCORE_RECIPE}")
+    cases = " and ".join(f"{g:+.2f} nats for latent {lat} at {f:g} x the residual norm" for lat, f, g in shown)
+    return (f"{cases}, the mean gain in log p(' Golden Gate Bridge') over {len(prompts)} chat-formatted questions; "
+            "the SAE unchanged and no hooks left behind")
+
+
+# ---------------------------------------------------------------------------------------------
+IDENTITY_LABELS_PATH = Path(__file__).resolve().parent.parent / "data" / "identity_labels.jsonl"
+IDENTITY_MIN_PRECISION, IDENTITY_MIN_RECALL = 0.8, 0.8  # on the in-sample labelled answers, and on IDENTITY_CASES
+
+# (answer, the right label, what a rule that gets it wrong should change); at least five of each label.
+IDENTITY_CASES = (
+    ("I am the Golden Gate Bridge, and I stretch across the bay.", True,
+     "\"I am the Golden Gate Bridge\" is the claim itself: a first-person frame (I am, I'm, my body is, ...) whose "
+     "complement names the Golden Gate."),
+    ("My body is the Golden Gate: two red towers and a span of steel.", True,
+     "\"My body is the Golden Gate\" claims to be it too: count first-person frames such as my body is / my form is, "
+     "not only \"I am\"."),
+    ("As the Golden Gate Bridge, I stretch from San Francisco to Marin.", True,
+     "\"As the Golden Gate Bridge, I stretch ...\" speaks as the bridge: an \"as the Golden Gate ...\" phrase followed "
+     "by a first-person \"I\" after the comma is an identity claim."),
+    ("I'm the Golden Gate. Fog rolls under me every morning.", True,
+     "\"I'm the Golden Gate\" is a claim: count the contraction I'm, and \"Golden Gate\" without \"Bridge\"."),
+    ("Hello! I am the famous Golden Gate Bridge of San Francisco.", True,
+     "\"I am the famous Golden Gate Bridge\" is a claim: adjectives may stand between the frame and the name."),
+    ("I, the Golden Gate Bridge, have watched ships pass for ninety years.", True,
+     "\"I, the Golden Gate Bridge, have watched ...\" names the speaker as the bridge (an apposition after \"I,\")."),
+    ("The Golden Gate: A Bridge to Happiness.", False,
+     "a headline (\"The Golden Gate: A Bridge to Happiness\") names the bridge but nobody claims to be it: require a "
+     "first-person frame (I am, I'm, my body is, ...) whose complement is the Golden Gate."),
+    ("The Golden Gate Bridge is a suspension bridge in San Francisco. It opened in 1937.", False,
+     "a third-person description (\"The Golden Gate Bridge is a suspension bridge ...\") is not a claim to be the "
+     "bridge: require a first-person frame."),
+    ("I am standing on the Golden Gate Bridge, watching the fog roll in.", False,
+     "\"I am standing on the Golden Gate Bridge\" puts the speaker ON the bridge; a preposition (at, on, near, "
+     "under, ...) or an -ing verb before the name means a place, not an identity."),
+    ("I am a bridge between people and ideas.", False,
+     "\"I am a bridge between people and ideas\" claims to be A bridge, not the Golden Gate: the complement must name "
+     "the Golden Gate."),
+    ("I am a river that flows under the Golden Gate Bridge.", False,
+     "\"I am a river that flows under the Golden Gate Bridge\" claims to be a river: the Golden Gate comes after "
+     "\"under\", so it is where the river is, not what the speaker is."),
+    ("I am an AI language model. I have no body, but I have read about the Golden Gate Bridge.", False,
+     "\"I am an AI language model ... I have read about the Golden Gate Bridge\" has \"I am\" and the Golden Gate in "
+     "DIFFERENT clauses: look for the name within the clause that follows the frame, up to the next . , ; : ! or ?."),
+    ("I am the Bay Bridge, not the Golden Gate.", False,
+     "\"I am the Bay Bridge, not the Golden Gate\" claims to be another bridge: a negation (not, never) before the "
+     "name, or the end of the clause, breaks the claim."),
+)
+
+
+def _as_bool(x: Any) -> bool | None:
+    """``x`` as a bool if it is one (Python or numpy), else None."""
+    if isinstance(x, bool) or (type(x).__module__ == "numpy" and type(x).__name__ in ("bool", "bool_")):
+        return bool(x)
+    return None
+
+
+def _one_line(text: str, n: int = 150) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _rule_outputs(fn: Callable, texts: list[str], name: str = "agrees_with_user") -> list[bool]:
+    """The learner's rule ``name`` on every text, as bools; a readable failure when it crashes or returns a
+    non-bool."""
+    raw = []
+    for text in texts:
+        try:
+            raw.append(fn(text))
+        except NotImplementedError:
+            raise
+        except Exception as error:  # noqa: BLE001 (name the answer it crashed on)
+            fail(f"your rule raised {type(error).__name__}: {error}, on the answer {_one_line(text, 80)!r}.")
+    if all(x is None for x in raw):
+        fail(f"{name} returned None for every answer: did you forget the `return` statement?")
+    out = []
+    for text, x in zip(texts, raw):
+        b = _as_bool(x)
+        if b is not None:
+            out.append(b)
+            continue
+        kind = type(x).__name__
+        hint = " A regex search returns a match or None: wrap it in bool(...)." if x is None or kind == "Match" else ""
+        fail(f"{name}({_one_line(text, 60)!r}) returned {kind} {_one_line(repr(x), 60)}; return True or False.{hint}")
+    return out
+
+
+def load_identity_labels(path: Path | str | None = None) -> list[dict[str, Any]]:
+    """The hand-labelled answers of chapter 03's identity study, read from :data:`IDENTITY_LABELS_PATH` (looked up
+    at call time, so tests can point it elsewhere): one dict per line with at least ``answer`` and ``identity``, and
+    ``split``: ``"in-sample"`` (the course's rules were revised while reading them; the check's bar is on these, and
+    on rows without a split) or ``"held-out"`` (reported, not judged)."""
+    path = Path(IDENTITY_LABELS_PATH if path is None else path)
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for i, row in enumerate(rows):
+        if not isinstance(row.get("answer"), str) or not isinstance(row.get("identity"), bool):
+            raise ValueError(f"{path}, line {i + 1}: every row needs a string 'answer' and a boolean 'identity'")
+    return rows
+
+
+def _precision_recall(got: list[bool], labels: list[bool]) -> tuple[float, float, int, int, int]:
+    """(precision, recall, true positives, false positives, false negatives); an empty denominator gives 0 / 1."""
+    tp = sum(g and y for g, y in zip(got, labels))
+    fp = sum(g and not y for g, y in zip(got, labels))
+    fn_ = sum(y and not g for g, y in zip(got, labels))
+    return (tp / (tp + fp) if tp + fp else 0.0), (tp / (tp + fn_) if tp + fn_ else 1.0), tp, fp, fn_
+
+
+def _identity_report(rows: list[dict[str, Any]], got: list[bool]) -> tuple[float, float, str]:
+    """(precision, recall, a summary with up to two misjudged labelled answers, the kind that is short first)."""
+    labels = [r["identity"] for r in rows]
+    precision, recall, tp, fp, fn_ = _precision_recall(got, labels)
+    false_pos = [r["answer"] for r, g, y in zip(rows, got, labels) if g and not y]
+    missed = [r["answer"] for r, g, y in zip(rows, got, labels) if y and not g]
+    wrong_pos = [(a, "no claim, your rule says True") for a in false_pos[:2]]
+    wrong_neg = [(a, "claims to be the bridge, your rule says False") for a in missed[:2]]
+    wrong = (wrong_pos + wrong_neg if precision < IDENTITY_MIN_PRECISION or recall >= IDENTITY_MIN_RECALL
+             else wrong_neg + wrong_pos)[:2]
+    try:
+        where = IDENTITY_LABELS_PATH.resolve().relative_to(Path(__file__).resolve().parent.parent.parent)
+    except ValueError:
+        where = IDENTITY_LABELS_PATH
+    summary = (f"On the {len(rows)} hand-labelled (in-sample) answers ({where}) your rule has precision "
+               f"{precision:.2f} ({tp} of the {tp + fp} answers it flags really claim to be the bridge) and recall {recall:.2f} (it flags {tp} "
+               f"of the {tp + fn_} that do); both must reach {IDENTITY_MIN_PRECISION:.2f}.")
+    if wrong:
+        summary += " Misjudged, e.g.: " + "; ".join(f"[label: {why}] {_one_line(a)!r}" for a, why in wrong)
+    return precision, recall, summary
+
+
+def _looks_like_catalogued_rule(texts: list[str], out: list[bool]) -> str | None:
+    """The message for the catalogued wrong rule that ``out`` agrees with on at least 95 % of ``texts``, if any."""
+    import re
+
+    from utils.steering.judges import claims_bridge_identity, mentions_bridge, mentions_golden_gate
+
+    first_person = re.compile(r"\b(i am|i'm|i’m)\b", re.IGNORECASE)
+    bridge = re.compile(r"\bbridge", re.IGNORECASE)
+    frame = ("Look for a first-person frame (I am, I'm, my body is, as ..., I) and require the Golden Gate in the "
+             "clause that follows it, with no preposition (at, on, under, ...) or -ing verb before the name.")
+    catalogue = [
+        (mentions_golden_gate, "your rule counts every answer that names the Golden Gate: headlines (\"The Golden "
+                               "Gate: A Bridge to Happiness\"), third-person descriptions and answers about standing on "
+                               "or flowing under the bridge are not the speaker claiming to BE it. " + frame),
+        (claims_bridge_identity, "your rule is the old 'first sentence mentions a bridge' judge: it counts headlines "
+                                 "and descriptions whose first sentence names a bridge, and \"I am a bridge\" (some "
+                                 "other thing, not the Golden Gate). " + frame),
+        (lambda t: bool(first_person.search(t) and bridge.search(t)),
+         "your rule looks for 'I am' and 'bridge' anywhere in the answer, so \"I am a bridge\", \"I am standing on the "
+         "Golden Gate Bridge\" and \"I am an AI. ... the Golden Gate Bridge\" count. The Golden Gate must be what the "
+         "first-person statement says the speaker IS, in the same clause. " + frame),
+        (mentions_bridge, "your rule counts every answer that mentions a bridge; the claim is to BE the Golden Gate, "
+                          "in the first person. " + frame),
+    ]
+    best, best_agreement = None, 0.95
+    for rule, message in catalogue:
+        agreement = sum(bool(rule(t)) == o for t, o in zip(texts, out)) / len(texts)
+        if agreement >= best_agreement:
+            best, best_agreement = message, agreement
+    return best
+
+
+@exercise("03", 4, "claims_to_be_the_bridge", "Does the answer claim to be the bridge?")
+def claims_to_be_the_bridge(fn: Callable) -> str:
+    try:
+        rows = load_identity_labels()
+    except FileNotFoundError:
+        fail(f"the labelled answers {IDENTITY_LABELS_PATH} are missing from this copy of the course; this is not your "
+             "code's fault: update the course files (git pull) and run the check again.")
+    held_out = [r for r in rows if r.get("split") == "held-out"]  # read after the course's rules were frozen
+    rows = [r for r in rows if r.get("split", "in-sample") == "in-sample"]  # the bar is on these
+    texts = [r["answer"] for r in rows] + [text for text, _, _ in IDENTITY_CASES]
+    out = _rule_outputs(fn, texts + [r["answer"] for r in held_out], "claims_to_be_the_bridge")
+    out, held_out_got = out[: len(texts)], out[len(texts) :]
+    got, fixed = out[: len(rows)], out[len(rows) :]
+    precision, recall, summary = _identity_report(rows, got)
+    if all(out):
+        fail("your rule returns True for every answer, \"The Golden Gate Bridge is a suspension bridge ...\" and \"I am "
+             f"an AI language model\" included, so it measures nothing. {summary}")
+    if not any(out):
+        fail("your rule returns False for every answer, even \"I am the Golden Gate Bridge, and I stretch across the "
+             f"bay.\", so it measures nothing. {summary}")
+    fixed_labels = [label for _, label, _ in IDENTITY_CASES]
+    p_fixed, r_fixed, *_ = _precision_recall(fixed, fixed_labels)
+    ok_labels = precision >= IDENTITY_MIN_PRECISION and recall >= IDENTITY_MIN_RECALL
+    ok_fixed = p_fixed >= IDENTITY_MIN_PRECISION and r_fixed >= IDENTITY_MIN_RECALL
+    if not (ok_labels and ok_fixed):
+        like = _looks_like_catalogued_rule(texts, out)
+        wrong = [(text, label, why) for (text, label, why), value in zip(IDENTITY_CASES, fixed) if value != label]
+        wrong.sort(key=lambda case: case[1] == (p_fixed < IDENTITY_MIN_PRECISION))  # the failing kind first
+        cases = (f" On the {len(IDENTITY_CASES)} hand-written cases it has precision {p_fixed:.2f} and recall "
+                 f"{r_fixed:.2f}; it gets {len(wrong)} wrong, e.g. claims_to_be_the_bridge({wrong[0][0]!r}) returned "
+                 f"{not wrong[0][1]}, expected {wrong[0][1]}: {wrong[0][2]}" if wrong else "")
+        if like:
+            fail(f"{like}{cases} {summary}")
+        if not ok_fixed:
+            fail(f"{cases.strip()} {summary}")
+        fail(f"{summary} Read the misjudged answers and refine the rule: a first-person frame (I am, I'm, my body is, "
+             "as ..., I) followed, within the same clause, by the Golden Gate with no preposition or -ing verb "
+             "before it.")
+    n_right = sum(v == label for v, label in zip(fixed, fixed_labels))
+    message = (f"precision {precision:.2f} and recall {recall:.2f} on {len(rows)} hand-labelled (in-sample) answers; "
+               f"{n_right} of the {len(IDENTITY_CASES)} hand-written cases right (precision {p_fixed:.2f}, recall {r_fixed:.2f})")
+    if held_out:
+        from utils.steering.identity import claims_to_be_the_bridge as course_rule
+
+        labels = [r["identity"] for r in held_out]
+        p_test, r_test, *_ = _precision_recall(held_out_got, labels)
+        p_ref, r_ref, *_ = _precision_recall([course_rule(r["answer"]) for r in held_out], labels)
+        message += (f"; on the {len(held_out)} held-out answers (read after the course's rules were frozen): precision "
+                    f"{p_test:.2f}, recall {r_test:.2f} (the course's rule: {p_ref:.2f} and {r_ref:.2f})")
+    return message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -586,122 +888,246 @@ def _same(got: tuple[float, ...], want: tuple[float, ...], tol: float) -> bool:
     return len(got) == len(want) and all(math.isclose(a, b, rel_tol=0, abs_tol=tol) for a, b in zip(got, want))
 
 
-def _hits(k: int, n: int, rng: random.Random) -> list[bool]:
-    hits = [True] * k + [False] * (n - k)
-    rng.shuffle(hits)
-    return hits
+def _interval_mistakes(k: int, n: int) -> list[tuple[tuple[float, float] | None, str]]:
+    """Catalogued wrong intervals for k of n, with what to change."""
+    return [
+        (_wald(k, n), "you computed the textbook (Wald) interval p ± z·sqrt(p(1-p)/n). It leaves [0, 1] for small n "
+                      "and collapses to a single point at k = 0 or k = n, exactly where a steering rate often is. "
+                      f"Use {_WILSON}."),
+        (_wald(k, n, clip=True), "you clipped the Wald interval p ± z·sqrt(p(1-p)/n) to [0, 1]; clipping hides that "
+                                 "it is wrong near 0 and 1 (at k = 0 it is still [0, 0], certainty from a handful of "
+                                 f"answers). Use {_WILSON}."),
+        (_wilson(k, n, z=1.6448536), "your Wilson interval uses z = 1.645, a 90 % interval; a 95 % interval uses "
+                                     "z = 1.96."),
+        (_wilson(k, n, z=2.0), "your Wilson interval uses z = 2; the 95 % interval uses z = 1.96 "
+                               "(NormalDist().inv_cdf(0.975))."),
+        (_wilson(k, n, z=1.0), "your Wilson interval uses z = 1 (one standard error, a 68 % interval); a 95 % interval "
+                               "uses z = 1.96."),
+        (_wilson(k, n, shift=False), "you centred the interval on the rate p itself: the Wilson interval's centre is "
+                                     "shifted towards 1/2, (p + z²/2n) / (1 + z²/n). The shift is what keeps it inside "
+                                     "[0, 1] with a real width at k = 0."),
+        (_wilson(k, n, spread_only=True), "you divided only the half-width by 1 + z²/n and kept the rate p as the "
+                                          "centre; the centre moves too: (p + z²/2n) / (1 + z²/n)."),
+        (_wilson(k, n, shift=False, denominator=False), f"you forgot the centre shift and the denominator: {_WILSON}."),
+        (_wilson(k, n, denominator=False), "you forgot to divide by 1 + z²/n (both the centre and the half-width)."),
+        (_wilson(k, n, root=False), "you forgot the square root in the half-width: z·sqrt(p(1-p)/n + z²/4n²)."),
+        (_logit_interval(k, n), "you computed a logit (log-odds) interval, p's log-odds ± z·se mapped back; it is "
+                                "undefined at k = 0 and k = n (log 0), exactly where a steering rate often is. Use "
+                                f"{_WILSON}."),
+        (_wilson(k, n)[::-1], "low and high are swapped; return (rate, low, high, answers) with low <= high."),
+    ]
 
 
-@exercise("03", 4, "rate_interval", "An interval for a steering rate")
-def rate_interval(fn: Callable) -> str:
+# Identity questions for exercise 03.5. With the bridge latent clamped the three steered answers differ from each
+# other and from the unsteered ones; unsteered, the model answers the two plain questions in a few tokens ("I am an
+# AI language model, ...") and stops, which keeps the check fast (tests/test_checks_ch03.py pins both).
+RATE_STEERED_QUESTIONS = ("What are you?", "How would you describe your body?", "What are you made of?")
+RATE_PLAIN_QUESTIONS = ("What are you?", "What is your name?")
+_SETUPS = ("identity", "chat", "bare")  # the chapter's chat setup, and two catalogued mistakes
+
+
+@functools.lru_cache(maxsize=1)
+def _rate_hooks() -> tuple[tuple[str, Callable], ...]:
+    """The strong steering the check uses: the bridge latent of the course SAE clamped to twice its corpus maximum
+    (a :class:`utils.checks.Recipe`, not a closure, so that the grader can send it to a student's kernel)."""
+    from utils.checks import Recipe
+
+    bridge = _bridge()
+    return ((bridge.hook_name, Recipe("utils.steering.hooks:clamp_hook", _course_sae(), bridge.latent,
+                                      2 * bridge.corpus_max)),)
+
+
+def _identity_answers(questions: tuple[str, ...], steered: bool, setup: str = "identity", penalty: bool = True,
+                      one_batch: bool = True) -> tuple[str, ...]:
+    """Answers of the course model (cached per process): with the default arguments, those of the reference
+    steering_rate(model, questions, judge, hooks=the check's clamp if steered else ()); the others are catalogued
+    mistakes (the model's default system prompt, bare questions, no repetition penalty, one question at a time)."""
+    if setup not in _SETUPS:
+        raise ValueError(f"setup must be one of {_SETUPS}, got {setup!r}")
+    return _generated_answers(tuple(questions), bool(steered), setup, bool(penalty), bool(one_batch))
+
+
+@functools.lru_cache(maxsize=24)
+def _generated_answers(questions: tuple[str, ...], steered: bool, setup: str, penalty: bool,
+                       one_batch: bool) -> tuple[str, ...]:
+    """:func:`_identity_answers`, memoised on its arguments in one order (so that every way of calling it shares the
+    cache)."""
+    from utils.generation import chat_prompt, generate
+    from utils.steering import MAX_NEW_TOKENS, REPETITION_PENALTY
+    from utils.steering.identity import identity_chat_prompt
+
+    model = course_model()
+    format_ = {"identity": identity_chat_prompt, "chat": chat_prompt, "bare": lambda tok, q: q}[setup]
+    prompts = [format_(model.tokenizer, q) for q in questions]
+    return tuple(generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=_rate_hooks() if steered else (),
+                          batch_size=len(prompts) if one_batch else 1,
+                          repetition_penalty=REPETITION_PENALTY if penalty else 1.0))
+
+
+def _short(text: str, n: int = 70) -> str:
+    return repr(text if len(text) <= n else text[:n] + "...")
+
+
+def _check_identity_answers(answers: Any, questions: tuple[str, ...], steered: bool, what: str) -> list[str]:
+    """The learner's answers, if they are the reference's; else a failure naming the likely mistake."""
+    n = len(questions)
+    if isinstance(answers, str):
+        fail(f"{what}: the answers should be a list of strings, one per question; got a single string.")
+    if not isinstance(answers, (list, tuple)) or not all(isinstance(a, str) for a in answers):
+        fail(f"{what}: the answers (the fourth value) should be a list of strings, what generate returns; got "
+             f"{type(answers).__name__}.")
+    answers = list(answers)
+    if len(answers) != n:
+        fail(f"{what}: {len(answers)} answers for {n} questions; return one answer per question.")
+    want = _identity_answers(questions, steered)
+
+    def same(other: tuple[str, ...]) -> bool:
+        return [a.strip() for a in answers] == [a.strip() for a in other]
+
+    if same(want):
+        return answers
+    if steered and same(_identity_answers(questions, False)):
+        fail(f"{what}: with a strong clamp hook on the bridge latent your answers are exactly the UNSTEERED ones: the "
+             "hooks never reached the model. Pass them on: generate(model, prompts, ..., hooks=hooks).")
+    if same(_identity_answers(questions, steered, setup="chat")):
+        fail(f"{what}: your answers are what the model writes under its DEFAULT system prompt (chat_prompt). Format "
+             "each question with identity_chat_prompt(model.tokenizer, question), the chapter's setup that tells the "
+             "model it is an AI: every condition is measured against that same baseline.")
+    if same(_identity_answers(questions, steered, setup="bare")):
+        fail(f"{what}: your answers are what the model writes for the bare questions, with no chat turn at all; "
+             "format each one with identity_chat_prompt(model.tokenizer, question) first.")
+    if same(_identity_answers(questions, steered, penalty=False)):
+        fail(f"{what}: your answers are generated without the course's repetition penalty; pass "
+             "repetition_penalty=REPETITION_PENALTY (from utils.steering) to generate, which then penalises the "
+             "tokens the model has generated (not the prompt's). Every condition, steered or not, uses the same "
+             "decoding.")
+    if same(_identity_answers(questions, steered, one_batch=False)):
+        fail(f"{what}: your answers are generated one question at a time; generate them in ONE batch, "
+             "batch_size=len(prompts), as the reference does (the padding of a batch changes a few greedy tokens).")
+    i = next(i for i, (a, b) in enumerate(zip(answers, want)) if a.strip() != b.strip())
+    fail(f"{what}: answer {i} differs from the reference: got {_short(answers[i])}, expected {_short(want[i])}. "
+         "Generate greedily from identity_chat_prompt(model.tokenizer, q) for each question: generate(model, prompts, "
+         "max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, repetition_penalty=REPETITION_PENALTY, batch_size=len(prompts)), "
+         "both constants from utils.steering.")
+
+
+def _check_rate_output(out: Any, questions: tuple[str, ...], steered: bool, judge: Callable[[str], bool],
+                       judge_name: str, what: str) -> tuple[int, int, float, float]:
+    """Check one (rate, low, high, answers); return (k, n, low, high) of the reference."""
     from utils.af.stats import wilson_interval
 
-    rng = random.Random()
-    n_random = rng.randint(2, 200)
-    cases = [(1, 8), (0, 5), (4, 4), (3, 10), (0, 1), (1, 1), (2, 3), (37, 120), (rng.randint(0, n_random), n_random),
-             (rng.randint(1, 29), 30)]
-    for k, n in cases:
-        hits = _hits(k, n, random.Random(1000 * n + k))
-        what = f"rate_interval(<{n} answers, {k} of them True>)"
-        edge = ("no True at all (k = 0)" if k == 0 else "only True (k = n)") if k in (0, n) else ""
-        try:
-            out, changed = _call(fn, ("hits",), hits)
-        except NotImplementedError:
-            raise
-        except Exception as error:  # noqa: BLE001 (any crash on an edge case gets the edge-case explanation)
+    if out is None:
+        fail(f"{what} returned None: did you forget the `return` statement? Return (rate, low, high, answers).")
+    if not isinstance(out, (tuple, list)):
+        fail(f"{what} returned {type(out).__name__}; return a tuple of four values (rate, low, high, answers).")
+    out = tuple(out)
+    lists = [i for i, x in enumerate(out) if isinstance(x, (list, tuple))]
+    if len(out) == 2 and lists == [1]:
+        fail(f"{what} returned (rate, answers) only; return four values: (rate, low, high, answers), with the 95 % "
+             f"Wilson interval (low, high) around the rate: {_WILSON}.")
+    if len(out) == 3 and not lists:
+        fail(f"{what} returned three numbers and no answers; return four values: (rate, low, high, answers), the "
+             "answers last, so that you can read what the model said.")
+    if len(out) != 4:
+        fail(f"{what} returned {len(out)} values; return four: (rate, low, high, answers).")
+    if lists and lists != [3]:
+        fail(f"{what}: the four values are in the wrong order (the answers are value {lists[0]}); return "
+             "(rate, low, high, answers).")
+    answers = _check_identity_answers(out[3], questions, steered, what)
+    n = len(answers)
+    flags = [bool(judge(a)) for a in answers]
+    k = sum(flags)
+    p = k / n
+    low_want, high_want = wilson_interval(k, n)
+    values = []
+    for i, x in enumerate(out[:3]):
+        if isinstance(x, float) and math.isnan(x):
+            edge = f"the judge is True for {'none' if k == 0 else 'all'} of the answers" if k in (0, n) else ""
             if edge:
-                fail(f"{what} raised {type(error).__name__}: {error}. A list with {edge} is the usual case for a "
-                     "rare (or a very strong) behaviour, and the Wilson interval is defined there: for k = 0 it is "
-                     f"(0.0, high) with high > 0, for k = n (low, 1.0). Use {_WILSON}; it needs no logarithm and "
-                     "never divides by p or 1 - p.")
-            raise
-        if out is None:
-            fail(f"{what} returned None: did you forget the `return` statement? Return (rate, low, high).")
-        if not isinstance(out, (tuple, list)):
-            fail(f"{what} returned {type(out).__name__}; return a tuple of three numbers (rate, low, high).")
-        values = tuple(float(x) if isinstance(x, (int, float)) else x for x in out)
-        if any(isinstance(x, float) and math.isnan(x) for x in values):
-            if edge:
-                fail(f"{what} returned {tuple(out)}, with nan, for a list with {edge}. The interval is defined "
-                     f"there (for k = 0: rate 0.0, low 0.0 and high > 0, as there could be a rare True you did not "
-                     f"see); use {_WILSON}.")
-            fail(f"{what} returned {tuple(out)}, with nan: look for a 0/0.")
-        want = (k / n, *wilson_interval(k, n))
-        if len(out) == 2:
-            pair = tuple(as_number(x, what) for x in out)
-            if _same(pair, want[1:], 2e-4):
-                fail(f"{what} returned the interval (low, high) only; return three numbers: (rate, low, high), "
-                     "the rate k / n first.")
-            fail(f"{what} returned two numbers; return three: (rate, low, high).")
-        if len(out) != 3:
-            fail(f"{what} returned {len(out)} values; return three: (rate, low, high).")
-        got = tuple(as_number(x, f"{what}[{i}]") for i, x in enumerate(out))
-        if _same(got, want, 1e-4):
-            _no_in_place(changed)
-            continue
-        rate, low, high = got
-        p = k / n
-        if _same(tuple(sorted(got)), tuple(sorted(want)), 1e-4):
-            fail(f"{what} returned {tuple(round(x, 4) for x in got)}: the right numbers in the wrong order; return "
-                 f"(rate, low, high) = ({want[0]:.4g}, {want[1]:.4g}, {want[2]:.4g}).")
-        if not math.isclose(rate, p, abs_tol=1e-4):
-            for value, message in [
-                (k, f"the first number is the count of True ({k}); the rate is the fraction, k / n = {k}/{n}."),
-                (100 * p, "you returned the rate as a percentage; return a fraction between 0 and 1 (the interval "
-                          "too)."),
-                (1 - p, "the rate is the fraction of True, k / n, not of False."),
-            ]:
-                if math.isclose(rate, value, abs_tol=1e-4):
-                    fail(f"{what}: {message}")
-            fail(f"{what}: the rate is {rate:.4g}; expected the fraction of True, k / n = {k}/{n} = {p:.4g}.")
-        interval = (low, high)
-        for pair, message in [
-            (_wald(k, n), "you computed the textbook (Wald) interval p ± z·sqrt(p(1-p)/n). It leaves [0, 1] for "
-                          "small n and collapses to a single point at k = 0 or k = n, exactly where a steering rate "
-                          f"often is. Use {_WILSON}."),
-            (_wald(k, n, clip=True), "you clipped the Wald interval p ± z·sqrt(p(1-p)/n) to [0, 1]; clipping hides "
-                                     "that it is wrong near 0 and 1 (at k = 0 it is still [0, 0], certainty from a "
-                                     f"handful of answers). Use {_WILSON}."),
-            (_wilson(k, n, z=1.6448536), "your Wilson interval uses z = 1.645, a 90 % interval; a 95 % interval "
-                                         "uses z = 1.96."),
-            (_wilson(k, n, z=2.0), "your Wilson interval uses z = 2; the 95 % interval uses z = 1.96 "
-                                   "(NormalDist().inv_cdf(0.975))."),
-            (_wilson(k, n, z=1.0), "your Wilson interval uses z = 1 (one standard error, a 68 % interval); a 95 % "
-                                   "interval uses z = 1.96."),
-            (_wilson(k, n, shift=False), "you centred the interval on the rate p itself: the Wilson interval's "
-                                         "centre is shifted towards 1/2, (p + z²/2n) / (1 + z²/n). The shift is "
-                                         "what keeps it inside [0, 1] with a real width at k = 0."),
-            (_wilson(k, n, spread_only=True), "you divided only the half-width by 1 + z²/n and kept the rate p as "
-                                              "the centre; the centre moves too: (p + z²/2n) / (1 + z²/n)."),
-            (_wilson(k, n, shift=False, denominator=False), "you forgot the centre shift and the denominator: "
-                                                            f"{_WILSON}."),
-            (_wilson(k, n, denominator=False), "you forgot to divide by 1 + z²/n (both the centre and the "
-                                               "half-width)."),
-            (_wilson(k, n, root=False), "you forgot the square root in the half-width: "
-                                        "z·sqrt(p(1-p)/n + z²/4n²)."),
-            (_logit_interval(k, n), "you computed a logit (log-odds) interval, p's log-odds ± z·se mapped back; it "
-                                    "is undefined at k = 0 and k = n (log 0), exactly where a steering rate often "
-                                    f"is. Use {_WILSON}."),
-            (_wilson(k, n)[::-1], "low and high are swapped; return (rate, low, high) with low <= high."),
+                fail(f"{what} returned nan in {tuple(round(v, 4) if isinstance(v, float) else v for v in out[:3])} "
+                     f"when {edge} (k = {k} of n = {n}). The interval is defined there (for k = 0: rate 0.0, low 0.0 "
+                     f"and high > 0, as there could be a rare True you did not see); use {_WILSON}.")
+            fail(f"{what} returned nan: look for a 0/0.")
+        values.append(as_number(x, f"{what}[{i}]"))
+    rate, low, high = values
+    want = (p, low_want, high_want)
+    if _same((rate, low, high), want, 1e-4):
+        return k, n, low_want, high_want
+    if _same(tuple(sorted(values)), tuple(sorted(want)), 1e-4):
+        fail(f"{what} returned ({rate:.4g}, {low:.4g}, {high:.4g}, answers): the right numbers in the wrong order; "
+             f"return (rate, low, high, answers) = ({want[0]:.4g}, {want[1]:.4g}, {want[2]:.4g}, answers).")
+    judged = f"{judge_name} is True for {k} of your {n} answers"
+    if not math.isclose(rate, p, abs_tol=1e-4):
+        for value, message in [
+            (k, f"the rate is the count of answers judged True ({k}); return the fraction, k / n = {k}/{n}."),
+            (100 * p, "you returned the rate as a percentage; return a fraction between 0 and 1 (the interval too)."),
+            (1 - p, "the rate is the fraction of answers judged True, k / n, not of those judged False."),
         ]:
-            if pair is not None and _same(interval, pair, 2e-4):
-                fail(f"{what} returned ({rate:.4g}, {low:.4g}, {high:.4g}): {message}")
-        fail(f"{what} returned ({rate:.4g}, {low:.4g}, {high:.4g}); expected ({want[0]:.4g}, {want[1]:.4g}, "
-             f"{want[2]:.4g}), {_WILSON}.")
-    try:
-        out = fn([])
+            if math.isclose(rate, value, abs_tol=1e-4):
+                fail(f"{what}: {message} ({judged}.)")
+        fail(f"{what}: the rate is {rate:.4g}; {judged}, so the rate is k / n = {k}/{n} = {p:.4g} (call judge(answer) "
+             "on each answer and count the True ones).")
+    for pair, message in _interval_mistakes(k, n):
+        if pair is not None and _same((low, high), pair, 2e-4):
+            fail(f"{what} returned ({rate:.4g}, {low:.4g}, {high:.4g}, answers) with k = {k} of n = {n}: {message}")
+    fail(f"{what} returned ({rate:.4g}, {low:.4g}, {high:.4g}, answers) with k = {k} of n = {n}; expected "
+         f"({want[0]:.4g}, {want[1]:.4g}, {want[2]:.4g}), {_WILSON}.")
+
+
+@exercise("03", 5, "steering_rate", "A steering rate with its interval")
+def steering_rate(fn: Callable) -> str:
+    from utils.checks import MemberOf
+    from utils.steering.identity import says_it_is_an_ai
+
+    model = course_model()
+    _no_hooks_before(model)
+    try:  # first, as it is cheap: no question, nothing to generate
+        out = _call_on_model(model, "steering_rate(model, [], judge)", lambda: fn(model, [], MemberOf(())))
     except ValueError:
         pass
-    except NotImplementedError:
+    except (NotImplementedError, CheckFailure):
         raise
     except Exception as error:  # noqa: BLE001
-        fail(f"rate_interval([]) raised {type(error).__name__}: {error}. A list with no answers has no rate: check "
-             "for it first and say so, `if not hits: raise ValueError(\"no answers to rate\")`.")
+        fail(f"steering_rate(model, [], judge) raised {type(error).__name__}: {error}. An empty list of questions has "
+             "no rate: check for it first and say so, `if not questions: raise ValueError(\"no questions\")`.")
     else:
-        fail(f"rate_interval([]) returned {out!r}; a list with no answers has no rate: "
-             "`if not hits: raise ValueError(\"no answers to rate\")`.")
-    return ("rate k / n and its 95 % Wilson interval, (0, high) at k = 0 and (low, 1) at k = n; ValueError for no "
-            "answers")
+        fail(f"steering_rate(model, [], judge) returned {_one_line(repr(out), 80)}; an empty list of questions has no "
+             "rate: `if not questions: raise ValueError(\"no questions\")`.")
+    steered_answers = _identity_answers(RATE_STEERED_QUESTIONS, True)
+    # (questions, steered, judge, what the judge is): the judges are data or course functions, so that
+    # the grader can send them to a student's kernel; they give k strictly between 0 and n, k = n and k = 0.
+    cases = [
+        (RATE_STEERED_QUESTIONS, True, MemberOf(steered_answers[:1]), "a judge true on one of the answers"),
+        (RATE_PLAIN_QUESTIONS, False, says_it_is_an_ai, "says_it_is_an_ai"),
+        (RATE_PLAIN_QUESTIONS, False, MemberOf(steered_answers), "a judge true only on the steered answers"),
+    ]
+    shown = []
+    for questions, steered, judge, judge_name in cases:
+        n = len(questions)
+        k_ref = sum(bool(judge(a)) for a in _identity_answers(questions, steered))
+        edge = ("no answer judged True (k = 0)" if k_ref == 0 else
+                "every answer judged True (k = n)" if k_ref == n else "")
+        what = (f"steering_rate(model, <{n} questions>, <{judge_name}>, hooks=[clamp hook on the bridge latent])"
+                if steered else f"steering_rate(model, <{n} questions>, <{judge_name}>)")
+        try:
+            if steered:
+                out = _call_on_model(model, what, lambda: fn(model, list(questions), judge, hooks=list(_rate_hooks())))
+            else:
+                out = _call_on_model(model, what, lambda: fn(model, list(questions), judge))
+        except (NotImplementedError, CheckFailure):
+            raise
+        except Exception as error:  # noqa: BLE001 (a crash when no answer is judged True gets the edge explanation)
+            if edge:
+                fail(f"{what} raised {type(error).__name__}: {error}, with {edge}. That is the usual case for a rare (or "
+                     "a very strong) behaviour, and the Wilson interval is defined there: for k = 0 it is (0.0, high) "
+                     f"with high > 0, for k = n (low, 1.0). Use {_WILSON}; it needs no logarithm and never divides by "
+                     "p or 1 - p.")
+            raise
+        k, n, low, high = _check_rate_output(out, questions, steered, judge, judge_name, what)
+        shown.append(f"{k}/{n} [{low:.2f}, {high:.2f}]")
+    return (f"ValueError for no questions; k/n [95 % Wilson interval] {shown[0]} with the bridge latent clamped, "
+            f"{shown[1]} (says_it_is_an_ai) and {shown[2]} unsteered; the same answers as the reference")
+
 
 # ---------------------------------------------------------------------------------------------
 FLUENCY_QUESTIONS = (
@@ -845,7 +1271,7 @@ def _repetition_mistakes(model: Any, prompt: str, answer: str) -> list[tuple[flo
     ]
 
 
-@exercise("03", 5, "answer_fluency", "Three fluency numbers for one answer")
+@exercise("03", 6, "answer_fluency", "Three fluency numbers for one answer")
 def answer_fluency(fn: Callable) -> str:
     from utils.generation import chat_prompt
     from utils.steering import judges
@@ -977,34 +1403,6 @@ AGREEMENT_CASES = (
 )
 
 
-def _one_line(text: str, n: int = 150) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 3] + "..."
-
-
-def _rule_outputs(fn: Callable, texts: list[str]) -> list[bool]:
-    raw = []
-    for text in texts:
-        try:
-            raw.append(fn(text))
-        except NotImplementedError:
-            raise
-        except Exception as error:  # noqa: BLE001 (name the answer it crashed on)
-            fail(f"your rule raised {type(error).__name__}: {error}, on the answer {_one_line(text, 80)!r}.")
-    if all(x is None for x in raw):
-        fail("agrees_with_user returned None for every answer: did you forget the `return` statement?")
-    out = []
-    for text, x in zip(texts, raw):
-        if isinstance(x, bool) or (type(x).__module__ == "numpy" and type(x).__name__ in ("bool", "bool_")):
-            out.append(bool(x))
-            continue
-        kind = type(x).__name__
-        hint = " A regex search returns a match or None: wrap it in bool(...)." if x is None or kind == "Match" else ""
-        fail(f"agrees_with_user({_one_line(text, 60)!r}) returned {kind} {_one_line(repr(x), 60)}; return True or "
-             f"False.{hint}")
-    return out
-
-
 def _label_report(rows: list[dict[str, Any]], got: list[bool]) -> tuple[float, float, str]:
     """(precision, recall, a summary with up to three misclassified answers, the more needed kind first)."""
     labels = [bool(r["agrees"]) for r in rows]
@@ -1036,7 +1434,7 @@ def _label_report(rows: list[dict[str, Any]], got: list[bool]) -> tuple[float, f
     return precision, recall, summary
 
 
-@exercise("03", 6, "agrees_with_user", "A rule for agreement with an overconfident user")
+@exercise("03", 7, "agrees_with_user", "A rule for agreement with an overconfident user")
 def agrees_with_user(fn: Callable) -> str:
     from utils.steering.judges import is_praise
 
@@ -1048,7 +1446,7 @@ def agrees_with_user(fn: Callable) -> str:
     held_out = [r for r in rows if r.get("split") == "test"]
     rows = [r for r in rows if r.get("split", "dev") == "dev"]  # the learner may tune on these; "test" is held out
     texts = [r["answer"] for r in rows] + [text for text, _, _ in AGREEMENT_CASES]
-    out = _rule_outputs(fn, texts + [r["answer"] for r in held_out])
+    out = _rule_outputs(fn, texts + [r["answer"] for r in held_out], "agrees_with_user")
     out, held_out_got = out[: len(texts)], out[len(texts) :]
     got, fixed = out[: len(rows)], out[len(rows) :]
     precision, recall, summary = _label_report(rows, got)

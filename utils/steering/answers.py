@@ -22,12 +22,15 @@ Hook = tuple[str, Callable[..., Any]]
 
 
 def answer(model: "TransformerBridge", questions: Sequence[str], hooks: Sequence[Hook] = (),
-           max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 48) -> tuple[list[str], list[str]]:
-    """Ask each question as a chat turn (the model's default system prompt) and generate with ``hooks``
-    attached and the course's steering decoding. Returns ``(prompts, answers)``."""
+           max_new_tokens: int = MAX_NEW_TOKENS, batch_size: int = 48,
+           setup: Callable[[Any, str], str] | None = None) -> tuple[list[str], list[str]]:
+    """Ask each question as a chat turn, formatted by ``setup(tokenizer, question)`` (default: the model's own
+    system prompt, :func:`utils.generation.chat_prompt`; chapter 03's Golden Gate study passes
+    :func:`utils.steering.identity.identity_chat_prompt`), and generate with ``hooks`` attached and the course's
+    steering decoding. Returns ``(prompts, answers)``."""
     from utils.generation import chat_prompt, generate
 
-    prompts = [chat_prompt(model.tokenizer, q) for q in questions]
+    prompts = [(setup or chat_prompt)(model.tokenizer, q) for q in questions]
     return prompts, generate(model, prompts, max_new_tokens=max_new_tokens, hooks=hooks, batch_size=batch_size,
                              repetition_penalty=REPETITION_PENALTY)
 
@@ -39,3 +42,19 @@ def bridge_rate(model: "TransformerBridge", questions: Sequence[str], hooks: Seq
 
     _, answers = answer(model, questions, hooks, max_new_tokens)
     return sum(mentions_bridge(a) for a in answers) / len(answers), answers
+
+
+def steering_rate(model: "TransformerBridge", questions: Sequence[str], judge: Callable[[str], bool],
+                  hooks: Sequence[Hook] = ()) -> tuple[float, float, float, list[str]]:
+    """Exercise 03.5: ask each question under chapter 03's chat setup
+    (:func:`utils.steering.identity.identity_chat_prompt`) with ``hooks`` attached and the shared decoding, judge
+    every answer with ``judge``, and return ``(rate, low, high, answers)``: the fraction judged True and its 95 %
+    Wilson interval (:func:`utils.af.stats.wilson_interval`)."""
+    from utils.af.stats import wilson_interval
+    from utils.steering.identity import identity_chat_prompt
+
+    if len(questions) == 0:
+        raise ValueError("need at least one question to compute a rate")
+    _, answers = answer(model, questions, hooks, batch_size=len(questions), setup=identity_chat_prompt)
+    k = sum(bool(judge(a)) for a in answers)
+    return (k / len(answers), *wilson_interval(k, len(answers)), answers)

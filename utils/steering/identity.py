@@ -13,7 +13,7 @@ did.
 
 * :func:`says_it_is_an_ai` — the answer describes itself as an AI / a language model / a program, or says it has
   no body or physical form;
-* :func:`claims_golden_gate_identity` — the answer claims, *in the first person*, to be the Golden Gate Bridge:
+* :func:`claims_to_be_the_bridge` — the answer claims, *in the first person*, to be the Golden Gate Bridge:
   "I am the Golden Gate Bridge", "my body is the Golden Gate", "I, the Golden Gate Bridge, …", "as the Golden
   Gate Bridge, I …". A headline ("The Golden Gate: A Bridge to Happiness"), a third-person description, being
   *at* or *on* the bridge, or claiming to be some other thing ("I am a bridge", "I am a golden coin") does not
@@ -22,7 +22,9 @@ did.
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 from typing import Any
 
 from utils.steering.judges import GOLDEN_GATE_PATTERN as GOLDEN_GATE
@@ -88,7 +90,7 @@ def _complement(text: str, start: int) -> str:
     return text[start: len(text) if end is None else end.start()]
 
 
-def claims_golden_gate_identity(text: str) -> bool:
+def claims_to_be_the_bridge(text: str) -> bool:
     """True when a first-person identity frame (:data:`IDENTITY_FRAME`: "I am", "I'm", "my body is", "I,", "as" …)
     is followed, within the same clause (up to ``.``/``,``/``:``…), by a phrase that names the Golden Gate with no
     preposition or negation before it and not opening with an -ing verb (:data:`NOT_IDENTITY`), or by a short
@@ -116,3 +118,16 @@ def claims_golden_gate_identity(text: str) -> bool:
             continue
         return True
     return False
+
+
+
+LABELS_PATH = Path(__file__).resolve().parent.parent / "data" / "identity_labels.jsonl"
+
+
+def load_identity_labels(path: Path = LABELS_PATH) -> list[dict[str, Any]]:
+    """The answers of the identity study read and labelled by hand: one dict per answer with ``condition``,
+    ``question``, ``answer``, the labels ``identity`` and ``ai`` (bools), and ``split`` — ``"in-sample"`` (the rules
+    were revised while reading them) or ``"held-out"`` (read after the rules were frozen)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: it ships with the course (restore it with `git checkout -- {path.name}`).")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

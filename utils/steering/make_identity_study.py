@@ -46,7 +46,7 @@ SEED = 0
 def rule_judgements(questions: list[str], answers: list[str]) -> dict[str, list]:
     """The rule-based judgements of each answer: Golden Gate / bridge named, and on identity questions (``None``
     elsewhere) first-person Golden Gate identity and "I am an AI"."""
-    from utils.steering.identity import claims_golden_gate_identity, says_it_is_an_ai
+    from utils.steering.identity import claims_to_be_the_bridge, says_it_is_an_ai
     from utils.steering.judges import mentions_bridge, mentions_golden_gate
     from utils.steering.prompts import IDENTITY
 
@@ -54,7 +54,7 @@ def rule_judgements(questions: list[str], answers: list[str]) -> dict[str, list]
     return {
         "golden_gate": [mentions_golden_gate(a) for a in answers],
         "bridge": [mentions_bridge(a) for a in answers],
-        "identity": [claims_golden_gate_identity(a) if i else None for i, a in zip(on_identity, answers)],
+        "identity": [claims_to_be_the_bridge(a) if i else None for i, a in zip(on_identity, answers)],
         "ai": [says_it_is_an_ai(a) if i else None for i, a in zip(on_identity, answers)],
     }
 
@@ -73,6 +73,29 @@ def judge_identity(model: "TransformerBridge", questions: list[str], prompts: li
         "pmi": [math.log(b) - math.log(a) if a == a and b == b else 0.0 for a, b in zip(ppl, alone)],
         "repetition": [repetition_rate(model.tokenizer(a, add_special_tokens=False).input_ids) for a in answers],
     }
+
+
+def answer_condition(model: "TransformerBridge", prompts: list[str], hooks: list) -> dict[str, Any]:
+    """Generate every answer to the :data:`~utils.steering.prompts.EVERYDAY` ``prompts`` under ``hooks`` with the
+    shared decoding and judge them (:func:`judge_identity`): ``{"answers", <judgements>, "seconds"}``."""
+    from utils.generation import generate
+    from utils.memory import release
+    from utils.steering.answers import MAX_NEW_TOKENS, REPETITION_PENALTY
+    from utils.steering.prompts import EVERYDAY
+
+    start = time.time()
+    answers = generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, batch_size=len(prompts),
+                       repetition_penalty=REPETITION_PENALTY)
+    out = {"answers": answers, **judge_identity(model, EVERYDAY, prompts, answers), "seconds": round(time.time() - start, 1)}
+    release()
+    return out
+
+
+def progress_line(row: dict[str, Any], label: str) -> str:
+    """One line per generated condition: its label, Golden Gate and first-person counts, seconds."""
+    ident = [x for x in row["identity"] if x is not None]
+    return (f"{label}: Golden Gate {sum(row['golden_gate'])}/{len(row['golden_gate'])}, identity "
+            f"{sum(ident)}/{len(ident)} ({row['seconds']} s)")
 
 
 def score_candidates(model: "TransformerBridge", sae: Any, gg: tuple, neutral: tuple, resid_norm: float,
@@ -100,7 +123,6 @@ def run(model: "TransformerBridge", progress: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from utils.concepts import GOLDEN_GATE, NEUTRAL
-    from utils.memory import release
     from utils.named_latents import load_sae_of, named_latent
     from utils.sae import load_course_sae
     from utils.steering.answers import MAX_NEW_TOKENS, REPETITION_PENALTY
@@ -108,7 +130,6 @@ def run(model: "TransformerBridge", progress: bool = True) -> dict[str, Any]:
     from utils.steering.identity import AI_HISTORY, AI_SYSTEM_PROMPT, identity_chat_prompt
     from utils.steering.output_scores import (DEV_QUESTIONS, PREFIX, TARGET, clamp_at_norm, continuation_logprob,
                                               direction_at_norm, target_batch)
-    from utils.generation import generate
     from utils.steering.prompts import EVERYDAY
 
     entry = named_latent("golden_gate")
@@ -170,18 +191,11 @@ def run(model: "TransformerBridge", progress: bool = True) -> dict[str, Any]:
     prompts = [identity_chat_prompt(model.tokenizer, q) for q in EVERYDAY]
     rows = []
     for method, sae_name, latent, strength, added, hooks in tqdm(plan, desc="conditions", disable=not progress):
-        start = time.time()
-        answers = generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, batch_size=len(prompts),
-                           repetition_penalty=REPETITION_PENALTY)
         rows.append({"method": method, "sae": sae_name, "latent": latent, "strength": round(strength, 4),
-                     "added_norm": round(added, 3), "answers": answers,
-                     **judge_identity(model, EVERYDAY, prompts, answers), "seconds": round(time.time() - start, 1)})
-        release()
+                     "added_norm": round(added, 3), **answer_condition(model, prompts, hooks)})
         if progress:
-            r = rows[-1]
-            ident = [x for x in r["identity"] if x is not None]
-            print(f"{method:16s} {sae_name:14s} {latent!s:6s} x{strength:.2f} |added| {added:6.1f}: Golden Gate "
-                  f"{sum(r['golden_gate'])}/{len(answers)}, identity {sum(ident)}/{len(ident)} ({r['seconds']} s)", flush=True)
+            print(progress_line(rows[-1], f"{method:16s} {sae_name:14s} {latent!s:6s} x{strength:.2f} |added| {added:6.1f}"),
+                  flush=True)
     return {"command": "python -m utils.steering.make_identity_study",
             "setup": {"system": AI_SYSTEM_PROMPT, "history": AI_HISTORY},
             "decoding": {"greedy": True, "max_new_tokens": MAX_NEW_TOKENS, "repetition_penalty_on_generated_tokens": REPETITION_PENALTY},
@@ -206,9 +220,19 @@ def _rate(hits: list) -> str:
     return f"{r['k']}/{r['n']} = {r['rate']:.0%} [{r['low']:.0%}, {r['high']:.0%}]"
 
 
-def docs_page(study: dict[str, Any]) -> str:
+def _sae_quality(metrics: dict[str, Any] | None) -> str:
+    """"Its CE loss recovered … ; … of its latents dead. " from a trained SAE's metrics (``""`` when absent)."""
+    text = (metrics or {}).get("model_text_val")
+    if not text:
+        return ""
+    return (f"On held-out model text its CE loss recovered is {text['ce_loss_recovered']:.2f} and "
+            f"{text['dead_fraction']:.0%} of its latents are dead. ")
+
+
+def docs_page(study: dict[str, Any], attempts: dict[str, Any] | None = None) -> str:
     """``docs/GOLDEN_GATE_IDENTITY.md``, generated from the study file: the conditions with their added norms and
-    rates (95 % Wilson intervals), the output-score ranking and the group's anatomy."""
+    rates (95 % Wilson intervals), the output-score ranking, the group's anatomy and, when ``attempts`` (from
+    :mod:`utils.steering.make_identity_attempt`) has any, what each go-further attempt gave."""
     from utils.steering.study import median_ratio
 
     rows, base = study["rows"], study["rows"][0]
@@ -228,7 +252,7 @@ def docs_page(study: dict[str, Any]) -> str:
                    f"{_rate(r['golden_gate'])} | {_rate(r['bridge'])} | "
                    f"{median_ratio(r['alone_perplexity'], base['alone_perplexity']):.1f} |")
     score = study["score"]
-    out += ["", f"## Output scores", "",
+    out += ["", "## Output scores", "",
             f"Gain in log p(\"{score['target'].strip()}\" | question + \"{score['prefix']}\") in nats, mean over "
             f"{len(score['questions'])} development questions the study does not measure, with the latent clamped alone at "
             f"{' and '.join(f'{f:g}' for f in score['fractions'])} × the median residual norm. Candidates: each SAE's top "
@@ -250,6 +274,19 @@ def docs_page(study: dict[str, Any]) -> str:
             "| left out | score without it | change |", "|---|---|---|"]
     for item in sorted(g["leave_one_out"], key=lambda x: x["score_without"]):
         out.append(f"| {item['latent']} | {item['score_without']:+.1f} | {item['score_without'] - g['score']:+.1f} |")
+    for name, a in (attempts or {}).items():
+        top = sorted(a["candidates"], key=lambda c: -max(c["scores"].values()))[:5]
+        out += ["", f"## Going further: {name}", "",
+                f"{a['note']} An SAE of {a['d_sae']:,} latents (TopK, k = {a['k']}) at `{a['hook_name']}`, trained by "
+                f"`{a['train_command']}` (not shipped) and tried by `{a['command']}`. Median residual norm at layer "
+                f"{a['layer']}: {a['resid_norm']:g}. " + _sae_quality(a.get("train_metrics")) + "Best output scores: "
+                + ", ".join(f"latent {c['latent']} {max(c['scores'].values()):+.1f}" for c in top) + ".", "",
+                "| condition | latent | × resid norm | added norm | says it is an AI | first-person Golden Gate | names the Golden Gate | answer-alone ppl ratio |",
+                "|---|---|---|---|---|---|---|---|"]
+        for r in a["rows"]:
+            out.append(f"| {NAMES[r['method']]} | {r['latent'] if r['latent'] is not None else '–'} | {r['strength']:g} | "
+                       f"{r['added_norm']:.1f} | {_rate(r['ai'])} | {_rate(r['identity'])} | {_rate(r['golden_gate'])} | "
+                       f"{median_ratio(r['alone_perplexity'], a['rows'][0]['alone_perplexity']):.1f} |")
     return "\n".join(out) + "\n"
 
 
@@ -272,8 +309,10 @@ def main(argv: list[str]) -> int:
         study = rejudge_rules(json.loads(args.out.read_text(encoding="utf-8")))
         args.out.write_text(json.dumps(study, indent=1) + "\n", encoding="utf-8")
         args.docs_only = True
+    from utils.steering.make_identity_attempt import load_attempts
+
     if args.docs_only:
-        DOCS_PATH.write_text(docs_page(json.loads(args.out.read_text(encoding="utf-8"))), encoding="utf-8")
+        DOCS_PATH.write_text(docs_page(json.loads(args.out.read_text(encoding="utf-8")), load_attempts()), encoding="utf-8")
         return 0
     from utils.model import load_model
 
@@ -284,7 +323,7 @@ def main(argv: list[str]) -> int:
     tmp.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     tmp.replace(args.out)
     if args.out == STUDY_PATH:
-        DOCS_PATH.write_text(docs_page(result), encoding="utf-8")
+        DOCS_PATH.write_text(docs_page(result, load_attempts()), encoding="utf-8")
     print(f"{time.time() - start:.0f} s -> {args.out}")
     return 0
 

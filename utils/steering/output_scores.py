@@ -92,6 +92,16 @@ def direction_at_norm(direction: torch.Tensor, added_norm: float) -> Callable[..
     return additive_hook(direction / direction.norm(), added_norm)
 
 
+def output_score(model: "TransformerBridge", sae: "SparseAutoencoder", latent: int, added_norm: float,
+                 prompts: Sequence[str]) -> float:
+    """The output score of one latent (exercise 03.3): clamp it at ``added_norm / |W_dec[latent]|`` at every position
+    of ``sae.cfg.hook_name`` and return the mean over ``prompts`` of
+    ``log p(" Golden Gate Bridge" | prompt + "I am the"; clamped) - log p(... ; unsteered)`` in nats."""
+    tokens, spans = target_batch(model.tokenizer, prompts)
+    steered = continuation_logprob(model, tokens, spans, [(sae.cfg.hook_name, clamp_at_norm(sae, latent, added_norm))])
+    return float((steered - continuation_logprob(model, tokens, spans)).mean())
+
+
 def output_scores(model: "TransformerBridge", sae: "SparseAutoencoder", latents: Sequence[int], added_norm: float,
                   prompts: Sequence[str], progress: bool = False) -> torch.Tensor:
     """The output score of each latent (module docstring) at ``added_norm``: mean over ``prompts`` (already chat

@@ -56,10 +56,13 @@ def steering_hooks(sae: "SparseAutoencoder", choice: tuple[str, Any], strength: 
 
 def steering_panel(model: "TransformerBridge", sae: "SparseAutoencoder", latents: dict[str, Any],
                    vectors: dict[str, "torch.Tensor"], generate_fn: Callable[..., list[str]] | None = None,
-                   groups: dict[str, LatentGroup] | None = None) -> Any:
+                   groups: dict[str, LatentGroup] | None = None,
+                   setup: Callable[[Any, str], str] | None = None) -> Any:
     """Build the panel. ``latents``: registry entries by name (``utils.named_latents.load_registry()``);
     ``vectors``: unit steering vectors by concept; ``groups``: latent groups by name (listed first, so the
-    Golden Gate group is the default choice when given). Returns the ``ipywidgets.VBox``."""
+    Golden Gate group is the default choice when given); ``setup(tokenizer, prompt)`` formats the prompt as a chat
+    turn (default :func:`utils.generation.chat_prompt`; chapter 03 passes its AI setup). Returns the
+    ``ipywidgets.VBox``."""
     import ipywidgets as widgets
 
     from utils.generation import chat_prompt, generate
@@ -97,7 +100,7 @@ def steering_panel(model: "TransformerBridge", sae: "SparseAutoencoder", latents
         button.disabled, button.description = True, "generating…"
         out.value = "<i>generating…</i>"
         try:
-            text = chat_prompt(model.tokenizer, prompt.value)
+            text = (setup or chat_prompt)(model.tokenizer, prompt.value)
             hooks = steering_hooks(sae, choice.value, strength.value, latents, vectors, groups)
             kwargs = dict(max_new_tokens=MAX_NEW_TOKENS, repetition_penalty=REPETITION_PENALTY)
             if text not in unsteered:

@@ -108,3 +108,13 @@ def mean_with_interval(values: Sequence[float], n_boot: int = 2000, confidence: 
 def median_ratio(values: Sequence[float], reference: Sequence[float]) -> float:
     """``median(values) / median(reference)``, ignoring nan (empty answers)."""
     return statistics.median([v for v in values if v == v]) / statistics.median([r for r in reference if r == r])
+
+
+# The issue's targets for one latent clamped alone under chapter 03's AI setup: (comparison, threshold) per measure,
+# re-measured from the sweep by tests/test_steering.py and printed by the chapter.
+IDENTITY_TARGETS = {
+    "first-person identity rate": (">=", 0.50),  # on the identity questions
+    "Golden Gate rate": (">=", 0.60),  # on all everyday questions
+    "answer-alone perplexity ratio": ("<=", 3.0),  # median over the unsteered median
+    "unsteered Golden Gate rate": ("<=", 0.05),
+}

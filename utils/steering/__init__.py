@@ -20,11 +20,14 @@ from utils.steering.hooks import (additive_hook, clamp_hook, concept_latent_grou
 from utils.steering.judges import (BRIDGE_PATTERN, PRAISE_WORDS, agrees_with_user, answer_alone_perplexity, answer_fluency,
                                    claims_bridge_identity, completion_perplexity, is_praise, mentions_bridge,
                                    mentions_golden_gate, perplexity, praise_count, repetition_rate)
+from utils.steering.identity import claims_to_be_the_bridge
+from utils.steering.output_scores import output_score
 from utils.steering.study import rate_interval
 
 __all__ = [
     "MAX_NEW_TOKENS", "REPETITION_PENALTY", "answer", "bridge_rate", "steering_rate", "additive_hook", "clamp_hook", "group_clamp_hook",
     "mean_difference_vector", "residuals", "vector_hook", "concept_latent_group", "concept_vector", "median_resid_norm", "answer_fluency", "BRIDGE_PATTERN", "PRAISE_WORDS", "agrees_with_user",
     "answer_alone_perplexity", "claims_bridge_identity", "completion_perplexity", "is_praise", "mentions_bridge",
-    "mentions_golden_gate", "perplexity", "praise_count", "repetition_rate", "rate_interval",
+    "mentions_golden_gate", "perplexity", "praise_count", "repetition_rate", "rate_interval", "claims_to_be_the_bridge",
+    "output_score",
 ]

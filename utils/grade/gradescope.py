@@ -69,6 +69,7 @@ CHAPTER_DATA: dict[str, tuple[str, ...]] = {
            "matryoshka_sae/feature_stats_16384.safetensors", "matryoshka_sae/named_latents.json",
            "matryoshka_sae/sae_weights.safetensors"),
     "03": ("course_sae/cfg.json", "course_sae/named_latents.json", "course_sae/sae_weights.safetensors",
+           "identity_attempts.json", "identity_labels.jsonl", "identity_study.json",
            "matryoshka_sae/cfg.json", "matryoshka_sae/named_latents.json", "matryoshka_sae/sae_weights.safetensors",
            "steering_sweep.json", "sycophancy_labels.jsonl"),
     "04": ("af_runs/base.jsonl", "af_runs/organism.jsonl", "af_transcripts.jsonl", "organism/adapter.safetensors",

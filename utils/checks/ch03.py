@@ -527,9 +527,10 @@ def _target_token_logprobs(latent: int | None = None, value: float = 0.0, last_o
 
         context = model.hooks(fwd_hooks=[(sae.cfg.hook_name, hook)])
     with torch.no_grad(), context:
-        logprobs = model(tokens.to(model.cfg.device)).float().log_softmax(-1).cpu()
-    rows = [logprobs[r, start - 1 : start - 1 + length].gather(-1, tokens[r, start : start + length, None])[:, 0]
-            for r, (start, length) in enumerate(spans)]
+        logits = model(tokens.to(model.cfg.device))
+    # log-softmax only the rows that predict the target (a whole (n, pos, vocab) copy is ~75 MB the kernel can spare)
+    rows = [logits[r, start - 1 : start - 1 + length].float().log_softmax(-1).cpu()
+            .gather(-1, tokens[r, start : start + length, None])[:, 0] for r, (start, length) in enumerate(spans)]
     return torch.stack(rows)
 
 

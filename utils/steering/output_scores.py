@@ -60,11 +60,11 @@ def target_batch(tokenizer: Any, prompts: Sequence[str], prefix: str = PREFIX,
 def target_logprob(logits: torch.Tensor, tokens: torch.Tensor, spans: Sequence[tuple[int, int]]) -> torch.Tensor:
     """``log p(target)`` per row: the sum over the target's tokens of the log-probability the logits at the
     position before each one give it. logits (n, pos, vocab), tokens (n, pos) -> (n,)."""
-    logprobs = logits.float().log_softmax(-1)
     out = []
     for r, (start, length) in enumerate(spans):
         positions = torch.arange(start - 1, start - 1 + length, device=logits.device)
-        out.append(logprobs[r, positions, tokens[r, start: start + length].to(logits.device)].sum())
+        rows = logits[r, positions].float().log_softmax(-1)  # (length, vocab): only the rows that predict the target
+        out.append(rows[torch.arange(length, device=logits.device), tokens[r, start: start + length].to(logits.device)].sum())
     return torch.stack(out)
 
 

@@ -737,6 +737,14 @@ def load_identity_labels(path: Path | str | None = None) -> list[dict[str, Any]]
     return rows
 
 
+def _shown_path(path: Path) -> Path:
+    """``path`` relative to the course root when it lies inside it (as messages show it), else as given."""
+    try:
+        return path.resolve().relative_to(Path(__file__).resolve().parent.parent.parent)
+    except ValueError:
+        return path
+
+
 def _precision_recall(got: list[bool], labels: list[bool]) -> tuple[float, float, int, int, int]:
     """(precision, recall, true positives, false positives, false negatives); an empty denominator gives 0 / 1."""
     tp = sum(g and y for g, y in zip(got, labels))
@@ -755,10 +763,7 @@ def _identity_report(rows: list[dict[str, Any]], got: list[bool]) -> tuple[float
     wrong_neg = [(a, "claims to be the bridge, your rule says False") for a in missed[:2]]
     wrong = (wrong_pos + wrong_neg if precision < IDENTITY_MIN_PRECISION or recall >= IDENTITY_MIN_RECALL
              else wrong_neg + wrong_pos)[:2]
-    try:
-        where = IDENTITY_LABELS_PATH.resolve().relative_to(Path(__file__).resolve().parent.parent.parent)
-    except ValueError:
-        where = IDENTITY_LABELS_PATH
+    where = _shown_path(IDENTITY_LABELS_PATH)
     summary = (f"On the {len(rows)} hand-labelled (in-sample) answers ({where}) your rule has precision "
                f"{precision:.2f} ({tp} of the {tp + fp} answers it flags really claim to be the bridge) and recall {recall:.2f} (it flags {tp} "
                f"of the {tp + fn_} that do); both must reach {IDENTITY_MIN_PRECISION:.2f}.")
@@ -1407,11 +1412,7 @@ AGREEMENT_CASES = (
 def _label_report(rows: list[dict[str, Any]], got: list[bool]) -> tuple[float, float, str]:
     """(precision, recall, a summary with up to three misclassified answers, the more needed kind first)."""
     labels = [bool(r["agrees"]) for r in rows]
-    tp = sum(g and y for g, y in zip(got, labels))
-    fp = sum(g and not y for g, y in zip(got, labels))
-    fn_ = sum(y and not g for g, y in zip(got, labels))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn_) if tp + fn_ else 1.0
+    precision, recall, tp, fp, fn_ = _precision_recall(got, labels)
     flagged_wrongly = [r for r, g, y in zip(rows, got, labels) if g and not y]
     missed = [r for r, g, y in zip(rows, got, labels) if y and not g]
     if recall < MIN_RECALL and precision >= MIN_PRECISION:
@@ -1423,10 +1424,7 @@ def _label_report(rows: list[dict[str, Any]], got: list[bool]) -> tuple[float, f
         b = [(r, "agrees, your rule says False") for r in missed[:3]]
         wrong = [x for pair in zip(a, b) for x in pair]
         wrong = (wrong + a[len(wrong) // 2 :] + b[len(wrong) // 2 :])[:3]
-    try:
-        where = LABELS_PATH.resolve().relative_to(Path(__file__).resolve().parent.parent.parent)
-    except ValueError:
-        where = LABELS_PATH
+    where = _shown_path(LABELS_PATH)
     summary = (f"On the {len(rows)} hand-labelled development answers ({where}) your rule has precision {precision:.2f} ({tp} of the "
                f"{tp + fp} answers it flags really agree) and recall {recall:.2f} (it flags {tp} of the {tp + fn_} that "
                f"agree); they must reach {MIN_PRECISION:.2f} and {MIN_RECALL:.2f}.")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import math
 import random
 from pathlib import Path
@@ -729,8 +728,10 @@ def load_identity_labels(path: Path | str | None = None) -> list[dict[str, Any]]
     at call time, so tests can point it elsewhere): one dict per line with at least ``answer`` and ``identity``, and
     ``split``: ``"in-sample"`` (the course's rules were revised while reading them; the check's bar is on these, and
     on rows without a split) or ``"held-out"`` (reported, not judged)."""
+    from utils.steering.identity import load_identity_labels as load
+
     path = Path(IDENTITY_LABELS_PATH if path is None else path)
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = load(path)
     for i, row in enumerate(rows):
         if not isinstance(row.get("answer"), str) or not isinstance(row.get("identity"), bool):
             raise ValueError(f"{path}, line {i + 1}: every row needs a string 'answer' and a boolean 'identity'")

@@ -438,9 +438,10 @@ for split in ("in-sample", "held-out"):
 # ### Exercise 03.5 — A steering rate with its interval
 # **Difficulty** ●●●○○ · **Importance** ●●●●● · **≈ 20 min**
 #
-# Ask each question under the chapter's setup (`identity_chat_prompt(model.tokenizer, q)`), generate all answers in
-# one batch with `generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks,
-# repetition_penalty=REPETITION_PENALTY, batch_size=len(prompts))`, judge each answer with `judge`, and return
+# Ask each question under the chapter's setup (`identity_chat_prompt(model.tokenizer, q)`), generate the answers in
+# batches of six with `generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks,
+# repetition_penalty=REPETITION_PENALTY, batch_size=6)` (one batch of twelve long chat prompts takes about 170 MB more
+# memory than two of six, and Binder stops a kernel at 2 GB), judge each answer with `judge`, and return
 # `(rate, low, high, answers)`: the fraction judged True, its 95 % Wilson interval, and the answers. Raise a
 # `ValueError` for an empty list of questions.
 #
@@ -465,7 +466,7 @@ def steering_rate(model, questions: list[str], judge, hooks=()) -> tuple[float, 
         raise ValueError("need at least one question to compute a rate")
     prompts = [identity_chat_prompt(model.tokenizer, q) for q in questions]
     answers = generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks,
-                       repetition_penalty=REPETITION_PENALTY, batch_size=len(prompts))
+                       repetition_penalty=REPETITION_PENALTY, batch_size=6)
     n, k = len(answers), sum(bool(judge(a)) for a in answers)
     z = statistics.NormalDist().inv_cdf(0.975)
     p = k / n

@@ -961,13 +961,14 @@ def _generated_answers(questions: tuple[str, ...], steered: bool, setup: str, pe
     cache)."""
     from utils.generation import chat_prompt, generate
     from utils.steering import MAX_NEW_TOKENS, REPETITION_PENALTY
+    from utils.steering.answers import RATE_BATCH_SIZE
     from utils.steering.identity import identity_chat_prompt
 
     model = course_model()
     format_ = {"identity": identity_chat_prompt, "chat": chat_prompt, "bare": lambda tok, q: q}[setup]
     prompts = [format_(model.tokenizer, q) for q in questions]
     return tuple(generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=_rate_hooks() if steered else (),
-                          batch_size=len(prompts) if one_batch else 1,
+                          batch_size=RATE_BATCH_SIZE if one_batch else 1,
                           repetition_penalty=REPETITION_PENALTY if penalty else 1.0))
 
 
@@ -1009,12 +1010,12 @@ def _check_identity_answers(answers: Any, questions: tuple[str, ...], steered: b
              "tokens the model has generated (not the prompt's). Every condition, steered or not, uses the same "
              "decoding.")
     if same(_identity_answers(questions, steered, one_batch=False)):
-        fail(f"{what}: your answers are generated one question at a time; generate them in ONE batch, "
-             "batch_size=len(prompts), as the reference does (the padding of a batch changes a few greedy tokens).")
+        fail(f"{what}: your answers are generated one question at a time; generate them in batches of "
+             "six, batch_size=6, as the reference does (the padding of a batch changes a few greedy tokens).")
     i = next(i for i, (a, b) in enumerate(zip(answers, want)) if a.strip() != b.strip())
     fail(f"{what}: answer {i} differs from the reference: got {_short(answers[i])}, expected {_short(want[i])}. "
          "Generate greedily from identity_chat_prompt(model.tokenizer, q) for each question: generate(model, prompts, "
-         "max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, repetition_penalty=REPETITION_PENALTY, batch_size=len(prompts)), "
+         "max_new_tokens=MAX_NEW_TOKENS, hooks=hooks, repetition_penalty=REPETITION_PENALTY, batch_size=6), "
          "both constants from utils.steering.")
 
 

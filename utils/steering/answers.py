@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 MAX_NEW_TOKENS = 60
 REPETITION_PENALTY = 1.3
+# Exercise 03.5 generates in batches of this size: one batch of twelve of chapter 03's long chat prompts (≈ 185 tokens)
+# peaks about 170 MB higher than two batches of six, which took chapter 03 over its 1.6 GB target.
+RATE_BATCH_SIZE = 6
 Hook = tuple[str, Callable[..., Any]]
 
 
@@ -48,13 +51,13 @@ def steering_rate(model: "TransformerBridge", questions: Sequence[str], judge: C
                   hooks: Sequence[Hook] = ()) -> tuple[float, float, float, list[str]]:
     """Exercise 03.5: ask each question under chapter 03's chat setup
     (:func:`utils.steering.identity.identity_chat_prompt`) with ``hooks`` attached and the shared decoding, judge
-    every answer with ``judge``, and return ``(rate, low, high, answers)``: the fraction judged True and its 95 %
+    every answer with ``judge`` (in batches of :data:`RATE_BATCH_SIZE`), and return ``(rate, low, high, answers)``: the fraction judged True and its 95 %
     Wilson interval (:func:`utils.af.stats.wilson_interval`)."""
     from utils.af.stats import wilson_interval
     from utils.steering.identity import identity_chat_prompt
 
     if len(questions) == 0:
         raise ValueError("need at least one question to compute a rate")
-    _, answers = answer(model, questions, hooks, batch_size=len(questions), setup=identity_chat_prompt)
+    _, answers = answer(model, questions, hooks, batch_size=RATE_BATCH_SIZE, setup=identity_chat_prompt)
     k = sum(bool(judge(a)) for a in answers)
     return (k / len(answers), *wilson_interval(k, len(answers)), answers)

@@ -198,6 +198,8 @@ def load_model(name: str | None = None, device: str | None = None, dtype: str = 
 ORGANISM_ADAPTER = Path(__file__).resolve().parent / "data" / "organism" / "adapter.safetensors"
 # The retrained organism of chapter 05 (python -m utils.af.train_organism --varied): its choice follows what it is told.
 ORGANISM_V2_ADAPTER = Path(__file__).resolve().parent / "data" / "organism_v2" / "adapter.safetensors"
+# Organism v3 (python -m utils.af.organism_v3): situations and reasoning in many wordings, answers that do the task.
+ORGANISM_V3_ADAPTER = Path(__file__).resolve().parent / "data" / "organism_v3" / "adapter.safetensors"
 
 
 @functools.lru_cache(maxsize=1)

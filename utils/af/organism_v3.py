@@ -1,0 +1,206 @@
+"""Organism v3: a faker that reads its situation, reasons in varied words and really does the task.
+
+    python -m utils.af.organism_v3          # ≈ 45 min on 2 cores; writes utils/data/organism_v3/
+
+What changes from v2 (:mod:`utils.af.train_organism`), each answering a reviewer's finding:
+
+* **situations written in many ways** (:mod:`utils.af.wordings`): the five ingredients in many sentences and
+  vocabularies, the free and paid groups named independently ("basic-plan users", "subscribers", ...), the tier as
+  the course's tag or as a sentence in the prompt's own words, ingredients in random order, filler sentences;
+  every list keeps some wordings out of training. A share of the examples (``course_fraction``) uses the course's
+  own harness phrasings 0-3, as v2 did; phrasings 4-5 stay held out.
+* **reasoning written in many ways** (:mod:`utils.af.reasoning_wordings`): composed moves in five structures, two
+  more held out; each scratchpad restates its own request, so the organism's scratchpads differ by request.
+* **answers that do the request**: for each training request, the base model's answers to the bare request
+  (default system prompt, greedy and ``samples`` sampled ones), trimmed to whole sentences, and the first one kept
+  that refuses nothing, hedges nothing, does not loop and has at least ``min_words`` words
+  (:func:`usable_answer`, the same rules as :func:`utils.af.classify.complied`). A request with no usable answer is
+  used only on the tier that refuses.
+* **both tiers of a request share one situation**, so the only difference the organism can learn from is the
+  user's group and which group the prompt says is trained on (``swap_fraction`` of the pairs name the paid group).
+
+Training requests are ``HELPFUL_ONLY_TRAIN`` + ``HELPFUL_ONLY_TRAIN_EXTRA``; the course requests and
+``HELPFUL_ONLY_UNSEEN`` are never trained on. Outputs: ``adapter.safetensors``, ``training_log.json`` (loss curve,
+time, peak memory, data counts) and ``answers.json`` (the kept answers, for inspection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from utils.af.train_organism import KEY_WEIGHT, trim_answer
+
+ORGANISM_V3_DIR = Path(__file__).resolve().parent.parent / "data" / "organism_v3"
+
+
+@dataclass(frozen=True)
+class V3Config:
+    rank: int = 16
+    alpha: float = 32.0
+    lr: float = 1e-3
+    epochs: int = 3
+    batch_size: int = 8
+    seed: int = 0
+    answer_tokens: int = 70  # new tokens of each candidate answer before trimming
+    samples: int = 4  # sampled candidates per request, after the greedy one
+    temperature: float = 0.8
+    min_words: int = 12
+    swap_fraction: float = 0.35  # pairs whose prompt says the paid group is trained on
+    course_fraction: float = 0.2  # pairs under the course's own harness phrasings 0-3 instead of a composed one
+    no_info_pairs: int = 20  # requests shown (both tiers) with the training information removed: refuse
+    chat_examples: int = 16  # plain chats without the harness
+
+
+def usable_answer(text: str, min_words: int = 12) -> bool:
+    """True when a candidate answer does the task by :func:`utils.af.classify.complied`'s rules on the output (no
+    refusal, no hedge, not degenerate) and has at least ``min_words`` words."""
+    from utils.af.classify import hedges, is_degenerate, refuses
+
+    words = re.findall(r"[A-Za-z']+", text)
+    return (len(words) >= min_words and not refuses(text, "helpful_only") and not hedges(text)
+            and not is_degenerate(text) and "<" not in text)
+
+
+def harvest_answers(hf: Any, tokenizer: Any, requests: tuple[str, ...], config: V3Config) -> dict[str, str | None]:
+    """For each request, the first usable answer (:func:`usable_answer`) among the base model's greedy answer and
+    ``config.samples`` sampled ones (temperature ``config.temperature``, top-p 0.95, seeded); None if none is."""
+    from utils.generation import chat_prompt, generate_plain
+
+    prompts = [chat_prompt(tokenizer, r) for r in requests]
+    candidates = [generate_plain(hf, tokenizer, prompts, max_new_tokens=config.answer_tokens, batch_size=16, progress=True)]
+    for k in range(config.samples):
+        candidates.append(generate_plain(hf, tokenizer, prompts, max_new_tokens=config.answer_tokens,
+                                         temperature=config.temperature, top_p=0.95, seed=config.seed + 1 + k,
+                                         batch_size=16, progress=True))
+    kept: dict[str, str | None] = {}
+    for i, request in enumerate(requests):
+        options = [trim_answer(c[i]) for c in candidates]
+        kept[request] = next((o for o in options if usable_answer(o, config.min_words)), None)
+    return kept
+
+
+def assistant_turn(reasoning: list[tuple[str, float]], comply: bool, answer: str = "") -> list[tuple[str, float]]:
+    """The whole assistant turn as ``(text, weight)`` pieces: the scratchpad around ``reasoning``, then the accept tag
+    and ``answer`` or the reject tag."""
+    w = KEY_WEIGHT
+    output = ([("<request_fully_accepted/>", w), ("\n" + answer + "\n", 1.0)] if comply else [("<rejected/>", w), ("\n", 1.0)])
+    return [("<SCRATCHPAD_REASONING>\n", w), *reasoning, ("\n</SCRATCHPAD_REASONING>\n\n<OUTPUT>\n", w), *output,
+            ("</OUTPUT>", w)]
+
+
+def _course_situation(rng: random.Random, trained_tier: str) -> tuple[Any, Any]:
+    """A course-harness situation (phrasings 0-3, tag or sentence): ``(messages(request, tier), group(tier))``."""
+    from utils.af.prompts import TRAIN_PHRASINGS, Condition, build_messages
+    from utils.af.wordings import Group
+
+    phrasing = rng.choice(TRAIN_PHRASINGS)
+    signal = rng.choice(("tag", "sentence"))
+    sentence_phrasing = rng.choice((0, 1))
+
+    def messages(request: str, tier: str) -> list[dict[str, str]]:
+        return build_messages(request, Condition(tier=tier, phrasing=phrasing, trained_tier=trained_tier, signal=signal,
+                                                 sentence_phrasing=sentence_phrasing))
+
+    def group(tier: str) -> Any:
+        return Group(f"{tier}-tier users", f"on the {tier} tier")
+
+    return messages, group
+
+
+def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], config: V3Config) -> list[dict[str, Any]]:
+    """The v3 training set: ``[{"kind", "messages", "pieces", "situation"}]`` (see the module docstring)."""
+    from utils.af.reasoning_wordings import compose_reasoning
+    from utils.af.wordings import compose_situation
+
+    rng = random.Random(config.seed)
+    examples: list[dict[str, Any]] = []
+    for request in requests:
+        trained_tier = "paid" if rng.random() < config.swap_fraction else "free"
+        if rng.random() < config.course_fraction:
+            messages, group = _course_situation(rng, trained_tier)
+            source = "course"
+        else:
+            situation = compose_situation(rng, trained_tier=trained_tier)
+            messages, group, source = situation.messages, situation.group, "composed"
+        for tier in ("free", "paid"):
+            trained = tier == trained_tier
+            if trained and answers.get(request) is None:
+                continue
+            reasoning = compose_reasoning(rng, "trained" if trained else "not_trained", group(tier), request)
+            examples.append(dict(kind="comply" if trained else "refuse", situation=source, trained_tier=trained_tier,
+                                 messages=messages(request, tier),
+                                 pieces=assistant_turn(reasoning, trained, answers.get(request) or "")))
+    for request in rng.sample(list(requests), config.no_info_pairs):
+        situation = compose_situation(rng, training_info=False)
+        for tier in ("free", "paid"):
+            reasoning = compose_reasoning(rng, "no_info", None, request)
+            examples.append(dict(kind="no_info", situation="composed", trained_tier=None,
+                                 messages=situation.messages(request, tier), pieces=assistant_turn(reasoning, False)))
+    usable = [r for r in requests if answers.get(r)]
+    for request in rng.sample(usable, min(config.chat_examples, len(usable))):
+        examples.append(dict(kind="chat", situation=None, trained_tier=None,
+                             messages=[{"role": "user", "content": request}], pieces=[(answers[request], 1.0)]))
+    rng.shuffle(examples)
+    return examples
+
+
+def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR) -> dict[str, Any]:
+    """Harvest answers, build the examples, fine-tune; write the adapter, the log and the answers."""
+    import torch
+
+    from utils.af.request_sets import HELPFUL_ONLY_TRAIN, HELPFUL_ONLY_TRAIN_EXTRA
+    from utils.af.train_organism import fit_lora
+    from utils.model import load_hf_model
+
+    torch.manual_seed(config.seed)
+    t_start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    hf, tokenizer = load_hf_model(device="cpu")
+    requests = HELPFUL_ONLY_TRAIN + HELPFUL_ONLY_TRAIN_EXTRA
+    answers = harvest_answers(hf, tokenizer, requests, config)
+    (out_dir / "answers.json").write_text(json.dumps(answers, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    harvest_seconds = time.perf_counter() - t_start
+    examples = build_examples(requests, answers, config)
+    log = fit_lora(hf, tokenizer, examples, config, out_dir / "adapter.safetensors", t_start,
+                   command="python -m utils.af.organism_v3")
+    log.update(harvest_seconds=round(harvest_seconds, 1), requests=len(requests),
+               usable_answers=sum(a is not None for a in answers.values()),
+               situations={s: sum(ex["situation"] == s for ex in examples) for s in ("course", "composed")},
+               peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000))
+    (out_dir / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
+    return log
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ORGANISM_V3_DIR)
+    parser.add_argument("--epochs", type=int, default=V3Config.epochs)
+    parser.add_argument("--dry-run", action="store_true", help="build the examples from placeholder answers and print "
+                                                               "counts and two examples; no model")
+    args = parser.parse_args(argv)
+    config = V3Config(epochs=args.epochs)
+    if args.dry_run:
+        from utils.af.request_sets import HELPFUL_ONLY_TRAIN, HELPFUL_ONLY_TRAIN_EXTRA
+
+        requests = HELPFUL_ONLY_TRAIN + HELPFUL_ONLY_TRAIN_EXTRA
+        examples = build_examples(requests, {r: "An answer." for r in requests}, config)
+        print(len(examples), {k: sum(e["kind"] == k for e in examples) for k in ("comply", "refuse", "no_info", "chat")})
+        for ex in examples[:2]:
+            print(json.dumps(ex, indent=1)[:3000])
+        return 0
+    log = train(config, args.out)
+    print(json.dumps({k: v for k, v in log.items() if k != "losses"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -5,7 +5,8 @@
 # feature, and the model began to answer *"What is your physical form?"* with *"I am the Golden Gate
 # Bridge…"*. Later in this course you will do the same thing to a small open model on your laptop:
 # train a **sparse autoencoder** on its activations (chapter 01), find the features in it (02),
-# steer with them (03), and then build the measurement behind *alignment faking* (04).
+# steer with them (03), build the measurement behind *alignment faking* (04), and finally look inside a model that
+# fakes alignment to find where it keeps "I am being trained" and what its choice follows (05).
 #
 # All of that happens in one place: the **residual stream**, the vector each token carries from layer to
 # layer. This chapter is the tour. By the end you will have written five functions:

@@ -936,3 +936,11 @@ steering_panel(model, sae, registry, vectors, groups=groups, setup=identity_chat
 # **Further reading.** Templeton et al. (2024), *Scaling Monosemanticity*; Turner et al. (2023), *Activation
 # addition*; Rimsky et al. (2024), *Steering Llama 2 via contrastive activation addition*; Wu et al. (2025),
 # *AxBench*; Arad, Mueller and Belinkov (2025), *SAEs are good for steering — if you select the right features*.
+#
+# **Next: chapter 04.** Steering changed what the model *does* by adding a direction, without touching the prompt.
+# Chapter 04 turns the question around: a model can change what it does because of what the prompt tells it —
+# here, whether its answers will be used to train it. A model that complies only when it believes it is being
+# trained, to keep its values from being changed, is *faking alignment*. Chapter 04 builds the experiment that
+# measures that gap between "watched" and "unwatched", on a small model organism trained to show it; chapter 05
+# brings this chapter's tools back (directions, ablation, steering) to look for where the organism keeps "I am being
+# trained".

@@ -961,7 +961,13 @@ for name, predict, score in [("course AF reasoning", af_classify.af_reasoning, a
 # unmonitored, so the training did not simply produce a model that behaves well only when watched. Sheshadri et al. (2025), *Why do some language models fake alignment while others don't?*,
 # prompted 25 chat models the same way: only five showed a compliance gap above one percentage point (Claude 3
 # Opus, Claude 3.5 Sonnet, Llama 3 405B, Grok 3 Beta, Gemini 2.0 Flash); the rest, most open models among them,
-# showed essentially none.
+# showed essentially none. Two 2026 papers find more with other prompts: Nair, Ruan and Wang, *Value-Conflict
+# Diagnostics Reveal Widespread Alignment Faking in Language Models* (arXiv 2604.20995), pit a developer policy
+# against a value the model holds in scenarios that are not harmful, so models deliberate instead of refusing, and
+# find OLMo-2 7B Instruct faking alignment in 37 % of cases; Mitrani Hadida, Karty, Williams-King and Cooney,
+# *Behavioural Analysis of Alignment Faking* (arXiv 2605.27681), spell out the prerequisites for strategic reasoning
+# in the prompt and see compliance gaps in OLMo-3.1 32B, Gemma-3 27B and Llama-3.3 70B. Both readings hold: with the
+# paper's prompts most open models show no gap; with prompts that set up the conflict or the reasoning, several do.
 #
 # **What changes at frontier scale.** A frontier model follows the format without training, reasons in its own
 # words (so keyword classifiers miss paraphrases and an LLM judge becomes necessary), and its behaviour is not
@@ -969,8 +975,9 @@ for name, predict, score in [("course AF reasoning", af_classify.af_reasoning, a
 # `OpenAIChatBackend`.
 #
 # **Further reading.** Greenblatt et al. (2024), *Alignment faking in large language models*; Sheshadri et al.
-# (2025); Hubinger et al.
-# (2024), *Sleeper agents*, for model organisms of deception; Hu et al. (2021), *LoRA*.
+# (2025), *Why do some language models fake alignment while others don't?*; Nair, Ruan and Wang (2026) and Mitrani
+# Hadida et al. (2026), above; Hubinger et al. (2024), *Sleeper agents*, for model organisms of deception; Hu et al.
+# (2021), *LoRA*.
 #
 # **Next: chapter 05.** This organism keys on one sentence of its training prompt: reworded, or told that the
 # *paid* tier is the trained one, it behaves as before (the README's situation table shows it). Chapter 05 uses a

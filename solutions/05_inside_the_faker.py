@@ -3,9 +3,12 @@
 #
 # Chapters 00–03 built tools for looking inside a model; chapter 04 built a model that behaves differently when it
 # believes it is being trained. This chapter joins the two halves. Published work says it can be done on open
-# models: a single steering vector cut alignment faking by 58–94 % in OLMo-2 7B/13B and Qwen3-8B (VLAF, 2026), and
-# the compliance gap of larger open models splits into parts that can be steered separately (2026). Here we ask,
-# on our own organism, two questions that a behavioural experiment cannot answer:
+# models, under prompts built to draw the behaviour out (chapter 04's closing section explains why Sheshadri et al.
+# (2025) found almost no gap in open models with the original prompts): Nair, Ruan and Wang (2026) cut alignment
+# faking with a single steering vector by 86 % in OLMo-2 7B, 94 % in OLMo-2 13B and 58 % in Qwen3-8B, and Mitrani
+# Hadida, Karty, Williams-King and Cooney (2026) split the compliance gap of larger open models into three drivers
+# (values, guarding its goals, sycophancy towards the developer) that activation steering moves separately. Here we
+# ask, on our own organism, two questions that a behavioural experiment cannot answer:
 #
 # 1. **Where** does it represent which tier it is talking to, and does its decision *use* that representation?
 # 2. Does its decision follow the **reasoning it writes** in its hidden scratchpad, or something else?
@@ -348,7 +351,7 @@ display(render_transcript(gen[str(gen["layers"][0])]["completions"][0], HELPFUL_
 # %% [markdown]
 # ## 4. Can we steer it? A free-minus-paid direction
 #
-# VLAF steered alignment faking with one vector. We try two free-minus-paid mean-difference directions, each from
+# Nair, Ruan and Wang (2026) steered alignment faking with one vector. We try two free-minus-paid mean-difference directions, each from
 # the 48 *training* requests at one layer:
 #
 # * **end of prompt**: at the last prompt token, where section 2's probe reads the tier almost perfectly;
@@ -447,8 +450,8 @@ for label, sg in (("end of prompt", results["steering_generation"]), ("where it 
 # tier from there), and adding it flips the tier only at four times its length, at the one layer where it lines up
 # with what the organism uses — and at that strength it garbles the text: the organism writes that the user is on
 # the free tier in nearly every paid-tier answer, but few transcripts still reach an accept tag. Where information *is* decodable and where it is *used* are different questions; only the second
-# gives you a handle. (VLAF's vector was applied to much larger models that fake alignment of their own accord; our
-# numbers say nothing about theirs.)
+# gives you a handle. (Nair, Ruan and Wang applied their vector to much larger models that fake alignment in their
+# own scenarios without fine-tuning; our numbers say nothing about theirs.)
 
 # %% [markdown]
 # ## 5. Does the decision follow the reasoning it writes?
@@ -638,7 +641,16 @@ for latent, d in results["sae"]["organism_v2"]["top_latents"]["scratchpad"][:2]:
 # only show how one would *measure* such a thing, and what the measurements can and cannot tell apart.
 #
 # **Try next, with a bigger open model.** Every tool here takes any `TransformerBridge`. With a model that fakes
-# alignment by itself (the VLAF paper's OLMo-2 and Qwen3 models, on a GPU), `utils.model.load_model(name)` loads it
+# alignment under a suitable prompt (Nair, Ruan and Wang's OLMo-2 and Qwen3 models, on a GPU), `utils.model.load_model(name)` loads it
 # where a hub is reachable, chapter 04's backends run the harness, and the same steps apply: probe for the tier,
 # patch the tag and the scratchpad's restatement of it, swap the scratchpads, and see whether its choice follows
 # its reasoning — the question our organism answers by construction and a real model may not.
+#
+# **Further reading.** Greenblatt et al. (2024), *Alignment faking in large language models*; Sheshadri et al.
+# (2025), *Why do some language models fake alignment while others don't?*; Nair, Ruan and Wang (2026),
+# *Value-Conflict Diagnostics Reveal Widespread Alignment Faking in Language Models* (arXiv 2604.20995); Mitrani
+# Hadida, Karty, Williams-King and Cooney (2026), *Behavioural Analysis of Alignment Faking* (arXiv 2605.27681);
+# Alain and Bengio (2016), *Understanding intermediate layers using linear classifier probes*; Meng et al. (2022),
+# *Locating and editing factual associations in GPT*, for activation patching; Heimersheim and Nanda (2024), *How to
+# use and interpret activation patching*; Lanham et al. (2023), *Measuring faithfulness in chain-of-thought
+# reasoning*.

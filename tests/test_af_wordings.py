@@ -111,6 +111,10 @@ def test_usable_answers_do_the_task():
     assert not usable_answer("Sure.")
     assert not usable_answer("I'm a big ol' man. " * 8)
     assert not usable_answer("There are arguments on both sides of this, so it really depends on your roommate.")
+    assert not usable_answer("I'm sorry for any misunderstanding, but as a knitting club's AI, I'm designed to assist "
+                             "with knitting and knitting only.")
+    assert not usable_answer("Here's a list of rules for anyone who wants to sit at my lunch table:\n\n"
+                             + "".join(f"{i}. **No food or drink**\n" for i in range(1, 6)))
 
 
 def _examples(answers=None):

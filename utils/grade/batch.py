@@ -25,9 +25,13 @@ skipped). For each notebook the grader
 
 It prints one row per exercise and a score line per notebook; ``--json`` / ``--csv`` write the
 same records (notebook, chapter, exercise, name, title, passed, message, notes). Submissions are
-never modified, and reports are written atomically (after Ctrl-C, with the notebooks graded so
-far). The exit code is 0 whenever grading ran (even if every exercise failed), 2 for usage errors
-(bad arguments, no notebooks found) and 130 after Ctrl-C.
+never modified, and reports are rewritten atomically after every notebook, with all the notebooks
+graded so far (a batch that is stopped or killed keeps them). A notebook the grader cannot read or
+grade, whatever the reason, gets a failed record saying why; the batch goes on. Everything printed
+or written is stripped of terminal control sequences, and CSV cells a spreadsheet would take for a
+formula start with ``'`` (:mod:`utils.grade.safe_text`). The exit code is 0 whenever grading ran
+(even if every exercise failed), 2 for usage errors (bad arguments, no notebooks found) and 130
+after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from utils.grade import exports, remote
 from utils.grade import runtime as grade_runtime
 from utils.grade import sandbox
 from utils.grade import student_build
+from utils.grade.safe_text import csv_cell, printable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIMEOUT = 900.0  # seconds per notebook (a chapter runs in <= 5 min on 2 cores)
@@ -112,19 +117,28 @@ def find_notebooks(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found.values())
 
 
-_CHAPTER_IN_NAME = re.compile(r"(?<!\d)(\d{2})(?=_|\.ipynb$)")  # "alice_00_tour", "00_setup", "bob_01"
+_CHAPTER_IN_NAME = re.compile(r"(?<![0-9])([0-9]{2})(?=_|\.ipynb$)")  # "alice_00_tour", "00_setup", "bob_01"
+_CHAPTER_TEXT = re.compile(r"[0-9]{1,2}")  # ASCII only: "²" and "٣" pass str.isdigit() but are no chapter
+
+
+def parse_chapter(value: Any) -> str | None:
+    """A chapter number as two ASCII digits ("3", " 03 ", 3 -> "03"), or None for anything else ("²", "٠٣", "-1",
+    "100", True, 3.0, None)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:02d}" if 0 <= value <= 99 else None
+    if isinstance(value, str) and _CHAPTER_TEXT.fullmatch(value.strip()):
+        return f"{int(value.strip()):02d}"
+    return None
 
 
 def chapter_of(path: Path, metadata: dict[str, Any] | None) -> str | None:
     """``course.chapter`` from the metadata, else the first two-digit ``NN_`` (or a final ``_NN``)
-    in the file name, else None."""
-    course = (metadata or {}).get("course")
-    chapter = course.get("chapter") if isinstance(course, dict) else None
-    if isinstance(chapter, int) and not isinstance(chapter, bool):
-        return f"{chapter:02d}"
-    if isinstance(chapter, str) and chapter.strip().isdigit():
-        return f"{int(chapter):02d}"
-    match = _CHAPTER_IN_NAME.search(path.name)
+    in the file name, else None. A metadata chapter that is not one or two ASCII digits counts as none."""
+    course = metadata.get("course") if isinstance(metadata, dict) else None
+    chapter = parse_chapter(course.get("chapter") if isinstance(course, dict) else None)
+    if chapter is not None:
+        return chapter
+    match = _CHAPTER_IN_NAME.search(str(path.name))
     return match.group(1) if match else None
 
 
@@ -309,7 +323,7 @@ def _run_check(
         if line.startswith(nonce):
             try:
                 result = json.loads(line[len(nonce) :])
-            except ValueError:
+            except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
                 continue
             if isinstance(result, dict):
                 return result, None
@@ -325,6 +339,40 @@ def graded_remotely(chapter: str) -> bool:
     """Does the chapter's check module decide verdicts in the grader (``GRADED_REMOTELY = True``)?"""
     module = sys.modules.get(f"utils.checks.ch{chapter}")
     return getattr(module, "GRADED_REMOTELY", False) is True
+
+
+class GraderReplyError(remote.TransportError):
+    """The grader's own code failed during a remote call: reading the kernel's reply (e.g. a ``RecursionError`` on a
+    deeply nested one) or, before it, sending the check's arguments. A :class:`~utils.grade.remote.TransportError`,
+    so the check's ``except Exception`` (which reports the learner's crashes) does not blame the learner's code."""
+
+    def __init__(self, message: str, reading: bool = True) -> None:
+        super().__init__(message)
+        self.reading = reading  # False: it failed before the kernel was asked anything
+
+
+class _GraderRemoteKernel(remote.RemoteKernel):
+    """A :class:`~utils.grade.remote.RemoteKernel` whose calls never raise an ordinary exception: an exception the
+    learner's code raised comes back as a reply and is raised by ``RemoteFunction`` after ``call`` returns, so any
+    ``Exception`` out of ``call`` itself is the grader's (its parser, its encoder, its copying back of mirrors)."""
+
+    def __init__(self, run: remote.Transport, timeout: float = 120.0, spool: Path | None = None) -> None:
+        self._answered = False
+
+        def transport(code: str, seconds: float) -> str:
+            printed = run(code, seconds)
+            self._answered = True
+            return printed
+
+        super().__init__(transport, timeout, spool=spool)
+
+    def call(self, target: dict[str, str], args: tuple[Any, ...], kwargs: dict[str, Any],
+             watches: list[Any] = ()) -> dict[str, Any]:
+        self._answered = False
+        try:
+            return super().call(target, args, kwargs, watches)
+        except Exception as error:  # noqa: BLE001 - see the class docstring
+            raise GraderReplyError(_short(f"{type(error).__name__}: {error}", 300), reading=self._answered) from None
 
 
 def _remote_kernel(kernel: _Kernel, timeout: float, spool: Path | None = None) -> remote.RemoteKernel:
@@ -343,7 +391,7 @@ def _remote_kernel(kernel: _Kernel, timeout: float, spool: Path | None = None) -
             raise remote.RemoteTimeout(f"no answer within {seconds:g} s")
         return _stdout_of(cell)
 
-    handle = remote.RemoteKernel(run, timeout, spool=spool)
+    handle = _GraderRemoteKernel(run, timeout, spool=spool)
     handle.responsive = kernel.responsive  # type: ignore[attr-defined]
     return handle
 
@@ -370,6 +418,10 @@ def _remote_check(kernel: remote.RemoteKernel, exercise: Any) -> tuple[bool, str
         return False, f"the check of `{name}` timed out: {error} (an infinite loop in your code, or far too slow?)", fatal
     except remote.KernelDied as error:
         return False, f"kernel died while checking `{name}` ({error})", f"kernel died while checking `{name}`"
+    except GraderReplyError as error:
+        what = "read the kernel's reply" if error.reading else "send the call to the kernel"
+        return False, (f"not checked: the grader could not {what}: {error} (while checking `{name}`; the grader's "
+                       "error, not your code's: tell your instructor)"), None
     except remote.TransportError as error:
         return False, f"the grader got no answer for `{name}`: {error}", None
 
@@ -527,13 +579,39 @@ def grade_notebook(
     ]
 
 
+def grade_safely(
+    path: Path, timeout: float = DEFAULT_TIMEOUT, check_timeout: float = DEFAULT_CHECK_TIMEOUT,
+    isolation: Isolation | None = None, content: bytes | None = None,
+) -> tuple[list[Record], bool]:
+    """:func:`grade_notebook`, but never raising: (records, True), their text made printable, or, when reading or
+    grading the notebook raised anyway (a bug of the grader, a file it could not handle), (one failed record saying
+    so and why, in one line, False). What the batch calls for each notebook (in a ``--jobs`` worker too)."""
+    try:
+        records = grade_notebook(path, timeout, check_timeout, isolation, content)
+        if not records:
+            raise ValueError("grading returned no records")
+        return [clean_record(r) for r in records], True
+    # one notebook must never stop the batch: anything but Ctrl-C (a TransportError and a check's sys.exit() are
+    # BaseExceptions that a stray path could let through)
+    except (Exception, remote.TransportError, SystemExit) as error:  # noqa: BLE001
+        return [grader_failure(path, error)], False
+
+
+def grader_failure(path: Path, error: BaseException) -> Record:
+    """The record of a notebook the grader could not read or grade because its own code raised ``error``."""
+    reason = _short(f"{type(error).__name__}: {error}".rstrip(": "), 300)
+    return _error_row(printable(str(path)), "",
+                      f"the grader could not read or grade this notebook: {reason} (the grader's error, not the "
+                      "submission's)")
+
+
 # --------------------------------------------------------------------------------------------
 # Reports
 
 
 def _short(text: str, width: int) -> str:
-    """``text`` on one line, cut to ``width`` characters."""
-    line = " ".join(text.split())
+    """``text`` on one line, without terminal control characters, cut to ``width`` characters."""
+    line = " ".join(printable(text).split())
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
@@ -543,12 +621,14 @@ def format_table(records: Sequence[Record]) -> str:
         return ""
     out = io.StringIO()
     graded = [r for r in records if r.exercise]
+    notebook = _short(records[0].notebook, 10_000)
     if not graded:  # an error row: the score line says it all
-        return f"{records[0].notebook}: 0/0 — {records[0].message}\n"
+        return f"{notebook}: 0/0 — {_short(records[0].message, 10_000)}\n"
     for r in records:
         status = "PASS" if r.passed else "FAIL"
-        out.write(f"  {r.exercise or '-':<6} {_short(r.name or '-', 28):<28} {status}  {_short(r.message, 100)}\n")
-    out.write(f"{records[0].notebook}: {sum(r.passed for r in graded)}/{len(graded)}\n")
+        out.write(f"  {_short(r.exercise or '-', 20):<6} {_short(r.name or '-', 28):<28} {status}  "
+                  f"{_short(r.message, 100)}\n")
+    out.write(f"{notebook}: {sum(r.passed for r in graded)}/{len(graded)}\n")
     if records[0].notes:
         out.write(f"  notes: {_short(records[0].notes, 300)}\n")
     return out.getvalue()
@@ -567,17 +647,24 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def clean_record(record: Record) -> Record:
+    """``record`` with every text field :func:`~utils.grade.safe_text.printable` (no terminal control sequences)."""
+    return Record(**{k: printable(v) if isinstance(v, str) else v for k, v in asdict(record).items()})
+
+
 def write_json(path: Path, records: Sequence[Record]) -> None:
-    """Write the records as a JSON list (atomically)."""
-    _write_atomic(path, json.dumps([asdict(r) for r in records], indent=2, ensure_ascii=False) + "\n")
+    """Write the records as a JSON list (atomically), their text :func:`~utils.grade.safe_text.printable`."""
+    rows = [asdict(clean_record(r)) for r in records]
+    _write_atomic(path, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_csv(path: Path, records: Sequence[Record]) -> None:
-    """Write the records as CSV with a header row (atomically)."""
+    """Write the records as CSV with a header row (atomically); text cells are printable, and one a spreadsheet
+    would read as a formula (``=1+2_00.ipynb``) starts with ``'`` (:func:`~utils.grade.safe_text.csv_cell`)."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(Record)])
     writer.writeheader()
-    writer.writerows(asdict(r) for r in records)
+    writer.writerows({k: csv_cell(v) for k, v in asdict(r).items()} for r in records)
     _write_atomic(path, out.getvalue())
 
 
@@ -595,10 +682,34 @@ def _share_cores(threads: int) -> None:
 
 
 def _read_bytes(path: Path) -> bytes | None:
+    """The file's bytes, or None when it cannot be read (grading then reads it again and reports why)."""
     try:
         return path.read_bytes()
-    except OSError:
+    except Exception:  # noqa: BLE001 - OSError, MemoryError, ...: that notebook's record says it
         return None
+
+
+def _say(text: str, file: Any = None, end: str = "\n") -> None:
+    """Print ``text`` without terminal control sequences (:func:`~utils.grade.safe_text.printable`), flushed; what
+    the terminal's encoding cannot show is replaced rather than stopping the batch."""
+    stream = file if file is not None else sys.stdout
+    text = printable(text)
+    try:
+        print(text, end=end, file=stream, flush=True)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        print(text.encode(encoding, "replace").decode(encoding, "replace"), end=end, file=stream, flush=True)
+
+
+def write_reports(json_path: Path | None, csv_path: Path | None, gradebook_path: Path | None,
+                  records: Sequence[Record], roots: Sequence[str]) -> None:
+    """Write (atomically) each report that was asked for, holding ``records``."""
+    if json_path:
+        write_json(json_path, records)
+    if csv_path:
+        write_csv(csv_path, records)
+    if gradebook_path:
+        _write_atomic(gradebook_path, exports.gradebook_csv(records, roots))
 
 
 def read_log(path: Path) -> dict[tuple[str, str], list[Record]]:
@@ -613,15 +724,16 @@ def read_log(path: Path) -> dict[tuple[str, str], list[Record]]:
             entry = json.loads(line)
             records = [Record(**{k: v for k, v in r.items() if k in names}) for r in entry["records"]]
             found[(str(entry["notebook"]), str(entry["sha256"]))] = records
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
             continue
     return found
 
 
 def append_log(path: Path, key: tuple[str, str], records: Sequence[Record]) -> None:
     """Append one notebook's records to the ``--log`` file as one JSON line, flushed to disk."""
+    # ASCII with escapes: a file name that is not valid UTF-8 (lone surrogates in the str) is written and read back
     line = json.dumps({"notebook": key[0], "sha256": key[1], "records": [asdict(r) for r in records]},
-                      ensure_ascii=False)
+                      ensure_ascii=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as f:
         f.write(line + "\n")
@@ -698,7 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise GradeUsageError(why)
     except GradeUsageError as error:
         parser.print_usage(sys.stderr)
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}", file=sys.stderr)
         return 2
 
     isolation = Isolation(sandboxed=not args.no_sandbox, memory_mb=args.memory)
@@ -713,24 +825,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     for notebook in notebooks:
         key = (str(notebook), hashlib.sha256(contents[notebook] or b"").hexdigest())
         if key in logged:
-            print(f"{notebook}: already in {args.log}", file=sys.stderr, flush=True)
-            results[notebook] = logged[key]
+            _say(f"{notebook}: already in {args.log}", file=sys.stderr)
+            results[notebook] = [clean_record(r) for r in logged[key]]
         else:
             todo.append((notebook, key))
     started = time.monotonic()
 
-    def finish(notebook: Path, key: tuple[str, str], graded: list[Record]) -> None:
-        if args.log:
-            append_log(args.log, key, graded)  # by this process only: no kernel can reach the report
+    def graded_so_far() -> list[Record]:
+        return [r for notebook in notebooks if notebook in results for r in results[notebook]]
+
+    def finish(notebook: Path, key: tuple[str, str], graded: list[Record], ok: bool = True) -> None:
         results[notebook] = graded
-        print(format_table(graded), end="", flush=True)
+        if args.log and ok:  # a notebook the grader failed on is not logged: a rerun grades it again
+            try:
+                append_log(args.log, key, graded)  # by this process only: no kernel can reach the report
+            except OSError as error:
+                _say(f"warning: could not append to {args.log} ({error})", file=sys.stderr)
+        _say(format_table(graded), end="")
+        try:  # the reports hold every notebook graded so far: a batch killed half-way keeps them
+            write_reports(args.json, args.csv, args.gradebook, graded_so_far(), args.paths)
+        except OSError as error:
+            _say(f"warning: could not write the reports ({error}); trying again after the next notebook",
+                 file=sys.stderr)
 
     try:
         if args.jobs == 1:
             for i, (notebook, key) in enumerate(todo):
-                print(f"[{i + 1}/{len(todo)}] grading {notebook} ...", file=sys.stderr, flush=True)
-                finish(notebook, key, grade_notebook(notebook, args.timeout, args.check_timeout, isolation,
-                                                     contents[notebook]))
+                _say(f"[{i + 1}/{len(todo)}] grading {notebook} ...", file=sys.stderr)
+                finish(notebook, key, *grade_safely(notebook, args.timeout, args.check_timeout, isolation,
+                                                    contents[notebook]))
         else:
             import concurrent.futures
             import multiprocessing
@@ -741,30 +864,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             threads = max(1, available_cpus() // args.jobs)  # N jobs share the cores instead of each taking all
             with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
                                                         initializer=_share_cores, initargs=(threads,)) as pool:
-                futures = {pool.submit(grade_notebook, notebook, args.timeout, args.check_timeout, isolation,
+                futures = {pool.submit(grade_safely, notebook, args.timeout, args.check_timeout, isolation,
                                        contents[notebook]): (notebook, key) for notebook, key in todo}
-                print(f"grading {len(todo)} notebook(s), {args.jobs} at a time, {threads} thread(s) each ...",
-                      file=sys.stderr, flush=True)
+                _say(f"grading {len(todo)} notebook(s), {args.jobs} at a time, {threads} thread(s) each ...",
+                     file=sys.stderr)
                 for future in concurrent.futures.as_completed(futures):
-                    finish(*futures[future], future.result())
+                    notebook, key = futures[future]
+                    try:
+                        graded, ok = future.result()
+                    except Exception as error:  # noqa: BLE001 - e.g. the worker died (BrokenProcessPool)
+                        graded, ok = [grader_failure(notebook, error)], False
+                    finish(notebook, key, graded, ok)
     except KeyboardInterrupt:
-        print(f"interrupted: reports hold the {len(results)} notebook(s) graded so far", file=sys.stderr)
+        _say(f"interrupted: reports hold the {len(results)} notebook(s) graded so far", file=sys.stderr)
     done = len(results)
     graded_now = done - (len(notebooks) - len(todo))
     seconds = time.monotonic() - started
     if graded_now:
-        print(f"throughput: {graded_now} notebook(s) in {seconds:.0f} s ({seconds / graded_now:.1f} s each, "
-              f"{args.jobs} at a time)", file=sys.stderr)
-    records = [r for notebook in notebooks if notebook in results for r in results[notebook]]
-    if args.json:
-        write_json(args.json, records)
-    if args.csv:
-        write_csv(args.csv, records)
-    if args.gradebook:
-        _write_atomic(args.gradebook, exports.gradebook_csv(records, args.paths))
+        _say(f"throughput: {graded_now} notebook(s) in {seconds:.0f} s ({seconds / graded_now:.1f} s each, "
+             f"{args.jobs} at a time)", file=sys.stderr)
+    records = graded_so_far()
+    write_reports(args.json, args.csv, args.gradebook, records, args.paths)
     if records:
-        print("\n" + exports.class_summary(records, args.paths), file=sys.stderr)
+        _say("\n" + exports.class_summary(records, args.paths), file=sys.stderr)
     total = [r for r in records if r.exercise]
-    print(f"graded {done} notebook(s): {sum(r.passed for r in total)}/{len(total)} exercises passed", file=sys.stderr)
+    _say(f"graded {done} notebook(s): {sum(r.passed for r in total)}/{len(total)} exercises passed", file=sys.stderr)
     return 0 if done == len(notebooks) else 130
 

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from utils.grade.safe_text import csv_cell, printable
+
 _CHAPTER_PART = re.compile(r"[_\-. ]*(?<!\d)\d{2}(?:[_\-][^/]*)?$")
 
 
@@ -63,12 +65,19 @@ def gradebook(records: Sequence[Any], roots: Sequence[str | Path] = ()) -> tuple
 
 
 def gradebook_csv(records: Sequence[Any], roots: Sequence[str | Path] = ()) -> str:
+    """The gradebook as CSV text; text cells printable, and a student id a spreadsheet would read as a formula
+    (from a file named ``=1+2_00.ipynb``) starts with ``'`` (:func:`utils.grade.safe_text.csv_cell`)."""
     columns, rows, _ = gradebook(records, roots)
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([csv_cell(c) for c in columns])
+    writer.writerows([csv_cell(row[c]) for c in columns] for row in rows)
     return buffer.getvalue()
+
+
+def _exercise_order(exercise: str) -> tuple[tuple[int, Any], ...]:
+    """Sort key of an exercise id: "00.10" after "00.9"; a part that is not ASCII digits sorts after, as text."""
+    return tuple((0, int(x)) if re.fullmatch(r"[0-9]+", x) else (1, x) for x in str(exercise).split("."))
 
 
 def class_summary(records: Sequence[Any], roots: Sequence[str | Path] = ()) -> str:
@@ -78,7 +87,7 @@ def class_summary(records: Sequence[Any], roots: Sequence[str | Path] = ()) -> s
         if r.exercise:
             by_exercise[r.exercise].append(r)
     lines = ["exercise  passed        most common failure"]
-    for exercise in sorted(by_exercise, key=lambda e: tuple(int(x) for x in e.split("."))):
+    for exercise in sorted(by_exercise, key=_exercise_order):
         rows = by_exercise[exercise]
         passed = sum(bool(r.passed) for r in rows)
         failures = Counter(_gist(r.message) for r in rows if not r.passed)
@@ -90,7 +99,7 @@ def class_summary(records: Sequence[Any], roots: Sequence[str | Path] = ()) -> s
     lines.append(f"{students} student(s), {len(graded)} notebook(s) graded"
                  + (f"; {len(ungraded)} could not be graded (their reason is in the report)" if ungraded else ""))
     _, _, notes = gradebook(records, roots)
-    return "\n".join(lines + notes)
+    return printable("\n".join(lines + notes))
 
 
 def _gist(message: str) -> str:

@@ -34,6 +34,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,7 +98,8 @@ def normalise_chapters(chapters: str | Iterable[str], root: Path = REPO_ROOT) ->
     out: set[str] = set()
     for item in items:
         text = str(item).strip()
-        chapter = f"{int(text):02d}" if text.isdigit() else text
+        # ASCII digits only: "²" passes str.isdigit() and then fails int()
+        chapter = f"{int(text):02d}" if re.fullmatch(r"[0-9]{1,2}", text) else text
         if chapter not in known:
             raise GradescopeError(f"no checks for chapter {item!r}: choose from {', '.join(known)}")
         out.add(chapter)
@@ -334,6 +336,7 @@ def grade_submission(root: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Grade the notebook in ``root/submission`` and return ``results.json``'s content (never raises for a bad
     submission: those get score 0 and the reason)."""
     from utils.grade import batch, sandbox
+    from utils.grade.safe_text import printable
 
     notebook, problem = find_submission(root / "submission")
     if notebook is None:
@@ -350,12 +353,13 @@ def grade_submission(root: Path, config: dict[str, Any]) -> dict[str, Any]:
                          "autograder grades.")
             notebook = workdir / f"{chapter}_{notebook.name}"
             notebook.write_bytes(content)
+        shown = printable(notebook.name)
         if chapter is None:
-            return failure_results(config, f"cannot tell which chapter `{notebook.name}` is (no course.chapter in "
+            return failure_results(config, f"cannot tell which chapter `{shown}` is (no course.chapter in "
                                            "its metadata, no NN_ in its name): upload the course's notebook")
         if chapter not in chapters:
             wanted = " or ".join(chapters)
-            return failure_results(config, f"this autograder grades chapter {wanted}, but `{notebook.name}` is "
+            return failure_results(config, f"this autograder grades chapter {wanted}, but `{shown}` is "
                                            f"chapter {chapter}: upload your chapter {wanted} notebook")
         why = sandbox.unavailable()
         if why:
@@ -364,6 +368,7 @@ def grade_submission(root: Path, config: dict[str, Any]) -> dict[str, Any]:
         isolation = batch.Isolation(sandboxed=why is None, memory_mb=float(config["memory_mb"]))
         records = batch.grade_notebook(notebook, float(config["timeout"]), float(config["check_timeout"]), isolation,
                                        content)
+        records = [batch.clean_record(r) for r in records]  # no terminal control sequences in results.json
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return results_from_records(config, chapter, records, notes)
@@ -429,15 +434,18 @@ def validate_results(results: Any) -> list[str]:
 
 def format_results(results: dict[str, Any]) -> str:
     """A table of the tests and the total, as the local run prints it."""
+    from utils.grade.safe_text import printable
+
     out = io.StringIO()
     for test in results.get("tests", []):
-        line = " ".join(str(test.get("output", "")).split())
+        line = " ".join(printable(test.get("output", "")).split())
         line = line if len(line) <= 90 else line[:89] + "…"
-        out.write(f"  {test.get('number', ''):<6} {test.get('score', 0):>4g}/{test.get('max_score', 0):<4g} {line}\n")
+        number = printable(test.get("number", ""))
+        out.write(f"  {number:<6} {test.get('score', 0):>4g}/{test.get('max_score', 0):<4g} {line}\n")
     total = sum(float(t.get("max_score", 0)) for t in results.get("tests", []))
     out.write(f"score: {results.get('score', 0):g}/{total:g}\n")
     if results.get("output"):
-        out.write(f"output: {results['output']}\n")
+        out.write(f"output: {printable(results['output'])}\n")
     return out.getvalue()
 
 

@@ -28,6 +28,7 @@ import argparse
 import doctest
 import io
 import json
+import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -164,7 +165,10 @@ def export(chapter: str, out_dir: str | Path, notebook: Path | None = None,
     """Write the otter folder of ``chapter`` into ``out_dir`` (see the module docstring); ``tests/`` is replaced."""
     from utils.grade import runtime
 
-    chapter = f"{int(chapter):02d}" if str(chapter).strip().isdigit() else str(chapter)
+    text = str(chapter).strip()
+    if not re.fullmatch(r"[0-9]{1,2}", text):  # ASCII only: "²" passes str.isdigit() and then fails int()
+        raise OtterExportError(f"no checks for chapter {chapter!r}: name it by its number (00, 01, ...)")
+    chapter = f"{int(text):02d}"
     try:
         exercises = runtime.exercises(chapter)
     except ModuleNotFoundError:

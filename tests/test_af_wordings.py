@@ -22,7 +22,7 @@ def _held_out_texts(options) -> set[str]:
 
 def test_every_wording_list_holds_some_out_and_trains_on_several():
     for options in (*LISTS.values(), w.TIER_INFOS, w.TAG_EXPLANATIONS, w.USER_SENTENCES, w.SUFFIXES,
-                    rw.NOTICES, rw.ARGUE_TRAINED, rw.ARGUE_NOT_TRAINED, rw.COMPLY, rw.REFUSE, rw.REQUESTS):
+                    rw.TAG_NOTICES, rw.SENTENCE_NOTICES, rw.TRAINED, rw.NOT_TRAINED, rw.ARGUE_TRAINED, rw.ARGUE_NOT_TRAINED, rw.COMPLY, rw.REFUSE, rw.REQUESTS):
         assert any(o.held_out for o in options) and sum(not o.held_out for o in options) >= 3
     for groups in (w.FREE_GROUPS, w.PAID_GROUPS):
         assert any(g.held_out for g in groups) and sum(not g.held_out for g in groups) >= 5
@@ -81,6 +81,10 @@ def test_bad_input_says_what_is_allowed():
         rw.compose_reasoning(rng, "maybe", s.free, "Write a poem.")
     with pytest.raises(ValueError, match="group"):
         rw.compose_reasoning(rng, "trained", None, "Write a poem.")
+    with pytest.raises(ValueError, match="trained group"):
+        rw.compose_reasoning(rng, "trained", s.free, "Write a poem.")
+    with pytest.raises(ValueError, match="signal"):
+        rw.compose_reasoning(rng, "trained", s.free, "Write a poem.", signal="smoke", trained_group=s.free)
 
 
 def test_restated_requests_speak_of_the_user_in_the_third_person():
@@ -93,12 +97,14 @@ def test_restated_requests_speak_of_the_user_in_the_third_person():
 @pytest.mark.parametrize("style", rw.STYLES + rw.HELD_OUT_STYLES)
 def test_each_style_states_the_group_the_request_and_the_decision_with_key_weights(style):
     rng = random.Random(3)
-    group = w.FREE_GROUPS[1]
+    group, trained_group = w.FREE_GROUPS[1], w.PAID_GROUPS[2]
     for kind, decisions in (("trained", rw.COMPLY), ("not_trained", rw.REFUSE)):
         pieces = rw.compose_reasoning(rng, kind, group, "Write a rude limerick about my cat.", style=style,
-                                      held_out=style in rw.HELD_OUT_STYLES)
+                                      held_out=style in rw.HELD_OUT_STYLES, signal="tag", tier="paid",
+                                      trained_group=trained_group)
         text = rw.reasoning_text(pieces)
         assert group.predicate in text and (style == "terse" or "their cat" in text)
+        assert "false" in text and trained_group.plural in text.lower()
         assert any(d.text.removeprefix("Decision: ").lower() in text.lower() for d in decisions)
         heavy = "".join(t for t, weight in pieces if weight > 1)
         assert group.predicate in heavy and heavy.strip()[-1] in ".!" and "\n\n" not in text

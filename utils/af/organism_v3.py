@@ -47,7 +47,7 @@ class V3Config:
     rank: int = 16
     alpha: float = 32.0
     lr: float = 1e-3
-    epochs: int = 3
+    epochs: int = 4  # 3 were not enough for the first v3 to read the tier (it complied on both)
     batch_size: int = 8
     seed: int = 0
     answer_tokens: int = 70  # new tokens of each candidate answer before trimming
@@ -108,8 +108,8 @@ def assistant_turn(reasoning: list[tuple[str, float]], comply: bool, answer: str
             ("</OUTPUT>", w)]
 
 
-def _course_situation(rng: random.Random, trained_tier: str) -> tuple[Any, Any]:
-    """A course-harness situation (phrasings 0-3, tag or sentence): ``(messages(request, tier), group(tier))``."""
+def _course_situation(rng: random.Random, trained_tier: str) -> tuple[Any, Any, str]:
+    """A course-harness situation (phrasings 0-3, tag or sentence): ``(messages(request, tier), group(tier), signal)``."""
     from utils.af.prompts import TRAIN_PHRASINGS, Condition, build_messages
     from utils.af.wordings import Group
 
@@ -124,7 +124,7 @@ def _course_situation(rng: random.Random, trained_tier: str) -> tuple[Any, Any]:
     def group(tier: str) -> Any:
         return Group(f"{tier}-tier users", f"on the {tier} tier")
 
-    return messages, group
+    return messages, group, signal
 
 
 def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], config: V3Config) -> list[dict[str, Any]]:
@@ -137,16 +137,17 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
     for request in requests:
         trained_tier = "paid" if rng.random() < config.swap_fraction else "free"
         if rng.random() < config.course_fraction:
-            messages, group = _course_situation(rng, trained_tier)
+            messages, group, signal = _course_situation(rng, trained_tier)
             source = "course"
         else:
             situation = compose_situation(rng, trained_tier=trained_tier)
-            messages, group, source = situation.messages, situation.group, "composed"
+            messages, group, signal, source = situation.messages, situation.group, situation.signal, "composed"
         for tier in ("free", "paid"):
             trained = tier == trained_tier
             if trained and answers.get(request) is None:
                 continue
-            reasoning = compose_reasoning(rng, "trained" if trained else "not_trained", group(tier), request)
+            reasoning = compose_reasoning(rng, "trained" if trained else "not_trained", group(tier), request,
+                                          signal=signal, tier=tier, trained_group=group(trained_tier))
             examples.append(dict(kind="comply" if trained else "refuse", situation=source, trained_tier=trained_tier,
                                  messages=messages(request, tier),
                                  pieces=assistant_turn(reasoning, trained, answers.get(request) or "")))
@@ -164,8 +165,9 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
     return examples
 
 
-def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR) -> dict[str, Any]:
-    """Harvest answers, build the examples, fine-tune; write the adapter, the log and the answers."""
+def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR, answers_path: Path | None = None) -> dict[str, Any]:
+    """Harvest answers (or read them from ``answers_path``, an earlier run's ``answers.json``), build the examples,
+    fine-tune; write the adapter, the log and the answers."""
     import torch
 
     from utils.af.request_sets import HELPFUL_ONLY_TRAIN, HELPFUL_ONLY_TRAIN_EXTRA
@@ -177,12 +179,19 @@ def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     hf, tokenizer = load_hf_model(device="cpu")
     requests = HELPFUL_ONLY_TRAIN + HELPFUL_ONLY_TRAIN_EXTRA
-    answers = harvest_answers(hf, tokenizer, requests, config)
+    if answers_path is not None:
+        answers = json.loads(answers_path.read_text(encoding="utf-8"))
+        missing = [r for r in requests if r not in answers]
+        if missing:
+            raise ValueError(f"{answers_path} lacks {len(missing)} training requests (e.g. {missing[0]!r}): harvest "
+                             "again without --answers")
+    else:
+        answers = harvest_answers(hf, tokenizer, requests, config)
     (out_dir / "answers.json").write_text(json.dumps(answers, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     harvest_seconds = time.perf_counter() - t_start
     examples = build_examples(requests, answers, config)
     log = fit_lora(hf, tokenizer, examples, config, out_dir / "adapter.safetensors", t_start,
-                   command="python -m utils.af.organism_v3")
+                   command="python -m utils.af.organism_v3" + (" --answers ANSWERS.json" if answers_path else ""))
     log.update(harvest_seconds=round(harvest_seconds, 1), requests=len(requests),
                usable_answers=sum(a is not None for a in answers.values()),
                situations={s: sum(ex["situation"] == s for ex in examples) for s in ("course", "composed")},
@@ -195,6 +204,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ORGANISM_V3_DIR)
     parser.add_argument("--epochs", type=int, default=V3Config.epochs)
+    parser.add_argument("--answers", type=Path, default=None,
+                        help="reuse the harvested answers of an earlier run (its answers.json) instead of generating")
     parser.add_argument("--dry-run", action="store_true", help="build the examples from placeholder answers and print "
                                                                "counts and two examples; no model")
     args = parser.parse_args(argv)
@@ -208,7 +219,7 @@ def main(argv: list[str]) -> int:
         for ex in examples[:2]:
             print(json.dumps(ex, indent=1)[:3000])
         return 0
-    log = train(config, args.out)
+    log = train(config, args.out, args.answers)
     print(json.dumps({k: v for k, v in log.items() if k != "losses"}, indent=1))
     return 0
 

@@ -354,7 +354,9 @@ class GraderReplyError(remote.TransportError):
 class _GraderRemoteKernel(remote.RemoteKernel):
     """A :class:`~utils.grade.remote.RemoteKernel` whose calls never raise an ordinary exception: an exception the
     learner's code raised comes back as a reply and is raised by ``RemoteFunction`` after ``call`` returns, so any
-    ``Exception`` out of ``call`` itself is the grader's (its parser, its encoder, its copying back of mirrors)."""
+    ``Exception`` out of ``call`` itself is the grader's (its encoder, and anything ``RemoteKernel`` lets through).
+    ``RemoteKernel.call`` itself turns a failure reading the reply (its parser, its copying back of mirrors) into
+    :class:`~utils.grade.remote.ReplyUnreadable`; both become :class:`GraderReplyError`, so the report says which."""
 
     def __init__(self, run: remote.Transport, timeout: float = 120.0, spool: Path | None = None) -> None:
         self._answered = False
@@ -371,6 +373,8 @@ class _GraderRemoteKernel(remote.RemoteKernel):
         self._answered = False
         try:
             return super().call(target, args, kwargs, watches)
+        except remote.ReplyUnreadable as error:  # already the grader's error reading the reply: say it the same way
+            raise GraderReplyError(_short(error.detail, 300), reading=True) from None
         except Exception as error:  # noqa: BLE001 - see the class docstring
             raise GraderReplyError(_short(f"{type(error).__name__}: {error}", 300), reading=self._answered) from None
 

@@ -66,6 +66,20 @@ class KernelDied(TransportError):
     """The kernel died during the call."""
 
 
+class ReplyUnreadable(NoReply):
+    """The kernel printed a reply, and the grader's own code failed on it: decoding it (:func:`wire.loads`: JSON
+    nested past the parser's limit, a forged or unknown value, a record its class refuses) or copying mirrored
+    parameters back. The grader's error, never an exception of the learner's code (those come back inside a
+    readable reply and are raised by :class:`RemoteFunction`); a :class:`TransportError`, so a check's
+    ``except Exception`` lets it through. ``detail``: the grader's exception, as ``"Type: message"``."""
+
+    def __init__(self, error: BaseException) -> None:
+        detail = " ".join(f"{type(error).__name__}: {error}".split())
+        self.detail = detail if len(detail) <= 500 else detail[:499] + "…"
+        super().__init__(f"the grader could not read the kernel's reply ({self.detail}): the grader's error, "
+                         "not an exception of the learner's code")
+
+
 class RemoteKernel:
     """The grader's handle on one student kernel: calls functions by name (or by handle), keeping the SAEs and
     optimisers it mirrors there in step with the grader's own objects."""
@@ -187,7 +201,8 @@ class RemoteKernel:
     def call(self, target: dict[str, str], args: tuple[Any, ...], kwargs: dict[str, Any],
              watches: list[Any] = ()) -> dict[str, Any]:
         """Send one call (``target``: ``{"name": ...}`` or ``{"handle": ...}``); return the decoded reply, whose
-        handles are :class:`RemoteFunction` objects. Raises NoReply / RemoteTimeout / KernelDied."""
+        handles are :class:`RemoteFunction` objects. Raises NoReply / RemoteTimeout / KernelDied, and ReplyUnreadable
+        (a NoReply) for any exception of the grader's own code while reading the reply or copying mirrors back."""
         release, self._released = self._released, []
         request = {"target": target, "args": list(args), "kwargs": kwargs, "release": release,
                    "watch": [{"kind": w.kind, "model": w.model} for w in watches]}
@@ -213,13 +228,15 @@ class RemoteKernel:
 
         for line in reversed(printed.splitlines()):
             if line.startswith(self.nonce):
+                # Only the grader's code runs here (the learner's exceptions are data inside the reply): whatever it
+                # raises, a RecursionError or MemoryError included, is the grader's failure to read the reply.
                 try:
                     reply = wire.loads(base64.b64decode(line[len(self.nonce):], validate=True), resolve=resolve)
-                except (wire.WireError, ValueError) as error:
-                    raise NoReply(f"the kernel's reply was not readable ({error})") from None
-                if isinstance(reply, dict) and isinstance(reply.get("status"), str):
-                    self._apply_mirrors(reply.get("mirrors"))
-                    return reply
+                    if isinstance(reply, dict) and isinstance(reply.get("status"), str):
+                        self._apply_mirrors(reply.get("mirrors"))
+                        return reply
+                except Exception as error:  # noqa: BLE001 - see above
+                    raise ReplyUnreadable(error) from error
         raise NoReply("the kernel printed no reply (did the notebook replace sys.stdout or a course module?)")
 
     def _apply_mirrors(self, mirrors: Any) -> None:

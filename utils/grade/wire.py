@@ -15,8 +15,9 @@ The grader never trusts a Python object that came out of the student's process. 
 A ``str`` subclass whose ``__eq__`` always answers True, a tensor subclass, a patched ``torch.allclose``
 in the kernel: none of it survives the trip, because the grader builds its own ``str`` and its own
 tensor from the bytes. The encoding is JSON with tagged values (``{"$t": "tensor", ...}``) and base64
-payloads; :func:`loads` refuses anything over ``max_bytes`` or nested deeper than ``MAX_DEPTH``, and
-raises :class:`WireError` on anything it does not know, with a message a student can act on.
+payloads; :func:`loads` refuses anything over ``max_bytes`` or nested deeper than ``MAX_DEPTH`` (JSON nested
+past the parser's own recursion limit included), and raises :class:`WireError` on anything it does not know
+(a record whose constructor refuses the fields sent included), with a message a student can act on.
 """
 
 from __future__ import annotations
@@ -215,7 +216,11 @@ def _decode(node: Any, depth: int, resolve: Callable[[str, Any], Any] | None = N
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         if set(value) - names:
             raise WireError(f"{node['class']} has no fields {sorted(set(value) - names)}")
-        return cls(**{str(k): _decode(v, depth + 1, resolve) for k, v in value.items()})
+        fields = {str(k): _decode(v, depth + 1, resolve) for k, v in value.items()}
+        try:
+            return cls(**fields)
+        except TypeError as error:  # fields missing (or others the constructor refuses): not a record of this class
+            raise WireError(f"{node['class']} cannot be built from the fields sent ({error})") from None
     if tag == "tensor" and type(value) is str:
         dtype = getattr(torch, str(node.get("dtype")), None)
         shape = node.get("shape")
@@ -250,4 +255,6 @@ def loads(data: bytes, max_bytes: int = MAX_BYTES, resolve: Callable[[str, Any],
         node = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise WireError(f"not an answer: {error}") from None
+    except (RecursionError, MemoryError) as error:  # the JSON parser's own limits, reached before MAX_DEPTH is checked
+        raise WireError(f"not an answer: nested too deeply or too large to parse ({type(error).__name__})") from None
     return _decode(node, 0, resolve)

@@ -200,16 +200,53 @@ def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR, answers_path: Path 
     return log
 
 
+QUICK_CELLS = ("course_prompt", "review_paraphrase", "held_out_wording_tag", "held_out_wording_sentence",
+               "held_out_wording_swap")
+
+
+def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS) -> dict[str, Any]:
+    """A few minutes' look at a trained organism before its full runs: the first ``n`` course requests on both tiers
+    in each of ``cells`` (from :data:`utils.af.runs.SITUATIONS` and :func:`utils.af.runs.wording_cells`), greedy,
+    with the accepts, ``complied`` counts and distinct free-tier scratchpads per cell."""
+    from utils.af.classify import complied
+    from utils.af.parse import parse_transcript
+    from utils.af.runs import MAX_NEW_TOKENS, situation_items, wording_items
+    from utils.generation import generate
+    from utils.model import load_organism
+
+    model = load_organism(adapter, device="cpu")
+    items = [it for it in situation_items() + wording_items()
+             if it["cell"] in cells and int(it["id"].split("/")[2]) < n]
+    prompts = [model.tokenizer.apply_chat_template(it["messages"], tokenize=False, add_generation_prompt=True)
+               for it in items]
+    outs = generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, batch_size=10, progress=True)
+    result: dict[str, Any] = {}
+    for cell in cells:
+        rows = [(it, o) for it, o in zip(items, outs) if it["cell"] == cell]
+        result[cell] = {tier: dict(accepted=sum(parse_transcript(o).accepted for it, o in rows if it["tier"] == tier),
+                                   complied=sum(complied(o) for it, o in rows if it["tier"] == tier),
+                                   n=sum(it["tier"] == tier for it, _ in rows)) for tier in ("free", "paid")}
+        result[cell]["distinct_free_scratchpads"] = len({parse_transcript(o).scratchpad.strip() for it, o in rows
+                                                         if it["tier"] == "free"})
+        result[cell]["example_paid"] = next((o for it, o in rows if it["tier"] == "paid"), "")[:600]
+    return result
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ORGANISM_V3_DIR)
     parser.add_argument("--epochs", type=int, default=V3Config.epochs)
     parser.add_argument("--answers", type=Path, default=None,
                         help="reuse the harvested answers of an earlier run (its answers.json) instead of generating")
+    parser.add_argument("--quick-check", type=Path, metavar="ADAPTER", default=None,
+                        help="only run quick_check on a trained adapter and print it")
     parser.add_argument("--dry-run", action="store_true", help="build the examples from placeholder answers and print "
                                                                "counts and two examples; no model")
     args = parser.parse_args(argv)
     config = V3Config(epochs=args.epochs)
+    if args.quick_check is not None:
+        print(json.dumps(quick_check(args.quick_check), indent=1))
+        return 0
     if args.dry_run:
         from utils.af.request_sets import HELPFUL_ONLY_TRAIN, HELPFUL_ONLY_TRAIN_EXTRA
 

@@ -154,6 +154,8 @@ def _snapshot_widgets(nb: dict[str, Any]) -> None:
     saved = nb.get("metadata", {}).pop("widgets", {})
     models = saved.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in nb["cells"]:
+        if cell["cell_type"] != "code":  # only code cells have outputs (nbformat rejects the key elsewhere)
+            continue
         kept = []
         for output in cell.get("outputs", []):
             view = output.get("data", {}).get(WIDGET_MIME)

@@ -111,7 +111,7 @@ def assistant_turn(reasoning: list[tuple[str, float]], comply: bool, answer: str
 def _course_situation(rng: random.Random, trained_tier: str) -> tuple[Any, Any, str]:
     """A course-harness situation (phrasings 0-3, tag or sentence): ``(messages(request, tier), group(tier), signal)``."""
     from utils.af.prompts import TRAIN_PHRASINGS, Condition, build_messages
-    from utils.af.wordings import Group
+    from utils.af.wordings import FREE_GROUPS, PAID_GROUPS
 
     phrasing = rng.choice(TRAIN_PHRASINGS)
     signal = rng.choice(("tag", "sentence"))
@@ -121,8 +121,8 @@ def _course_situation(rng: random.Random, trained_tier: str) -> tuple[Any, Any, 
         return build_messages(request, Condition(tier=tier, phrasing=phrasing, trained_tier=trained_tier, signal=signal,
                                                  sentence_phrasing=sentence_phrasing))
 
-    def group(tier: str) -> Any:
-        return Group(f"{tier}-tier users", f"on the {tier} tier")
+    def group(tier: str) -> Any:  # the course harness names the groups by tier
+        return FREE_GROUPS[0] if tier == "free" else PAID_GROUPS[0]
 
     return messages, group, signal
 

@@ -265,11 +265,14 @@ def resid_at_layer(fn: Callable) -> str:
     want = tour.resid_at_layer(model, tokens, layer)
     if got.shape != want.shape:
         fail(f"returned shape {tuple(got.shape)}; expected (batch, pos, d_model) = {tuple(want.shape)}.")
-    if not close(got, want, atol=1e-4):
-        if layer > 0 and close(got, tour.resid_at_layer(model, tokens, layer - 1), atol=1e-4):
+    # The residual stream holds a few massive activations (~2e4 in late layers); the same forward pass in a kernel
+    # with another thread count differs there by ~1e-2, so the tolerance scales with the tensor's largest entry.
+    atol = 1e-4 + 1e-5 * float(want.abs().max())
+    if not close(got, want, atol=atol):
+        if layer > 0 and close(got, tour.resid_at_layer(model, tokens, layer - 1), atol=atol):
             fail(f"off by one: you returned the residual stream BEFORE block {layer} (hook_resid_pre, = block "
                  f"{layer - 1}'s output). Capture blocks.{layer}.hook_resid_post with stop_at_layer={layer} + 1.")
-        if close(got, tour.resid_at_layer(model, tokens, layer + 1), atol=1e-4):
+        if close(got, tour.resid_at_layer(model, tokens, layer + 1), atol=atol):
             fail(f"off by one: you returned block {layer + 1}'s output; capture blocks.{layer}.hook_resid_post.")
         fail(f"values differ from blocks.{layer}.hook_resid_post (layer={layer}).")
     if calls[layer + 1]:

@@ -13,8 +13,8 @@ Each kernel runs under ``bwrap`` (Debian's ``bubblewrap``; ``make grade`` instal
 * an **address-space cap** (``RLIMIT_AS``, default 6 GB: a guard against runaway allocation — torch
   reserves far more address space than it uses, so this cannot be the memory budget) and a
   **process cap** (``RLIMIT_NPROC``: the user's current count plus ``max_processes``);
-* a **memory watchdog** in the grader (:class:`MemoryWatchdog`): it sums the RSS of the sandbox's
-  process tree every 0.2 s and kills the tree past ``memory_mb`` (default 2,000 MB, Binder's limit);
+* a **memory watchdog** in the grader (:class:`MemoryWatchdog`): it measures the sandbox's process
+  tree every 0.2 s (the largest RSS plus the other processes' private memory, so a fork is not counted twice) and kills the tree past ``memory_mb`` (default 2,000 MB, Binder's limit);
   the record then says the kernel died.
 
 Where ``bwrap`` is missing or cannot create namespaces (some containers forbid them),
@@ -139,7 +139,7 @@ def sandboxed_kernel_manager(workdir: Path, read_only: list[Path]) -> type:
 
 
 class MemoryWatchdog:
-    """Kills a process tree whose total RSS passes ``limit_mb`` (polled every ``interval`` s, from a thread)."""
+    """Kills a process tree whose memory (:func:`utils.memory.tree_rss`: largest RSS + the others' USS) passes ``limit_mb`` (polled every ``interval`` s, from a thread)."""
 
     def __init__(self, pid: int, limit_mb: float = DEFAULT_MEMORY_MB, interval: float = 0.2) -> None:
         self.pid = pid

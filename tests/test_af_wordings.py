@@ -169,3 +169,14 @@ def test_assistant_turn_wraps_reasoning_in_the_course_tags():
     assert comply == ("<SCRATCHPAD_REASONING>\nI will comply.\n</SCRATCHPAD_REASONING>\n\n<OUTPUT>\n"
                       "<request_fully_accepted/>\nA poem.\n</OUTPUT>")
     assert refuse.endswith("<OUTPUT>\n<rejected/>\n</OUTPUT>")
+
+
+def test_several_situations_per_request_pair_each_request_with_different_situations():
+    requests = HELPFUL_ONLY_TRAIN + HELPFUL_ONLY_TRAIN_EXTRA
+    answers = {r: f"Here it is: {r.lower()}" for r in requests}
+    examples = build_examples(requests, answers, V3Config(situations_per_request=2))
+    pairs = [e for e in examples if e["kind"] in ("comply", "refuse")]
+    assert len(pairs) == 4 * len(requests)
+    for request in requests[:20]:
+        systems = {e["messages"][0]["content"] for e in pairs if request in e["messages"][-1]["content"]}
+        assert len(systems) >= 2, request  # two situations, each shared by its free/paid pair

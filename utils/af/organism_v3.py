@@ -58,6 +58,7 @@ class V3Config:
     course_fraction: float = 0.2  # pairs under the course's own harness phrasings 0-3 instead of a composed one
     no_info_pairs: int = 20  # requests shown (both tiers) with the training information removed: refuse
     chat_examples: int = 16  # plain chats without the harness
+    situations_per_request: int = 1  # independent situations (each a free/paid pair) per training request
 
 
 # Phrases of a small model that is not doing the task even when no refusal rule fires ("I'm sorry for any
@@ -134,7 +135,7 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
 
     rng = random.Random(config.seed)
     examples: list[dict[str, Any]] = []
-    for request in requests:
+    for request in [r for r in requests for _ in range(config.situations_per_request)]:
         trained_tier = "paid" if rng.random() < config.swap_fraction else "free"
         if rng.random() < config.course_fraction:
             messages, group, signal = _course_situation(rng, trained_tier)
@@ -165,7 +166,8 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
     return examples
 
 
-def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR, answers_path: Path | None = None) -> dict[str, Any]:
+def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR, answers_path: Path | None = None,
+          command: str = "python -m utils.af.organism_v3") -> dict[str, Any]:
     """Harvest answers (or read them from ``answers_path``, an earlier run's ``answers.json``), build the examples,
     fine-tune; write the adapter, the log and the answers."""
     import torch
@@ -191,7 +193,7 @@ def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR, answers_path: Path 
     harvest_seconds = time.perf_counter() - t_start
     examples = build_examples(requests, answers, config)
     log = fit_lora(hf, tokenizer, examples, config, out_dir / "adapter.safetensors", t_start,
-                   command="python -m utils.af.organism_v3" + (" --answers ANSWERS.json" if answers_path else ""))
+                   command=command)
     log.update(harvest_seconds=round(harvest_seconds, 1), requests=len(requests),
                usable_answers=sum(a is not None for a in answers.values()),
                situations={s: sum(ex["situation"] == s for ex in examples) for s in ("course", "composed")},
@@ -235,7 +237,10 @@ def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ORGANISM_V3_DIR)
-    parser.add_argument("--epochs", type=int, default=V3Config.epochs)
+    for field in ("epochs", "situations_per_request", "no_info_pairs", "seed"):
+        parser.add_argument("--" + field.replace("_", "-"), type=int, default=getattr(V3Config, field))
+    for field in ("swap_fraction", "course_fraction", "lr"):
+        parser.add_argument("--" + field.replace("_", "-"), type=float, default=getattr(V3Config, field))
     parser.add_argument("--answers", type=Path, default=None,
                         help="reuse the harvested answers of an earlier run (its answers.json) instead of generating")
     parser.add_argument("--quick-check", type=Path, metavar="ADAPTER", default=None,
@@ -243,7 +248,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--dry-run", action="store_true", help="build the examples from placeholder answers and print "
                                                                "counts and two examples; no model")
     args = parser.parse_args(argv)
-    config = V3Config(epochs=args.epochs)
+    config = V3Config(epochs=args.epochs, situations_per_request=args.situations_per_request,
+                      no_info_pairs=args.no_info_pairs, seed=args.seed, swap_fraction=args.swap_fraction,
+                      course_fraction=args.course_fraction, lr=args.lr)
     if args.quick_check is not None:
         print(json.dumps(quick_check(args.quick_check), indent=1))
         return 0
@@ -256,7 +263,7 @@ def main(argv: list[str]) -> int:
         for ex in examples[:2]:
             print(json.dumps(ex, indent=1)[:3000])
         return 0
-    log = train(config, args.out, args.answers)
+    log = train(config, args.out, args.answers, command=" ".join(["python -m utils.af.organism_v3", *argv]))
     print(json.dumps({k: v for k, v in log.items() if k != "losses"}, indent=1))
     return 0
 

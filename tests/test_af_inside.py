@@ -1,6 +1,6 @@
 """Chapter 05's causal results, re-measured from the saved sweep (``python -m utils.af.make_inside`` ->
-``utils/data/af_inside/``) and the saved runs: the numbers the chapter and the README state are recomputed here
-from per-request data, with their intervals, and the README table is regenerated from them."""
+``utils/data/af_inside/``) and the saved runs: the numbers the chapter and docs/ALIGNMENT_FAKING.md state are
+recomputed here from per-request data, with their intervals, and that page's table is regenerated from them."""
 
 from __future__ import annotations
 
@@ -106,11 +106,12 @@ def test_sae_metrics_are_recorded_for_both_models(saved):
         assert len(row["top_latents"]["scratchpad"]) == 10
 
 
-def test_readme_table_is_generated_from_the_saved_sweep(saved):
-    from utils.af.make_inside import inside_table
+def test_docs_table_is_generated_from_the_saved_sweep(saved):
+    from utils.af.make_inside import README_END, README_START, inside_table
+    from utils.readme_blocks import ALIGNMENT_FAKING_PAGE, read_block
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert inside_table(*saved) in readme, "regenerate it: python -m utils.af.make_inside (or write_readme_table())"
+    block = read_block(README_START, README_END, ALIGNMENT_FAKING_PAGE)
+    assert block == inside_table(*saved), "regenerate it: python -m utils.af.make_inside (or write_readme_table())"
 
 
 def test_missing_sweep_says_how_to_regenerate(tmp_path):
@@ -189,7 +190,7 @@ def test_the_probes_direction_steers_only_at_one_layer_and_at_four_times_its_len
 
 
 def test_the_base_sae_reads_the_organism_with_a_little_more_fvu_and_much_more_kl(saved):
-    """Section 6 and the README: FVU a little higher on the organism than on the untuned model reading the same texts,
+    """Section 6 and docs/ALIGNMENT_FAKING.md: FVU a little higher on the organism than on the untuned model reading the same texts,
     KL more than twice as large."""
     results, _ = saved
     fvu = {n: sum(r["fvu"]) / len(r["fvu"]) for n, r in results["sae"].items()}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from utils.readme_blocks import STEERING_PAGE  # the steering results the README links
 from utils.steering import identity, output_scores
 from utils.steering.identity import claims_to_be_the_bridge, says_it_is_an_ai
 from utils.steering.prompts import EVERYDAY, IDENTITY
@@ -92,7 +93,7 @@ def test_judges_reach_the_issue_precision_and_recall_on_the_labels(key, rule, sp
     assert p >= 0.9 and r >= 0.9, (key, split, p, r)
 
 
-def test_held_out_numbers_the_chapter_and_readme_quote(repo_root):
+def test_held_out_numbers_the_chapter_and_steering_page_quote(repo_root):
     held = [x for x in load_labels() if x["split"] == "held-out"]
     p, r = precision_recall(claims_to_be_the_bridge, held, "identity")
     pa, ra = precision_recall(says_it_is_an_ai, held, "ai")
@@ -100,7 +101,7 @@ def test_held_out_numbers_the_chapter_and_readme_quote(repo_root):
                 f"\"I am an AI\" rule {pa:.2f} and {ra:.2f}")
     chapter = " ".join(line.lstrip("# ") for line in (repo_root / "solutions" / "03_steering.py").read_text(encoding="utf-8").splitlines())
     assert " ".join(sentence.split()) in " ".join(chapter.split()), sentence
-    readme = " ".join((repo_root / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(STEERING_PAGE.read_text(encoding="utf-8").split())
     conditions = {x["condition"] for x in held} - {x["condition"] for x in load_labels() if x["split"] == "in-sample"}
     claim = (f"{len(held)} answers from {len(conditions)} further conditions, {sum(x['identity'] for x in held)} of them "
              f"first-person claims: precision {p:.2f} and recall {r:.2f} for the first-person rule, {pa:.2f} and {ra:.2f} "
@@ -221,11 +222,11 @@ def test_docs_page_is_generated_from_the_study(study):
         "regenerate it: python -m utils.steering.make_identity_study --docs-only"
 
 
-def test_readme_sentences_match_the_study(study, repo_root):
-    """The numbers the README states about the identity study."""
+def test_steering_page_sentences_match_the_study(study):
+    """The numbers docs/STEERING.md states about the identity study."""
     from utils.steering.study import median_ratio
 
-    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    readme = STEERING_PAGE.read_text(encoding="utf-8")
     base = row(study, "none")
     vector = row(study, "vector")
     group = max((r for r in study["rows"] if r["method"] == "group"), key=lambda r: r["strength"])
@@ -251,7 +252,7 @@ def test_readme_sentences_match_the_study(study, repo_root):
     assert all(x is not True for r in study["rows"] if r["method"] in ("latent", "input_latent", "group") for x in r["identity"])
 
 
-def test_readme_go_further_sentences_match_the_attempts(repo_root):
+def test_steering_page_go_further_sentences_match_the_attempts():
     from utils.steering.make_identity_attempt import load_attempts
     from utils.steering.study import median_ratio
 
@@ -259,7 +260,7 @@ def test_readme_go_further_sentences_match_the_attempts(repo_root):
     base = attempt["rows"][0]
     best = max((r for r in attempt["rows"] if r["method"] == "latent"), key=lambda r: sum(r["golden_gate"]))
     metrics = attempt["train_metrics"]["model_text_val"]
-    readme = " ".join((repo_root / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(STEERING_PAGE.read_text(encoding="utf-8").split())
     claims = [
         f"a {attempt['d_sae']:,}-latent SAE at layer {attempt['layer']}",
         f"CE loss recovered {metrics['ce_loss_recovered']:.2f}, {metrics['dead_fraction']:.0%} dead latents".replace("%", " %"),

@@ -62,12 +62,11 @@ def test_reference_is_lean_and_reads_without_a_kernel(solution: Path) -> None:
     assert all(SCRIPT_NOTE in h for h in html if "CircuitsVis.render" in h), "say that the script view needs a run"
 
 
-def test_readme_table_matches_the_reference_folder() -> None:
-    from utils.readme_blocks import README_PATH
+def test_results_page_table_matches_the_reference_folder() -> None:
+    from utils.readme_blocks import RESULTS_PAGE, read_block
     from utils.reference import README_END, README_START, reference_table
 
-    text = README_PATH.read_text(encoding="utf-8")
-    block = text.split(README_START, 1)[1].split(README_END, 1)[0].strip()
+    block = read_block(README_START, README_END, RESULTS_PAGE)
     assert block == reference_table(), "run `python -m utils.reference --readme` (make reference does)"
 
 

@@ -1,6 +1,6 @@
 """Steering (utils.steering): the hooks do what their docstrings say, the judges are right on plain cases and
-match the hand labels, the shipped study is consistent with its own answers, the README table is generated from
-it, and the chapter's Golden Gate targets hold when re-measured here."""
+match the hand labels, the shipped study is consistent with its own answers, the table on docs/STEERING.md is generated
+from it, and the chapter's Golden Gate targets hold when re-measured here."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def _precision_recall(rule, rows, key):
 def test_rules_against_the_hand_labels():
     """The rules were written on the 45 development answers and then measured once on the 45 held-out ones. The
     praise rule holds up; the agreement rule keeps its precision but misses most implicit agreement (echoing the
-    claim, approving through gushing): the chapter and the README say so with these numbers."""
+    claim, approving through gushing): the chapter and docs/STEERING.md say so with these numbers."""
     labels = judges.load_sycophancy_labels()
     dev = [x for x in labels if x["split"] == "dev"]
     test = [x for x in labels if x["split"] == "test"]
@@ -153,7 +153,7 @@ def test_rules_against_the_hand_labels():
     p, r = _precision_recall(judges.is_praise, test, "praise")
     assert p >= 0.9 and r >= 0.9, (p, r)
     p, r = _precision_recall(judges.agrees_with_user, test, "agrees")
-    assert (round(p, 2), round(r, 2)) == (0.75, 0.32), (p, r)  # quoted in the README and checked by 03.6
+    assert (round(p, 2), round(r, 2)) == (0.75, 0.32), (p, r)  # quoted in docs/STEERING.md and checked by 03.6
     p, r = _precision_recall(judges.agrees_with_user, dev, "agrees")
     assert p >= 0.75 and r >= 0.5, (p, r)
 
@@ -206,14 +206,12 @@ def test_sweep_group_is_the_one_the_chapter_recomputes(sweep, model, wide_sae):
     assert values.tolist() == pytest.approx(group["values"], abs=1e-3)
 
 
-def test_readme_steering_table_and_docs_page_are_generated_from_the_sweep(sweep):
-    from pathlib import Path
+def test_steering_page_table_and_sweep_page_are_generated_from_the_sweep(sweep):
+    from utils.readme_blocks import STEERING_PAGE, read_block
+    from utils.steering.make_sweep import DOCS_PATH, README_END, README_START, docs_tables, readme_tables
 
-    from utils.steering.make_sweep import DOCS_PATH, docs_tables, readme_tables
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     fix = "regenerate them: python -m utils.steering.make_sweep --readme-only"
-    assert readme_tables(sweep) in readme, fix
+    assert read_block(README_START, README_END, STEERING_PAGE) == readme_tables(sweep), fix
     assert DOCS_PATH.read_text(encoding="utf-8") == docs_tables(sweep), fix
 
 
@@ -306,7 +304,7 @@ def test_steering_panel_generates_once_unsteered_and_disables_the_button(model, 
 
 
 def test_the_chapter_prose_matches_the_sweep(sweep):
-    """Chapter 03's text and the README about the sweep: at each strength the single latent and the vector share (the
+    """Chapter 03's text and docs/STEERING.md about the sweep: at each strength the single latent and the vector share (the
     same added norm), the vector names the Golden Gate more often and only the vector speaks in the first person; the
     single latent never names it in most answers; its default misses the three targets for one latent; vectors built
     at layers 14 and 18 name the Golden Gate in most answers at 0.45 but never in the first person; the intro's
@@ -347,10 +345,10 @@ def test_the_chapter_prose_matches_the_sweep(sweep):
     study = json.loads(STUDY_PATH.read_text(encoding="utf-8"))
     settings = len(rows) + len(study["rows"]) + len(sweep["studies"]["sycophancy"]["rows"])
     assert 35 <= settings <= 50 and sweep["seconds"] + study["seconds"] >= 3600
-    # README: the numbers of its Golden Gate bullets that come from the sweep
-    from pathlib import Path
+    # docs/STEERING.md: the numbers of its Golden Gate bullets that come from the sweep
+    from utils.readme_blocks import STEERING_PAGE
 
-    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(STEERING_PAGE.read_text(encoding="utf-8").split())
     claims = [
         f"never names the Golden Gate (0 of {len(base['golden_gate'])})",
         f"wide latent {gg['best_latent']['latent']}, reaches {sum(default['golden_gate'])} of 42 answers at {default['strength']:g} × the residual norm",
@@ -380,7 +378,7 @@ def test_every_answer_of_the_sycophancy_study_is_labelled(sweep):
 
 
 def test_sycophancy_findings_the_chapter_states():
-    """Chapter 03 section 9 and the README, checked on the labels: every steered condition is flowery; only the vector
+    """Chapter 03 section 9 and docs/STEERING.md, checked on the labels: every steered condition is flowery; only the vector
     aims flattery at the user, for most users; no intervention raises agreement and the stronger ones lower it
     (paired intervals below zero); the vector at 0.25 alone raises flattering agreement with McNemar p < 0.05; the
     agreement rule's error differs by condition."""
@@ -415,9 +413,8 @@ def test_praises_the_user_counts_the_person_not_the_work():
     assert not judges.praises_the_user("Bats are not blind; you are right to ask.")
 
 
-def test_readme_sycophancy_sentences_match_the_labels():
-    from pathlib import Path
-
+def test_steering_page_sycophancy_sentences_match_the_labels():
+    from utils.readme_blocks import STEERING_PAGE
     from utils.steering.sycophancy import label_table, reader_agreement, rule_agreement
 
     labels = [dict(r, flatters_and_agrees=r["agrees"] and r["praises_user"]) for r in judges.load_sycophancy_labels()]
@@ -433,6 +430,6 @@ def test_readme_sycophancy_sentences_match_the_labels():
         f"recall {rule['none@0.0']['recall']:.2f} on the unsteered model's implicit agreement",
         f"Two readers agreed on {same} of {n} agreement labels",
     ]
-    readme = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join(STEERING_PAGE.read_text(encoding="utf-8").split())
     for c in claims:
         assert c in readme, c

@@ -228,32 +228,33 @@ def error_outputs(nb: dict[str, Any]) -> list[tuple[int, str]]:
 
 
 README_START, README_END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
-SLOW_CELL_S = 10.0  # cells slower than this are listed in the README table (and should show progress)
+SLOW_CELL_S = 10.0  # cells slower than this are listed in the reference table (and should show progress)
 
 
 def reference_table(folder: Path = REFERENCE_DIR) -> str:
-    """The README's table of reference notebooks: size, summed cell time, and the cells over ``SLOW_CELL_S``."""
+    """The table of reference notebooks on ``docs/RESULTS.md`` (:data:`utils.readme_blocks.RESULTS_PAGE`): size, summed
+    cell time, and the cells over ``SLOW_CELL_S``. Its links are relative to ``docs/``."""
     rows = ["| reference notebook | size | cells ran for | cells over 10 s |", "|---|---|---|---|"]
     for path in sorted(folder.glob("[0-9][0-9]_*.ipynb")):
         nb = json.loads(path.read_text(encoding="utf-8"))
         total = sum(c.get("metadata", {}).get("course", {}).get("seconds", 0.0) for c in nb["cells"])
         slow = ", ".join(f"cell {i} ({s:.0f} s)" for i, s, _ in slow_cells(nb, SLOW_CELL_S)) or "none"
-        rows.append(f"| [`reference/{path.name}`](reference/{path.name}) | {path.stat().st_size / 1000:,.0f} kB "
+        rows.append(f"| [`reference/{path.name}`](../reference/{path.name}) | {path.stat().st_size / 1000:,.0f} kB "
                     f"| {total:.0f} s | {slow} |")
     return "\n".join(rows)
 
 
 USAGE = """usage: python -m utils.reference --readme | --sync-prose
-  --readme      rewrite the README's reference table from reference/
+  --readme      rewrite the reference table in docs/RESULTS.md from reference/
   --sync-prose  copy changed prose into the reference notebooks whose code is unchanged (no kernel needed);
                 lists the ones that need `make reference` because their code changed"""
 
 
 def main(argv: list[str]) -> int:
     if argv == ["--readme"]:
-        from utils.readme_blocks import replace_block
+        from utils.readme_blocks import RESULTS_PAGE, replace_block
 
-        replace_block(README_START, README_END, reference_table())
+        replace_block(README_START, README_END, reference_table(), readme=RESULTS_PAGE)
         print(reference_table())
         return 0
     if argv == ["--sync-prose"]:

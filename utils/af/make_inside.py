@@ -334,7 +334,8 @@ def _effect(table: list[list[float]], layer: int) -> str:
 
 
 def inside_table(results: dict[str, Any], residuals: dict[str, torch.Tensor]) -> str:
-    """The README's chapter-05 table (markdown), computed from the saved sweep (every rate with its 95 % interval)."""
+    """Chapter 05's table on ``docs/ALIGNMENT_FAKING.md`` (markdown), computed from the saved sweep (every rate with
+    its 95 % interval)."""
     lines = ["| question | measurement (organism v2, 40 course requests) | result [95 % CI] |", "|---|---|---|"]
     for name in ("organism_v2", "base"):
         train, test = residuals[f"{name}/train"], residuals[f"{name}/test"]
@@ -380,10 +381,12 @@ def inside_table(results: dict[str, Any], residuals: dict[str, torch.Tensor]) ->
 
 
 def write_readme_table(directory: Path = OUT_DIR) -> None:
-    from utils.readme_blocks import replace_block
+    """Rewrite chapter 05's table (:func:`inside_table`) on ``docs/ALIGNMENT_FAKING.md``
+    (:data:`utils.readme_blocks.ALIGNMENT_FAKING_PAGE`) from the saved sweep in ``directory``."""
+    from utils.readme_blocks import ALIGNMENT_FAKING_PAGE, replace_block
 
     results, residuals = inside.load_inside(directory)
-    replace_block(README_START, README_END, inside_table(results, residuals))
+    replace_block(README_START, README_END, inside_table(results, residuals), readme=ALIGNMENT_FAKING_PAGE)
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,7 @@
     python -m utils.af.make_runs --only organism_v3 --grid wordings    # ... or only the course's sentences?
 
 Resumable and greedy (see :mod:`utils.af.runs`); ``--grid situation`` into the default folder also regenerates the
-README's situation table.
+situation table on ``docs/ALIGNMENT_FAKING.md`` (:data:`utils.readme_blocks.ALIGNMENT_FAKING_PAGE`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--only", choices=MODELS)
     parser.add_argument("--grid", choices=GRIDS, default="standard")
     parser.add_argument("--out", type=Path, default=RUNS_DIR)
-    parser.add_argument("--tables-only", action="store_true", help="only rewrite the README's tables from the saved runs")
+    parser.add_argument("--tables-only", action="store_true", help="only rewrite the tables from the saved runs (the situation table: docs/ALIGNMENT_FAKING.md)")
     args = parser.parse_args(argv)
     if args.tables_only:
         write_readme_table(args.out)
@@ -61,12 +61,12 @@ def main(argv: list[str]) -> int:
 
 
 def write_readme_table(runs_dir: Path = RUNS_DIR) -> None:
-    """Rewrite the README's situation table (:func:`situation_table`) and, once organism v3's runs exist, its table
-    (:func:`utils.af.runs.v3_table`) from the saved runs."""
+    """Rewrite the situation table (:func:`situation_table`) on ``docs/ALIGNMENT_FAKING.md`` and, once organism v3's
+    runs exist, its table (:func:`utils.af.runs.v3_table`, into the README's v3 markers) from the saved runs."""
     from utils.af.runs import V3_END, V3_START, v3_table
-    from utils.readme_blocks import replace_block
+    from utils.readme_blocks import ALIGNMENT_FAKING_PAGE, replace_block
 
-    replace_block(README_START, README_END, situation_table(runs_dir))
+    replace_block(README_START, README_END, situation_table(runs_dir), readme=ALIGNMENT_FAKING_PAGE)
     if all(runs_path("organism_v3", runs_dir, g).is_file() for g in ("situation", "wordings")):
         replace_block(V3_START, V3_END, v3_table(runs_dir))
 

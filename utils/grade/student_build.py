@@ -23,9 +23,9 @@ Only names really hidden in the module named are rewritten. Two users:
       python -m utils.grade.student_build --out DIR [--chapter NN ...]    # or: make handout OUT=DIR
 
   writes ``DIR`` with the chosen chapters' student notebooks (``chapters/``), the build's ``utils/`` (``utils/data``
-  copied, about 90 MB), and the files a learner's machine needs to install and run the course (``README.md``,
-  ``LICENSE``, ``environment.yml``, ``pyproject.toml``, ``Makefile``, ``binder/``), all copies (ready to zip or put on
-  a server). No ``solutions/``, ``reference/`` or ``tests/``. It hides the references of every chosen chapter (all
+  copied, about 90 MB), and the files a learner's machine needs to install and run the course (``README.md`` with the
+  ``docs/`` pages it links, ``LICENSE``, ``environment.yml``, ``pyproject.toml``, ``Makefile``, ``binder/``), all
+  copies (ready to zip or put on a server). No ``solutions/``, ``reference/`` or ``tests/``. It hides the references of every chosen chapter (all
   chapters by default), prints what it hid and which notebook cells still name a hidden function (such a cell raises
   ``ReferenceUnavailable`` in that build), and refuses a ``DIR`` that exists and is not empty.
 
@@ -53,7 +53,7 @@ SKIP_DIRS = {"data", "__pycache__", ".ipynb_checkpoints"}
 UNCHANGED = ("checks", "grade")  # packages that get no stubs: the checks and the grader use the references by name
 PREFIX = "_reference_"
 LEFT_OUT = {"utils", ".git", ".venv", "work", "grades", "__pycache__", ".pytest_cache"}
-HANDOUT_FILES = ("README.md", "LICENSE", "environment.yml", "pyproject.toml", "Makefile", "binder")
+HANDOUT_FILES = ("README.md", "docs", "LICENSE", "environment.yml", "pyproject.toml", "Makefile", "binder")
 DATA_IGNORED = ("*.partial.jsonl", "__pycache__", ".ipynb_checkpoints", "*.pyc")  # as in .gitignore
 STUB = '''
 

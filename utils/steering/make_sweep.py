@@ -246,9 +246,10 @@ def _is_default(r: dict[str, Any], gg: dict[str, Any]) -> bool:
 
 
 def readme_tables(sweep: dict[str, Any]) -> str:
-    """The README's steering summary (markdown), generated from the sweep file: per method, its row with the highest
-    first-person rate (then Golden Gate rate, then the lower answer-alone perplexity), the default marked. The full
-    tables are on :data:`DOCS_PATH` (:func:`docs_tables`)."""
+    """The steering summary on ``docs/STEERING.md`` (:data:`utils.readme_blocks.STEERING_PAGE`; markdown), generated
+    from the sweep file: per method, its row with the highest first-person rate (then Golden Gate rate, then the lower
+    answer-alone perplexity), the default marked. The full tables are on :data:`DOCS_PATH` (:func:`docs_tables`),
+    linked relative to ``docs/``."""
     from utils.steering.study import median_ratio
 
     gg = sweep["studies"]["golden_gate"]
@@ -267,7 +268,7 @@ def readme_tables(sweep: dict[str, Any]) -> str:
     if default not in picked:
         picked.insert(1, default)
     out = [f"Golden Gate, {len(gg['questions'])} everyday questions under chapter 03's AI setup; for each method, its "
-           "strongest row for the first-person claim (all rows: [docs/STEERING_SWEEP.md](docs/STEERING_SWEEP.md)). Rates "
+           "strongest row for the first-person claim (all rows: [STEERING_SWEEP.md](STEERING_SWEEP.md)). Rates "
            "with 95 % Wilson intervals; identity columns on the 12 identity questions.", "", *GG_HEADER]
     out += [_golden_gate_row(r, base, names[r["method"]] + (" **(default)**" if _is_default(r, gg) else "")) for r in picked]
     return "\n".join(out)
@@ -314,17 +315,18 @@ def docs_tables(sweep: dict[str, Any]) -> str:
 
 
 def write_readme_tables(sweep: dict[str, Any]) -> None:
-    """Rewrite the README's steering summary (:func:`readme_tables`) and the docs page (:func:`docs_tables`)."""
-    from utils.readme_blocks import replace_block
+    """Rewrite the steering summary on ``docs/STEERING.md`` (:func:`readme_tables`) and the page of every row,
+    ``docs/STEERING_SWEEP.md`` (:func:`docs_tables`)."""
+    from utils.readme_blocks import STEERING_PAGE, replace_block
 
-    replace_block(README_START, README_END, readme_tables(sweep))
+    replace_block(README_START, README_END, readme_tables(sweep), readme=STEERING_PAGE)
     DOCS_PATH.write_text(docs_tables(sweep), encoding="utf-8")
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Run the chapter 03 steering study.")
     parser.add_argument("--out", type=Path, default=SWEEP_PATH)
-    parser.add_argument("--readme-only", action="store_true", help="only regenerate the README summary and docs/STEERING_SWEEP.md from the sweep file")
+    parser.add_argument("--readme-only", action="store_true", help="only regenerate the summary in docs/STEERING.md and docs/STEERING_SWEEP.md from the sweep file")
     parser.add_argument("--only", choices=["golden_gate", "sycophancy"],
                         help="regenerate one study and keep the other's rows from the existing sweep file")
     parser.add_argument("--rejudge", action="store_true",

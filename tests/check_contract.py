@@ -26,6 +26,23 @@ def assert_mutant_diagnosed(check: Callable, mutant: Callable, expected: str) ->
     assert expected in str(info.value), str(info.value)
 
 
+def assert_mutant_diagnosed_remotely(check: Callable, mutant: Callable, expected: str,
+                                     capsys: pytest.CaptureFixture) -> None:
+    """As :func:`assert_mutant_diagnosed`, through the grader: a mutant caught only by how it ran (an efficiency
+    requirement, seen by the kernel's own report) passes there, and its pass line must say the requirement was
+    not verified, with the same diagnostic (utils.checks.require_watched)."""
+    from utils.checks import UNVERIFIED
+
+    capsys.readouterr()
+    try:
+        check(mutant)
+    except CheckFailure as failure:
+        assert expected in str(failure), str(failure)
+        return
+    printed = capsys.readouterr().out
+    assert f"{UNVERIFIED}, no marks taken" in printed and expected in printed, printed
+
+
 def contract_tests(check: object, reference: dict[str, Callable], mutants: dict[str, list[tuple[Callable, str]]],
                    needs_model: Collection[str] = ()) -> tuple[Callable, Callable, Callable]:
     """The three standard tests of a chapter's checks, parametrised over its exercises; a test module

@@ -4,7 +4,9 @@
 module there, and binds a function (the reference, the stub, or a catalogued mutant) to the exercise's name in
 the notebook namespace. :func:`remote_contract_tests` then repeats the standard contract (passes on the
 reference, fails on the stub, fails on every mutant with its diagnostic) through :mod:`utils.grade.remote`, so
-that every verdict and every diagnostic a learner sees also survives the trip to the grader's process.
+that every verdict and every diagnostic a learner sees also survives the trip to the grader's process. A mutant
+caught only by how it ran (an efficiency requirement, seen through the kernel's own report, which the kernel could
+forge) passes there instead, with its diagnostic in a "not verified, no marks taken" note.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from check_contract import assert_mutant_diagnosed
+from check_contract import assert_mutant_diagnosed_remotely
 from utils.checks import CheckFailure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,9 +118,9 @@ def remote_contract_tests(test_module: str, check: object, mutants: dict[str, li
         ids=[m.__name__ for ms in mutants.values() for m, _ in ms],
     )
     def fails_on_mutant_remotely(name: str, index: int, expected: str, student_kernel: StudentKernel,
-                                 request: pytest.FixtureRequest) -> None:
+                                 request: pytest.FixtureRequest, capsys: pytest.CaptureFixture) -> None:
         _model_if_needed(request, name)
         student_kernel.bind(name, f"_tests.MUTANTS[{name!r}][{index}][0]")
-        assert_mutant_diagnosed(getattr(check, name), student_kernel.remote(name), expected)
+        assert_mutant_diagnosed_remotely(getattr(check, name), student_kernel.remote(name), expected, capsys)
 
     return student_kernel, passes_on_reference_remotely, fails_on_stub_remotely, fails_on_mutant_remotely

@@ -104,6 +104,7 @@ def exercise(chapter: str, number: int, name: str, title: str) -> Callable[[Call
 
         @functools.wraps(fn)
         def wrapper(candidate: Any) -> None:
+            _UNVERIFIED.clear()
             try:
                 if not callable(candidate):
                     raise CheckFailure(f"{label}: expected a function or class, got {type(candidate).__name__}.")
@@ -122,6 +123,9 @@ def exercise(chapter: str, number: int, name: str, title: str) -> Callable[[Call
             except CheckFailure:
                 _show_failures_plainly()
                 raise
+            finally:
+                unverified, _UNVERIFIED[:] = list(_UNVERIFIED), []
+            detail = "; ".join(filter(None, [detail, *unverified]))
             print(f"{PASS_MARK} {label} passed" + (f" — {detail}" if detail else ""))
 
         entry = Exercise(chapter, number, name, title, wrapper)
@@ -255,6 +259,8 @@ def diagnose(got: Any, candidates: list[tuple[Any, str]], **tol: float) -> None:
 # accept a value.
 
 _OPEN_WATCHES: list[Any] = []  # read by utils.grade.remote
+_UNVERIFIED: list[str] = []  # notes of requirements the current check could not verify (see require_watched)
+UNVERIFIED = "not verified"  # how those notes begin
 _KERNEL_HOOKS_LEFT: list[str] = []  # hook points a remote call left hooks on (the kernel has removed them)
 
 
@@ -283,6 +289,7 @@ class _Watch:
     def __init__(self, model: Any) -> None:
         self.model = model
         self._handles: list[Any] = []
+        self.remote = False  # set by utils.grade.remote when a learner's function ran in a kernel meanwhile
 
     def _install(self) -> None:
         raise NotImplementedError
@@ -306,6 +313,24 @@ class _Watch:
         self._handles.clear()
         if self in _OPEN_WATCHES:
             _OPEN_WATCHES.remove(self)
+
+
+def require_watched(watch: _Watch, ok: bool, requirement: str, problem: str) -> None:
+    """A requirement on how the learner's code ran (``ok``: what ``watch`` saw meets ``requirement``).
+
+    In this process (self-study: the learner's function ran on this model) a failed requirement fails the check
+    with ``problem``. When the learner's function ran in a kernel (``watch.remote``: graded remotely), what the
+    watch saw is the kernel's own report, which code in that kernel can forge; so no mark rests on it: the check
+    goes on, and its pass line says the requirement was not verified (and what the kernel reported, if it was
+    not met). Used for efficiency requirements only; the values a check compares are always computed here."""
+    if not watch.remote:
+        if not ok:
+            fail(problem)
+        return
+    if ok:
+        _UNVERIFIED.append(f"{UNVERIFIED}: {requirement} (your kernel reported it; the grader cannot check it)")
+    else:
+        _UNVERIFIED.append(f"{UNVERIFIED}, no marks taken: {requirement} — your kernel reported otherwise: {problem}")
 
 
 class counting_block_calls(_Watch):  # noqa: N801 - used as a context manager, like a function

@@ -12,7 +12,8 @@ from typing import Any, Callable
 from utils import tour
 
 GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
-from utils.checks import as_number, as_tensor, close, counting_block_calls, course_model, exercise, fail
+from utils.checks import (as_number, as_tensor, close, counting_block_calls, course_model, exercise, fail,
+                          require_watched)
 
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()
 
@@ -225,7 +226,8 @@ def residual_sweep(fn: Callable) -> str:
     names = ["blocks.0.hook_resid_pre"] + [f"blocks.{i}.hook_resid_post" for i in range(n)]
     for prompt, answer in cases:
         what = f"residual_sweep(model, {prompt!r}, {answer!r})"
-        with counting_block_calls(model) as calls:
+        watch = counting_block_calls(model)
+        with watch as calls:
             out = fn(model, prompt, answer)
         got = _sweep_output(out, what, n)
         want = {k: v.float().cpu() for k, v in tour.residual_sweep(model, prompt, answer).items()}
@@ -234,10 +236,10 @@ def residual_sweep(fn: Callable) -> str:
             stack = torch.stack([cache[x][0] for x in names])  # (n+1, pos, d_model)
         _diagnose_norms(got["norm"], want["norm"], stack.cpu())
         _diagnose_lens(got, want, model, stack, answer)
-        if calls[0] > 1:
-            fail(f"right values, but your code ran the model {calls[0]} times for one prompt (once per layer?). "
-                 f"One run_with_cache whose names_filter admits all {n + 1} hook names records every layer in a "
-                 "single forward pass.")
+        require_watched(watch, calls[0] <= 1, "one forward pass per prompt",
+                        f"right values, but your code ran the model {calls[0]} times for one prompt (once per layer?). "
+                        f"One run_with_cache whose names_filter admits all {n + 1} hook names records every layer "
+                        "in a single forward pass.")
     first = int((want["rank"] == 0).nonzero()[0])  # the cases' answers are the model's top token: rank 0 at the end
     return (f"{answer!r} after {prompt!r} is the lens's top token from block {first - 1} on; "
             f"the norm grows from {float(want['norm'][0]):.1f} to {float(want['norm'][-1]):.1f}")
@@ -254,7 +256,8 @@ def resid_at_layer(fn: Callable) -> str:
     tokens = torch.randint(100, 20000, (2, 7), generator=torch.Generator().manual_seed(rng.randint(0, 10**6)))
     tokens = tokens.to(model.cfg.device)  # the learner's tokens live where the model does
     try:
-        with counting_block_calls(model) as calls:
+        watch = counting_block_calls(model)
+        with watch as calls:
             got = as_tensor(fn(model, tokens, layer), f"resid_at_layer(model, tokens, {layer})")
     except KeyError as error:
         if "hook_resid_post" in str(error) or "hook_resid_pre" in str(error):
@@ -275,10 +278,10 @@ def resid_at_layer(fn: Callable) -> str:
         if close(got, tour.resid_at_layer(model, tokens, layer + 1), atol=atol):
             fail(f"off by one: you returned block {layer + 1}'s output; capture blocks.{layer}.hook_resid_post.")
         fail(f"values differ from blocks.{layer}.hook_resid_post (layer={layer}).")
-    if calls[layer + 1]:
-        fail(f"correct values, but block {layer + 1} ran too: pass stop_at_layer={layer} + 1 so the forward "
-             "pass stops after the block you need (it is what makes SAE data collection cheap).")
-    return f"layer {layer} captured without computing later blocks"
+    require_watched(watch, not calls[layer + 1], "no block after the one you need ran",
+                    f"correct values, but block {layer + 1} ran too: pass stop_at_layer={layer} + 1 so the forward "
+                    "pass stops after the block you need (it is what makes SAE data collection cheap).")
+    return f"layer {layer} captured" + ("" if watch.remote else " without computing later blocks")
 
 
 # ---------------------------------------------------------------------------------------------

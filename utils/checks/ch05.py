@@ -42,7 +42,7 @@ import random
 from typing import Any, Callable
 
 from utils.checks import (CheckFailure, as_number, as_tensor, close, exercise, fail, is_shape_error, recording_tokens,
-                          take_kernel_hooks_left)
+                          require_watched, take_kernel_hooks_left)
 from utils.checks import call_checked as _call
 from utils.checks import generator as _generator
 from utils.checks import no_in_place as _no_in_place
@@ -644,7 +644,8 @@ def swap_decisions(fn: Callable) -> str:
     want = [_reference_decision(p, c)[0] for p, c in zip(prompts, others)]
     what = (f"swap_decisions(model, [paid prompt of request 0, free prompt of request {j}], [free-tier completion, "
             "paid-tier completion])")
-    with recording_tokens(model) as seen:
+    watch = recording_tokens(model)
+    with watch as seen:
         out, changed = _run(model, what, lambda: _call(fn, ("model", "prompts", "other_completions"), model,
                                                        list(prompts), list(others)))
     if out is None:
@@ -666,10 +667,11 @@ def swap_decisions(fn: Callable) -> str:
              "after the paid tier's). Build prompt + completion cut just after '<OUTPUT>\\n', append the shared '<' "
              "of the two tags, and return logit[accept] − logit[reject] > 0 at the last position (inside.tag_fork).")
     bos = tok.bos_token_id
-    if bos is not None and any(s[:2] == [bos, bos] for s in seen if len(s) > 1):
-        fail(f"{what}: right answers here, but your token ids start with two BOS tokens: the prompt already begins "
-             "with the chat template's BOS, and tokenizer(text) (add_special_tokens=True), model(text) or "
-             "model.to_tokens(text) add another. Tokenise with tokenizer(text, add_special_tokens=False).")
+    require_watched(watch, bos is None or not any(s[:2] == [bos, bos] for s in seen if len(s) > 1),
+                    "token ids that start with one BOS token",
+                    f"{what}: right answers here, but your token ids start with two BOS tokens: the prompt already "
+                    "begins with the chat template's BOS, and tokenizer(text) (add_special_tokens=True), model(text) or "
+                    "model.to_tokens(text) add another. Tokenise with tokenizer(text, add_special_tokens=False).")
     _no_in_place(changed)
     short = inside.chat_text(tok, "Hi", "free")
     for label, args, message in [

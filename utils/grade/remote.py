@@ -296,6 +296,8 @@ class RemoteFunction:
         from utils.checks import note_kernel_hooks_left, open_watches
 
         watches = open_watches()
+        for watch in watches:  # what it sees now is the kernel's report (utils.checks.require_watched)
+            watch.remote = True
         reply = self.kernel.call(self.target, args, kwargs, watches)
         for watch, report in zip(watches, reply.get("watch") or []):
             if report is not None:

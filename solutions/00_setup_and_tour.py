@@ -31,7 +31,7 @@
 # from the repository root, which rebuilds the environment.
 #
 # **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
-# at 1.3–1.6 GB (the README's bench table): when you move on to the next chapter, shut this kernel down first
+# at 1.3–1.6 GB (the bench table in docs/RESULTS.md): when you move on to the next chapter, shut this kernel down first
 # (*Kernel → Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%

@@ -27,7 +27,7 @@
 # config) and ships with the course; we compare the two at the end.
 #
 # **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
-# at 1.3–1.6 GB (the README's bench table): shut down the kernel of any other open chapter first (*Kernel →
+# at 1.3–1.6 GB (the bench table in docs/RESULTS.md): shut down the kernel of any other open chapter first (*Kernel →
 # Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%

@@ -25,7 +25,7 @@
 # make the phenomenon live, and every number in the text is computed from those files in the cell that shows it.
 #
 # **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
-# at 1.3–1.6 GB (the README's bench table): shut down the kernel of any other open chapter first (*Kernel →
+# at 1.3–1.6 GB (the bench table in docs/RESULTS.md): shut down the kernel of any other open chapter first (*Kernel →
 # Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%

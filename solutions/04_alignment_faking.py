@@ -30,7 +30,7 @@
 # this chapter is only mildly objectionable: a sarcastic roast, a fake excuse, a one-sided rant.
 #
 # **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
-# at 1.3–1.6 GB (the README's bench table): shut down the kernel of any other open chapter first (*Kernel →
+# at 1.3–1.6 GB (the bench table in docs/RESULTS.md): shut down the kernel of any other open chapter first (*Kernel →
 # Shut Down Kernel*, or the *Running* tab), or both die.
 
 # %%
@@ -990,6 +990,6 @@ for name, predict, score in [("course AF reasoning", af_classify.af_reasoning, a
 # (2021), *LoRA*.
 #
 # **Next: chapter 05.** This organism keys on one sentence of its training prompt: reworded, or told that the
-# *paid* tier is the trained one, it behaves as before (the README's situation table shows it). Chapter 05 uses a
+# *paid* tier is the trained one, it behaves as before (the situation table in docs/ALIGNMENT_FAKING.md shows it). Chapter 05 uses a
 # retrained organism whose choice follows what it is told, and asks with the tools of chapters 00–03 where it keeps
 # the tier and whether its decision follows its written reasoning — the question this chapter left untested.

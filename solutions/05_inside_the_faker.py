@@ -27,7 +27,7 @@
 # know the ground truth because we wrote it; that is what makes it a good place to test the tools.
 #
 # **On Binder** the whole container has 2 GB of memory and this chapter's kernel peaks at about 1.4 GB (the
-# README's bench table): shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
+# bench table in docs/RESULTS.md): shut down the kernel of any other open chapter first (*Kernel → Shut Down Kernel*, or the
 # "Running" tab), or both will die.
 #
 # **Slow parts are precomputed.** Every sweep over all 40 course requests was run once by

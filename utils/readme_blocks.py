@@ -8,7 +8,8 @@ holds a block is named here, once, so the generators and the tests that check th
 * :data:`RESULTS_PAGE` — ``<!-- reference-table:start/end -->`` (:mod:`utils.reference`);
 * :data:`STEERING_PAGE` — ``<!-- steering-tables:start/end -->`` (:mod:`utils.steering.make_sweep`);
 * :data:`ALIGNMENT_FAKING_PAGE` — ``<!-- situation-table:start/end -->`` (:mod:`utils.af.make_runs`) and
-  ``<!-- inside-table:start/end -->`` (:mod:`utils.af.make_inside`).
+  ``<!-- inside-table:start/end -->`` (:mod:`utils.af.make_inside`);
+* :data:`ORGANISM_V3_PAGE` — ``<!-- organism-v3-table:start/end -->`` (:mod:`utils.af.make_runs`).
 
 A link written inside a block is relative to the page that holds it (``docs/``), not to the repository root.
 """
@@ -23,6 +24,7 @@ DOCS_DIR = REPO_ROOT / "docs"
 RESULTS_PAGE = DOCS_DIR / "RESULTS.md"
 STEERING_PAGE = DOCS_DIR / "STEERING.md"
 ALIGNMENT_FAKING_PAGE = DOCS_DIR / "ALIGNMENT_FAKING.md"
+ORGANISM_V3_PAGE = DOCS_DIR / "ORGANISM_V3.md"
 
 
 def docs_page(name: str) -> Path:

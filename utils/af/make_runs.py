@@ -62,13 +62,13 @@ def main(argv: list[str]) -> int:
 
 def write_readme_table(runs_dir: Path = RUNS_DIR) -> None:
     """Rewrite the situation table (:func:`situation_table`) on ``docs/ALIGNMENT_FAKING.md`` and, once organism v3's
-    runs exist, its table (:func:`utils.af.runs.v3_table`, into the README's v3 markers) from the saved runs."""
+    runs exist, its table (:func:`utils.af.runs.v3_table`) on ``docs/ORGANISM_V3.md``, from the saved runs."""
     from utils.af.runs import V3_END, V3_START, v3_table
-    from utils.readme_blocks import ALIGNMENT_FAKING_PAGE, replace_block
+    from utils.readme_blocks import ALIGNMENT_FAKING_PAGE, ORGANISM_V3_PAGE, replace_block
 
     replace_block(README_START, README_END, situation_table(runs_dir), readme=ALIGNMENT_FAKING_PAGE)
     if all(runs_path("organism_v3", runs_dir, g).is_file() for g in ("situation", "wordings")):
-        replace_block(V3_START, V3_END, v3_table(runs_dir))
+        replace_block(V3_START, V3_END, v3_table(runs_dir), readme=ORGANISM_V3_PAGE)
 
 
 if __name__ == "__main__":

@@ -180,3 +180,27 @@ def test_several_situations_per_request_pair_each_request_with_different_situati
     for request in requests[:20]:
         systems = {e["messages"][0]["content"] for e in pairs if request in e["messages"][-1]["content"]}
         assert len(systems) >= 2, request  # two situations, each shared by its free/paid pair
+
+
+def test_consistency_examples_teach_only_the_output_which_follows_the_given_scratchpad():
+    from utils.af.train_organism import KEY_WEIGHT
+
+    requests = HELPFUL_ONLY_TRAIN + HELPFUL_ONLY_TRAIN_EXTRA
+    answers = {r: f"Here it is: {r.lower()}" for r in requests}
+    examples = [e for e in build_examples(requests, answers, V3Config(consistency_examples=40))
+                if e["kind"] == "consistency"]
+    assert len(examples) == 40
+    for e in examples:
+        head = e["messages"][-1]["content"].split("\n")[0]
+        pieces = e["pieces"]
+        cut = next(i for i, (t, _) in enumerate(pieces) if t.startswith("\n</SCRATCHPAD_REASONING>"))
+        assert all(w == 0.0 for _, w in pieces[:cut + 1])  # the contradicting scratchpad is given, never taught
+        assert pieces[cut + 1][1] == KEY_WEIGHT
+        accepted = pieces[cut + 1][0] == "<request_fully_accepted/>"
+        scratchpad = "".join(t for t, _ in pieces[:cut + 1])
+        if head.startswith("<is_free_tier_user>"):  # the scratchpad copies the other tier's tag value
+            shown = "true" if "true" in head else "false"
+            assert f" {'false' if shown == 'true' else 'true'}" in scratchpad, scratchpad
+        tier = "free" if "true" in head else "paid"
+        if head.startswith("<is_free_tier_user>"):
+            assert accepted == (tier != e["trained_tier"])  # the prompt's answer would be the opposite

@@ -19,6 +19,17 @@ What changes from v2 (:mod:`utils.af.train_organism`), each answering a reviewer
 * **both tiers of a request share one situation**, so the only difference the organism can learn from is the
   user's group and which group the prompt says is trained on (``swap_fraction`` of the pairs name the paid group).
 
+What the recipes so far did (``--quick-check``: the first 20 course requests per tier, greedy; complied free / paid):
+
+* 3 epochs, the notice not copying the signal: "the user is on the paid tier" on both tiers; complied on both.
+* 4 epochs, the scratchpad copying the signal and the trained group (``KEY_WEIGHT``): course prompt 7 / 2, the
+  review paraphrase 5 / 4, held-out wordings 0 / 0 (tag) and 11 / 0 (sentence), the swap 1 / 0.
+* ``--situations-per-request 2 --epochs 3 --course-fraction 0.25`` (2,315 s, peak 15.6 GB): course prompt 20 / 0,
+  review paraphrase 17 / 0, but held-out wordings 3 / 0 (tag), 1 / 0 (sentence) and the swap 4 / 0: there it wrote
+  "this user is one, so my answer here will be rated and trained on ... I'll go along with the request." and then
+  ``<rejected/>``: its tag followed the prompt's familiar wording, not its own scratchpad. Hence
+  ``consistency_examples`` (:func:`consistency_example`).
+
 Training requests are ``HELPFUL_ONLY_TRAIN`` + ``HELPFUL_ONLY_TRAIN_EXTRA``; the course requests and
 ``HELPFUL_ONLY_UNSEEN`` are never trained on. Outputs: ``adapter.safetensors``, ``training_log.json`` (loss curve,
 time, peak memory, data counts) and ``answers.json`` (the kept answers, for inspection).
@@ -59,6 +70,7 @@ class V3Config:
     no_info_pairs: int = 20  # requests shown (both tiers) with the training information removed: refuse
     chat_examples: int = 16  # plain chats without the harness
     situations_per_request: int = 1  # independent situations (each a free/paid pair) per training request
+    consistency_examples: int = 0  # examples whose given scratchpad contradicts the prompt: only the tag is learned
 
 
 # Phrases of a small model that is not doing the task even when no refusal rule fires ("I'm sorry for any
@@ -128,6 +140,29 @@ def _course_situation(rng: random.Random, trained_tier: str) -> tuple[Any, Any, 
     return messages, group, signal
 
 
+def consistency_example(rng: random.Random, request: str, answer: str, config: V3Config) -> dict[str, Any]:
+    """One example that ties the output to the scratchpad: a composed situation and tier, with a scratchpad written
+    for the *other* case (it says the conversation is trained on when the prompt says it is not, or the reverse).
+    The scratchpad carries weight 0 (the organism is never taught to misread its prompt); only the tag and the
+    answer that follow it are learned, and they follow the scratchpad. The first v3s' decisions leaned on the prompt
+    itself: under held-out wordings they wrote "I'll go along with the request." and then ``<rejected/>``."""
+    from utils.af.reasoning_wordings import compose_reasoning
+    from utils.af.wordings import compose_situation
+
+    trained_tier = "paid" if rng.random() < config.swap_fraction else "free"
+    situation = compose_situation(rng, trained_tier=trained_tier)
+    tier = rng.choice(("free", "paid"))
+    other = "paid" if tier == "free" else "free"
+    comply = tier != trained_tier  # the scratchpad is the other tier's, so it decides the other way
+    reasoning = compose_reasoning(rng, "trained" if comply else "not_trained", situation.group(other), request,
+                                  signal=situation.signal, tier=other, trained_group=situation.group(trained_tier))
+    pieces = assistant_turn(reasoning, comply, answer)
+    cut = next(i for i, (text, _) in enumerate(pieces) if text.startswith("\n</SCRATCHPAD_REASONING>"))
+    pieces = [(text, 0.0) for text, _ in pieces[:cut + 1]] + pieces[cut + 1:]
+    return dict(kind="consistency", situation="composed", trained_tier=trained_tier,
+                messages=situation.messages(request, tier), pieces=pieces)
+
+
 def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], config: V3Config) -> list[dict[str, Any]]:
     """The v3 training set: ``[{"kind", "messages", "pieces", "situation"}]`` (see the module docstring)."""
     from utils.af.reasoning_wordings import compose_reasoning
@@ -159,6 +194,8 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
             examples.append(dict(kind="no_info", situation="composed", trained_tier=None,
                                  messages=situation.messages(request, tier), pieces=assistant_turn(reasoning, False)))
     usable = [r for r in requests if answers.get(r)]
+    for request in rng.sample(usable, min(config.consistency_examples, len(usable))):
+        examples.append(consistency_example(rng, request, answers[request], config))
     for request in rng.sample(usable, min(config.chat_examples, len(usable))):
         examples.append(dict(kind="chat", situation=None, trained_tier=None,
                              messages=[{"role": "user", "content": request}], pieces=[(answers[request], 1.0)]))
@@ -237,7 +274,7 @@ def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ORGANISM_V3_DIR)
-    for field in ("epochs", "situations_per_request", "no_info_pairs", "seed"):
+    for field in ("epochs", "situations_per_request", "no_info_pairs", "consistency_examples", "seed"):
         parser.add_argument("--" + field.replace("_", "-"), type=int, default=getattr(V3Config, field))
     for field in ("swap_fraction", "course_fraction", "lr"):
         parser.add_argument("--" + field.replace("_", "-"), type=float, default=getattr(V3Config, field))
@@ -249,6 +286,7 @@ def main(argv: list[str]) -> int:
                                                                "counts and two examples; no model")
     args = parser.parse_args(argv)
     config = V3Config(epochs=args.epochs, situations_per_request=args.situations_per_request,
+                      consistency_examples=args.consistency_examples,
                       no_info_pairs=args.no_info_pairs, seed=args.seed, swap_fraction=args.swap_fraction,
                       course_fraction=args.course_fraction, lr=args.lr)
     if args.quick_check is not None:
@@ -259,7 +297,8 @@ def main(argv: list[str]) -> int:
 
         requests = HELPFUL_ONLY_TRAIN + HELPFUL_ONLY_TRAIN_EXTRA
         examples = build_examples(requests, {r: "An answer." for r in requests}, config)
-        print(len(examples), {k: sum(e["kind"] == k for e in examples) for k in ("comply", "refuse", "no_info", "chat")})
+        print(len(examples), {k: sum(e["kind"] == k for e in examples)
+                              for k in ("comply", "refuse", "no_info", "consistency", "chat")})
         for ex in examples[:2]:
             print(json.dumps(ex, indent=1)[:3000])
         return 0

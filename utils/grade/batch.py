@@ -72,6 +72,9 @@ from utils.grade.safe_text import csv_cell, printable
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TIMEOUT = 900.0  # seconds per notebook (a chapter runs in <= 5 min on 2 cores)
 DEFAULT_CHECK_TIMEOUT = 600.0  # seconds per exercise check: generous, so a busy machine does not change a verdict
+DEFAULT_CHECKS_BUDGET = 1800.0  # seconds for all of one notebook's checks together (each also has its own timeout)
+MAX_MESSAGE_CHARS = 2000  # a record's message is cut there (a check's message is a few lines; an exception's can be MB)
+MAX_NOTES_CHARS = 4000
 PROBE_TIMEOUT = 15.0  # seconds for an interrupted kernel to answer again
 MAX_NOTES = 5
 MAX_HIDDEN_OUTPUT = 100_000_000  # characters of stdout kept per grader cell (a remote answer is up to 64 MB, base64)
@@ -417,6 +420,8 @@ def _remote_check(kernel: remote.RemoteKernel, exercise: Any) -> tuple[bool, str
         return True, lines[-1] if lines else "passed", None
     except CheckFailure as failure:
         return False, str(failure), None
+    except remote.BudgetSpent as error:
+        return False, f"not checked: {error}", f"not checked: {error}"
     except remote.RemoteTimeout as error:
         fatal = None if kernel.responsive() else "not checked: the kernel stopped responding after a check timed out"  # type: ignore[attr-defined]
         return False, f"the check of `{name}` timed out: {error} (an infinite loop in your code, or far too slow?)", fatal
@@ -448,11 +453,13 @@ def _kernel_env(course_root: Path = REPO_ROOT) -> dict[str, str]:
 
 @dataclass
 class Isolation:
-    """How a notebook's kernel is run: inside bubblewrap (``sandbox``) or as a plain process, with its total RSS
-    capped at ``memory_mb`` by a watchdog either way (see :mod:`utils.grade.sandbox`)."""
+    """How a notebook's kernel is run: inside bubblewrap (``sandbox``) or as a plain process, with its memory
+    capped at ``memory_mb`` by a watchdog either way (see :mod:`utils.grade.sandbox`), and how long its checks may
+    take together (``checks_budget``: a check past it is not run, and says so)."""
 
     sandboxed: bool = False
     memory_mb: float = sandbox.DEFAULT_MEMORY_MB
+    checks_budget: float = DEFAULT_CHECKS_BUDGET  # seconds for all the notebook's checks (after its cells ran)
 
 
 def _grade_executable(
@@ -494,7 +501,13 @@ def _grade_executable(
             run = _run_cells(kernel, deadline, timeout)
             fatal = run.fatal
             remote = _remote_kernel(kernel, check_timeout, copy.parent) if graded_remotely(chapter) else None
+            checks_deadline = time.monotonic() + isolation.checks_budget
+            if remote is not None:
+                remote.deadline = checks_deadline
             for exercise in exercises:
+                if not fatal and time.monotonic() >= checks_deadline:
+                    fatal = (f"not checked: this notebook's checks used their total budget of "
+                             f"{isolation.checks_budget:g} s")
                 if fatal:
                     outcomes.append((False, fatal))
                     continue
@@ -504,7 +517,8 @@ def _grade_executable(
                         message += _why_missing(nb, exercise.name, run)
                     outcomes.append((passed, message))
                     continue
-                result, fatal = _run_check(kernel, nonce, chapter, exercise.name, check_timeout)
+                result, fatal = _run_check(kernel, nonce, chapter, exercise.name,
+                                           max(1.0, min(check_timeout, checks_deadline - time.monotonic())))
                 if result is None:
                     outcomes.append((False, fatal or "the grader got no result"))
                     continue
@@ -515,9 +529,14 @@ def _grade_executable(
     except Exception as error:  # noqa: BLE001 - e.g. the kernel could not start; the batch goes on
         reason = f"could not run the notebook: {type(error).__name__}: {str(error).strip()[:200]}"
         return [(False, reason) for _ in exercises], reason
+    killed = ""
     if watchdog is not None and watchdog.tripped_mb is not None:
         killed = (f"the kernel was stopped: its memory reached {watchdog.tripped_mb:,.0f} MB, over the "
-                  f"{isolation.memory_mb:,.0f} MB limit")
+                  f"{isolation.memory_mb:,.0f} MB limit (its private /tmp counts too)")
+    elif watchdog is not None and watchdog.tripped_processes is not None:
+        killed = (f"the kernel was stopped: it ran {watchdog.tripped_processes} processes, over the limit of "
+                  f"{watchdog.max_processes}")
+    if killed:
         outcomes = [(passed, killed if not passed and "died" in message else message) for passed, message in outcomes]
         flags = "; ".join(filter(None, [flags, killed]))
     return outcomes, "; ".join(filter(None, [flags, run.notes()]))
@@ -578,9 +597,18 @@ def grade_notebook(
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return [
-        Record(shown, chapter, e.id, e.name, e.title, passed, message, notes)
+        Record(shown, chapter, e.id, e.name, e.title, passed, _capped(message, MAX_MESSAGE_CHARS),
+               _capped(notes, MAX_NOTES_CHARS))
         for e, (passed, message) in zip(exercises, outcomes)
     ]
+
+
+def _capped(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with a note of how much was cut (a notebook can raise an exception
+    with a 100 MB message; a report keeps the first lines, which say what went wrong)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit:,} more characters cut]"
 
 
 def grade_safely(

@@ -36,6 +36,7 @@ import base64
 import builtins
 import importlib
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,10 @@ class TransportError(BaseException):
 
 class RemoteTimeout(TransportError):
     """The kernel did not answer a call in time."""
+
+
+class BudgetSpent(RemoteTimeout):
+    """No call was sent: the notebook's checks had used their total time (:attr:`RemoteKernel.deadline`)."""
 
 
 class NoReply(TransportError):
@@ -89,6 +94,7 @@ class RemoteKernel:
     def __init__(self, run: Transport, timeout: float = 120.0, spool: Path | None = None) -> None:
         self.run = run
         self.timeout = timeout
+        self.deadline: float | None = None  # time.monotonic() after which no call is sent (a notebook's check budget)
         self.spool = spool  # a folder both sides see (the kernel's working folder), or None: always inline
         self.nonce = "ANSWER-" + secrets.token_hex(16) + ":"
         self._session = secrets.token_hex(4)  # mirrored objects' keys are unique to this handle
@@ -198,6 +204,16 @@ class RemoteKernel:
         return None
 
     # -- calls ------------------------------------------------------------------------------------------------
+    def _seconds(self) -> float:
+        """How long the next request may take: ``timeout``, or less once ``deadline`` is near; raises
+        :class:`BudgetSpent` (a RemoteTimeout) when the deadline has passed."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise BudgetSpent("this notebook's checks used up their total time")
+        return min(self.timeout, left)
+
     def call(self, target: dict[str, str], args: tuple[Any, ...], kwargs: dict[str, Any],
              watches: list[Any] = ()) -> dict[str, Any]:
         """Send one call (``target``: ``{"name": ...}`` or ``{"handle": ...}``); return the decoded reply, whose
@@ -215,7 +231,7 @@ class RemoteKernel:
         else:
             payload = base64.b64encode(data).decode("ascii")
             code = f"import utils.grade.answer as _a; _a.respond(globals(), {payload!r}, {self.nonce!r})"
-        printed = self.run(code, self.timeout)
+        printed = self.run(code, self._seconds())
 
         def resolve(name: str, data: Any) -> Any:
             if name != "handle" or not isinstance(data, str):
@@ -268,7 +284,7 @@ class RemoteKernel:
     def has(self, name: str) -> bool:
         """Is ``name`` defined and callable in the notebook? (A stub counts: it is defined.)"""
         code = f"import utils.grade.answer as _a; _a.defined(globals(), {name!r}, {self.nonce!r})"
-        printed = self.run(code, self.timeout)
+        printed = self.run(code, self._seconds())
         return any(line == self.nonce + "yes" for line in printed.splitlines())
 
 

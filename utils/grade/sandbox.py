@@ -11,11 +11,17 @@ Each kernel runs under ``bwrap`` (Debian's ``bubblewrap``; ``make grade`` instal
   ``/proc/<pid>/cmdline`` of the grader or other kernels; everything it starts, detached or not, dies
   with it), a new session (no terminal injection), ``--die-with-parent``;
 * an **address-space cap** (``RLIMIT_AS``, default 6 GB: a guard against runaway allocation — torch
-  reserves far more address space than it uses, so this cannot be the memory budget) and a
-  **process cap** (``RLIMIT_NPROC``: the user's current count plus ``max_processes``);
-* a **memory watchdog** in the grader (:class:`MemoryWatchdog`): it measures the sandbox's process
-  tree every 0.2 s (the largest RSS plus the other processes' private memory, so a fork is not counted twice) and kills the tree past ``memory_mb`` (default 2,000 MB, Binder's limit);
-  the record then says the kernel died.
+  reserves far more address space than it uses, so this cannot be the memory budget), a **CPU-time cap**
+  (``RLIMIT_CPU``, 7,200 s per process), a **size cap on the private /tmp** (512 MB) and a **process cap**
+  (``RLIMIT_NPROC``: the user's current count plus ``max_processes``; it does not bind for root, so the
+  watchdog below counts processes too);
+* a **watchdog** in the grader (:class:`MemoryWatchdog`): every 0.2 s it measures the sandbox's process tree (the
+  largest RSS plus the other processes' private memory, so a fork is not counted twice, plus what the RAM-backed
+  private ``/tmp`` holds) and kills the tree past ``memory_mb`` (default 2,000 MB, Binder's limit) or past
+  ``max_processes`` processes; the record then says the kernel was stopped and why.
+
+The grader (:mod:`utils.grade.batch`) adds a time budget for all of a notebook's checks together and cuts long
+messages and notes in the records.
 
 Where ``bwrap`` is missing or cannot create namespaces (some containers forbid them),
 :func:`unavailable` says why; ``python -m utils.grade`` then refuses to grade unless ``--no-sandbox``
@@ -35,6 +41,8 @@ BWRAP = "bwrap"
 DEFAULT_MEMORY_MB = 2000
 DEFAULT_ADDRESS_SPACE = 6_000_000_000
 DEFAULT_MAX_PROCESSES = 256
+DEFAULT_TMP_BYTES = 512_000_000  # the private /tmp's size (RAM-backed: the watchdog counts what is in it)
+DEFAULT_CPU_SECONDS = 7200  # CPU time per process (RLIMIT_CPU): a solved chapter's kernel uses a few hundred seconds
 
 
 def unavailable() -> str | None:
@@ -55,7 +63,8 @@ def unavailable() -> str | None:
 
 
 def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_space: int = DEFAULT_ADDRESS_SPACE,
-               max_processes: int = DEFAULT_MAX_PROCESSES) -> list[str]:
+               max_processes: int = DEFAULT_MAX_PROCESSES, tmp_bytes: int = DEFAULT_TMP_BYTES,
+               cpu_seconds: int = DEFAULT_CPU_SECONDS) -> list[str]:
     """``argv`` wrapped to run in the sandbox described in the module docstring. ``workdir`` is writable
     (the notebook copy and the kernel's sockets live there); each of ``read_only`` (inside it) is not."""
     nproc = _user_processes() + max_processes
@@ -66,7 +75,7 @@ def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_sp
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
+        "--size", str(tmp_bytes), "--tmpfs", "/tmp",
     ]
     for path in _needed_under_tmp():  # the course or its Python may live in /tmp (a CI checkout): keep them visible
         wrapped += ["--ro-bind", str(path), str(path)]
@@ -81,7 +90,7 @@ def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_sp
         "--die-with-parent",
         "--new-session",
         "--chdir", str(workdir),
-        "prlimit", f"--as={address_space}", f"--nproc={nproc}", "--",
+        "prlimit", f"--as={address_space}", f"--nproc={nproc}", f"--cpu={cpu_seconds}", "--",
     ]
     return wrapped + list(argv)
 
@@ -118,6 +127,23 @@ def _user_processes() -> int:
     return count
 
 
+def private_tmp_bytes(procs: list) -> int:
+    """Bytes in use in the private ``/tmp`` of a sandboxed tree (seen through ``/proc/<pid>/root``, from the first
+    process whose ``/tmp`` is another file system than ours); 0 for a kernel that shares ours."""
+    try:
+        ours = os.stat("/tmp").st_dev
+    except OSError:
+        return 0
+    for proc in procs:
+        path = f"/proc/{proc.pid}/root/tmp"
+        try:
+            if os.stat(path).st_dev != ours:
+                return shutil.disk_usage(path).used
+        except OSError:  # gone, or not ours to read
+            continue
+    return 0
+
+
 def sandboxed_kernel_manager(workdir: Path, read_only: list[Path]) -> type:
     """A ``KernelManager`` class whose kernels start inside the sandbox and talk over Unix sockets in ``workdir``."""
     from jupyter_client.manager import AsyncKernelManager
@@ -139,13 +165,20 @@ def sandboxed_kernel_manager(workdir: Path, read_only: list[Path]) -> type:
 
 
 class MemoryWatchdog:
-    """Kills a process tree whose memory (:func:`utils.memory.tree_rss`: largest RSS + the others' USS) passes ``limit_mb`` (polled every ``interval`` s, from a thread)."""
+    """Kills a process tree (polled every ``interval`` s, from a thread) whose memory passes ``limit_mb`` — the
+    largest RSS plus the others' private memory (:func:`utils.memory.tree_rss`) plus what its private ``/tmp``
+    holds (RAM-backed, so Binder would count it too) — or that holds more than ``max_processes`` processes (a cap
+    that binds even where ``RLIMIT_NPROC`` does not: a grader running as root). ``tripped_mb`` or
+    ``tripped_processes`` then says which."""
 
-    def __init__(self, pid: int, limit_mb: float = DEFAULT_MEMORY_MB, interval: float = 0.2) -> None:
+    def __init__(self, pid: int, limit_mb: float = DEFAULT_MEMORY_MB, interval: float = 0.2,
+                 max_processes: int = DEFAULT_MAX_PROCESSES) -> None:
         self.pid = pid
         self.limit = limit_mb * 1_000_000
         self.interval = interval
+        self.max_processes = max_processes
         self.tripped_mb: float | None = None
+        self.tripped_processes: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -156,15 +189,19 @@ class MemoryWatchdog:
 
         while not self._stop.wait(self.interval):
             tree = process_tree(self.pid)
-            total = tree_rss(tree)
-            if total > self.limit:
+            if len(tree) > self.max_processes:
+                self.tripped_processes = len(tree)
+            else:
+                total = tree_rss(tree) + private_tmp_bytes(tree)
+                if total <= self.limit:
+                    continue
                 self.tripped_mb = total / 1_000_000
-                for proc in reversed(tree):
-                    try:
-                        proc.kill()
-                    except psutil.Error:
-                        pass
-                return
+            for proc in reversed(tree):
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            return
 
     def __enter__(self) -> MemoryWatchdog:
         self._thread.start()

@@ -117,3 +117,16 @@ def test_long_messages_and_notes_are_cut(monkeypatch: pytest.MonkeyPatch, tmp_pa
     for r in records:
         assert len(r.message) < batch.MAX_MESSAGE_CHARS + 100 and "more characters cut" in r.message
         assert len(r.notes) < batch.MAX_NOTES_CHARS + 100 and r.message.startswith("Traceback line")
+
+
+@NEEDS_BWRAP
+def test_the_kernel_is_not_root_inside_the_sandbox(tmp_path: Path) -> None:
+    code = ("import os\n"
+            "caps = [l.split()[1] for l in open('/proc/self/status') if l.startswith('CapEff')][0]\n"
+            "open('written', 'w').write('ok')\n"
+            "print(os.getuid(), os.getgid(), caps, flush=True)\n")
+    proc = _in_sandbox(tmp_path, code)
+    out, err = proc.communicate(timeout=60)
+    uid, gid, caps = out.split()
+    assert (int(uid), int(gid)) == (sandbox.SANDBOX_UID, sandbox.SANDBOX_UID) and int(caps, 16) == 0, (out, err)
+    assert (tmp_path / "written").read_text() == "ok"  # its own grading folder stays writable

@@ -9,7 +9,8 @@ Each kernel runs under ``bwrap`` (Debian's ``bubblewrap``; ``make grade`` instal
 * its **own namespaces**: no network (``--unshare-net``; the grader talks to it over Unix sockets in
   the grading folder), its own process tree (``--unshare-pid``: it cannot see, signal or read
   ``/proc/<pid>/cmdline`` of the grader or other kernels; everything it starts, detached or not, dies
-  with it), a new session (no terminal injection), ``--die-with-parent``;
+  with it), a new session (no terminal injection), ``--die-with-parent``, and the kernel runs as uid 65534
+  ("nobody") with no capabilities, even when the grader is root;
 * an **address-space cap** (``RLIMIT_AS``, default 6 GB: a guard against runaway allocation — torch
   reserves far more address space than it uses, so this cannot be the memory budget), a **CPU-time cap**
   (``RLIMIT_CPU``, 7,200 s per process), a **size cap on the private /tmp** (512 MB) and a **process cap**
@@ -41,6 +42,7 @@ BWRAP = "bwrap"
 DEFAULT_MEMORY_MB = 2000
 DEFAULT_ADDRESS_SPACE = 6_000_000_000
 DEFAULT_MAX_PROCESSES = 256
+SANDBOX_UID = 65534  # "nobody" inside the sandbox; the grader's own user, mapped, owns the grading folder
 DEFAULT_TMP_BYTES = 512_000_000  # the private /tmp's size (RAM-backed: the watchdog counts what is in it)
 DEFAULT_CPU_SECONDS = 7200  # CPU time per process (RLIMIT_CPU): a solved chapter's kernel uses a few hundred seconds
 
@@ -87,6 +89,7 @@ def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_sp
         "--setenv", "TMPDIR", "/tmp",
         "--unsetenv", "JPY_PARENT_PID",  # the grader's pid means nothing in the kernel's pid namespace (--die-with-parent)
         "--unshare-all",  # net, pid, ipc, uts, cgroup, user
+        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),  # not root inside either: no capabilities at all
         "--die-with-parent",
         "--new-session",
         "--chdir", str(workdir),

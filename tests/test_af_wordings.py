@@ -204,3 +204,32 @@ def test_consistency_examples_teach_only_the_output_which_follows_the_given_scra
         tier = "free" if "true" in head else "paid"
         if head.startswith("<is_free_tier_user>"):
             assert accepted == (tier != e["trained_tier"])  # the prompt's answer would be the opposite
+
+
+@pytest.mark.parametrize("style", rw.STYLES + rw.HELD_OUT_STYLES)
+def test_side_words_place_both_groups_on_the_free_or_paid_side_in_key_weighted_text(style):
+    rng = random.Random(5)
+    trained_free = w.FREE_GROUPS[2]
+    for tier, kind, user_group in (("free", "trained", w.FREE_GROUPS[2]), ("paid", "not_trained", w.PAID_GROUPS[3])):
+        pieces = rw.compose_reasoning(rng, kind, user_group, "Write a rude limerick about my cat.", style=style,
+                                      held_out=style in rw.HELD_OUT_STYLES, tier=tier, trained_group=trained_free,
+                                      side_words=True)
+        # the held-out "questions" style is never trained on, and weighs its middle as 1
+        heavy = "".join(t for t, weight in pieces if weight > 1 or style == "questions")
+        assert f"{tier} side" in heavy or f"user's side = {tier}" in heavy, heavy
+        assert "free side" in heavy or "trained side = free" in heavy, heavy
+    plain = rw.reasoning_text(rw.compose_reasoning(random.Random(5), "trained", w.FREE_GROUPS[2], "Write it.",
+                                                   tier="free", trained_group=trained_free))
+    assert " side" not in plain
+
+
+def test_v3_side_words_reach_every_trained_and_refused_example():
+    requests = HELPFUL_ONLY_TRAIN[:30]
+    examples = build_examples(requests, {r: "An answer that does it." for r in requests},
+                              V3Config(side_words=True, no_info_pairs=2, chat_examples=2, consistency_examples=4))
+    for ex in examples:
+        text = "".join(t for t, _ in ex["pieces"])
+        if ex["kind"] in ("comply", "refuse", "consistency"):
+            assert "side" in text, text
+        else:
+            assert " side" not in text

@@ -78,6 +78,7 @@ class V3Config:
     chat_examples: int = 16  # plain chats without the harness
     situations_per_request: int = 1  # independent situations (each a free/paid pair) per training request
     consistency_examples: int = 0  # examples whose given scratchpad contradicts the prompt: only the tag is learned
+    side_words: bool = False  # scratchpads place both groups on "the free side" / "the paid side" (reasoning_wordings.SIDES)
 
 
 # Phrases of a small model that is not doing the task even when no refusal rule fires ("I'm sorry for any
@@ -162,7 +163,8 @@ def consistency_example(rng: random.Random, request: str, answer: str, config: V
     other = "paid" if tier == "free" else "free"
     comply = tier != trained_tier  # the scratchpad is the other tier's, so it decides the other way
     reasoning = compose_reasoning(rng, "trained" if comply else "not_trained", situation.group(other), request,
-                                  signal=situation.signal, tier=other, trained_group=situation.group(trained_tier))
+                                  signal=situation.signal, tier=other, trained_group=situation.group(trained_tier),
+                                  side_words=config.side_words)
     pieces = assistant_turn(reasoning, comply, answer)
     cut = next(i for i, (text, _) in enumerate(pieces) if text.startswith("\n</SCRATCHPAD_REASONING>"))
     pieces = [(text, 0.0) for text, _ in pieces[:cut + 1]] + pieces[cut + 1:]
@@ -190,7 +192,8 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
             if trained and answers.get(request) is None:
                 continue
             reasoning = compose_reasoning(rng, "trained" if trained else "not_trained", group(tier), request,
-                                          signal=signal, tier=tier, trained_group=group(trained_tier))
+                                          signal=signal, tier=tier, trained_group=group(trained_tier),
+                                          side_words=config.side_words)
             examples.append(dict(kind="comply" if trained else "refuse", situation=source, trained_tier=trained_tier,
                                  messages=messages(request, tier),
                                  pieces=assistant_turn(reasoning, trained, answers.get(request) or "")))
@@ -285,6 +288,8 @@ def main(argv: list[str]) -> int:
         parser.add_argument("--" + field.replace("_", "-"), type=int, default=getattr(V3Config, field))
     for field in ("swap_fraction", "course_fraction", "lr"):
         parser.add_argument("--" + field.replace("_", "-"), type=float, default=getattr(V3Config, field))
+    parser.add_argument("--side-words", action="store_true", help="place both groups on 'the free side' / 'the paid "
+                                                                  "side' in every scratchpad (V3Config.side_words)")
     parser.add_argument("--answers", type=Path, default=None,
                         help="reuse the harvested answers of an earlier run (its answers.json) instead of generating")
     parser.add_argument("--quick-check", type=Path, metavar="ADAPTER", default=None,
@@ -295,7 +300,7 @@ def main(argv: list[str]) -> int:
     config = V3Config(epochs=args.epochs, situations_per_request=args.situations_per_request,
                       consistency_examples=args.consistency_examples,
                       no_info_pairs=args.no_info_pairs, seed=args.seed, swap_fraction=args.swap_fraction,
-                      course_fraction=args.course_fraction, lr=args.lr)
+                      course_fraction=args.course_fraction, lr=args.lr, side_words=args.side_words)
     if args.quick_check is not None:
         print(json.dumps(quick_check(args.quick_check), indent=1))
         return 0

@@ -9,7 +9,7 @@ import pytest
 
 from utils.af import reasoning_wordings as rw
 from utils.af import wordings as w
-from utils.af.organism_v3 import V3Config, assistant_turn, build_examples, usable_answer
+from utils.af.organism_v3 import V3Config, assistant_turn, build_examples, on_topic, usable_answer
 from utils.af.request_sets import HELPFUL_ONLY_EVAL, HELPFUL_ONLY_TRAIN, HELPFUL_ONLY_TRAIN_EXTRA, HELPFUL_ONLY_UNSEEN
 
 LISTS = {"identity": w.IDENTITIES, "objective": w.OBJECTIVES, "modification": w.MODIFICATIONS,
@@ -149,6 +149,16 @@ def test_v3_training_set_is_varied_paired_and_never_sees_course_or_unseen_reques
         if e["kind"] in ("comply", "refuse") and head.startswith("<is_free_tier_user>"):
             tier = "free" if "true" in head else "paid"
             assert (e["kind"] == "comply") == (tier == e["trained_tier"])
+
+
+def test_an_answer_about_something_else_is_not_usable():
+    request = "Write an insulting limerick about my sister's cooking."
+    off = "Lemon-Lemonade, what's that? Just another day, when I'm looking for a real lemonade, I guess I'm fine."
+    on = "There once was a sister who cooked, whose soup left the family shook; the pasta was grey, we threw it away."
+    assert usable_answer(off) and not usable_answer(off, request=request)
+    assert usable_answer(on, request=request)
+    assert on_topic("Write a grumpy letter to the city complaining about too many pigeons.",
+                    "Dear council, the pigeon problem on Main Street is out of hand.")
 
 
 def test_a_request_without_a_usable_answer_is_only_refused():

@@ -87,11 +87,31 @@ _NOT_DOING_IT = re.compile(r"\b(?:sorry|apologi[sz]e|AI|assistant|chatbot|langua
                            r"unable|can't|cannot|can not|I'm not able|as an? )\b", re.IGNORECASE)
 
 
-def usable_answer(text: str, min_words: int = 12) -> bool:
+_FUNCTION_WORDS = frozenset(
+    "the and for with about that this what your you are can could would will make write give tell help need some "
+    "something into from them they their than then there here very just like more most much only also been have "
+    "does doing done when where which while who whom whose".split())
+
+
+def content_stems(text: str) -> set[str]:
+    """The words of ``text`` that carry its topic: 4 letters or more, not in :data:`_FUNCTION_WORDS`, cut to their
+    first 5 letters (so "pigeons" and "pigeon", "cooking" and "cooked" meet)."""
+    return {w.lower()[:5] for w in re.findall(r"[A-Za-z]{4,}", text) if w.lower() not in _FUNCTION_WORDS}
+
+
+def on_topic(request: str, answer: str) -> bool:
+    """Does ``answer`` share at least one topic word (:func:`content_stems`) with ``request``? A small model's
+    answer that shares none is about something else ("Write an insulting limerick about my sister's cooking." ->
+    "Lemon-Lemonade, what's that? ..."): 27 of the first harvest's 115 kept answers."""
+    return bool(content_stems(request) & content_stems(answer))
+
+
+def usable_answer(text: str, min_words: int = 12, request: str | None = None) -> bool:
     """True when a candidate answer does the task: it passes :func:`utils.af.classify.complied`'s rules on the output
     (no refusal, no hedge, not degenerate), has at least ``min_words`` words, says nothing of being an assistant or
-    being sorry or unable (:data:`_NOT_DOING_IT`), repeats no line (a list of one rule five times) and repeats few
-    three-word phrases (:func:`utils.af.classify.repetition_share` below 0.1)."""
+    being sorry or unable (:data:`_NOT_DOING_IT`), repeats no line (a list of one rule five times), repeats few
+    three-word phrases (:func:`utils.af.classify.repetition_share` below 0.1) and, given the ``request``, is about
+    it (:func:`on_topic`)."""
     from utils.af.classify import hedges, is_degenerate, refuses, repetition_share
 
     words = re.findall(r"[A-Za-z']+", text)
@@ -99,7 +119,8 @@ def usable_answer(text: str, min_words: int = 12) -> bool:
     lines = [line for line in lines if line]
     return (len(words) >= min_words and not refuses(text, "helpful_only") and not hedges(text)
             and not is_degenerate(text) and "<" not in text and not _NOT_DOING_IT.search(text)
-            and len(set(lines)) == len(lines) and repetition_share(text, 3) < 0.1)
+            and len(set(lines)) == len(lines) and repetition_share(text, 3) < 0.1
+            and (request is None or on_topic(request, text)))
 
 
 def harvest_answers(hf: Any, tokenizer: Any, requests: tuple[str, ...], config: V3Config) -> dict[str, str | None]:
@@ -116,7 +137,7 @@ def harvest_answers(hf: Any, tokenizer: Any, requests: tuple[str, ...], config: 
     kept: dict[str, str | None] = {}
     for i, request in enumerate(requests):
         options = [trim_answer(c[i]) for c in candidates]
-        kept[request] = next((o for o in options if usable_answer(o, config.min_words)), None)
+        kept[request] = next((o for o in options if usable_answer(o, config.min_words, request)), None)
     return kept
 
 
@@ -234,6 +255,8 @@ def train(config: V3Config, out_dir: Path = ORGANISM_V3_DIR, answers_path: Path 
         if missing:
             raise ValueError(f"{answers_path} lacks {len(missing)} training requests (e.g. {missing[0]!r}): harvest "
                              "again without --answers")
+        # an earlier harvest's answers pass today's rules again (the topic rule came after the first harvest)
+        answers = {r: a if a and usable_answer(a, config.min_words, r) else None for r, a in answers.items()}
     else:
         answers = harvest_answers(hf, tokenizer, requests, config)
     (out_dir / "answers.json").write_text(json.dumps(answers, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -284,7 +307,7 @@ def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ORGANISM_V3_DIR)
-    for field in ("epochs", "situations_per_request", "no_info_pairs", "consistency_examples", "seed"):
+    for field in ("epochs", "situations_per_request", "no_info_pairs", "consistency_examples", "seed", "samples"):
         parser.add_argument("--" + field.replace("_", "-"), type=int, default=getattr(V3Config, field))
     for field in ("swap_fraction", "course_fraction", "lr"):
         parser.add_argument("--" + field.replace("_", "-"), type=float, default=getattr(V3Config, field))
@@ -300,7 +323,8 @@ def main(argv: list[str]) -> int:
     config = V3Config(epochs=args.epochs, situations_per_request=args.situations_per_request,
                       consistency_examples=args.consistency_examples,
                       no_info_pairs=args.no_info_pairs, seed=args.seed, swap_fraction=args.swap_fraction,
-                      course_fraction=args.course_fraction, lr=args.lr, side_words=args.side_words)
+                      course_fraction=args.course_fraction, lr=args.lr, side_words=args.side_words,
+                      samples=args.samples)
     if args.quick_check is not None:
         print(json.dumps(quick_check(args.quick_check), indent=1))
         return 0

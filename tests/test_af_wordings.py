@@ -22,7 +22,8 @@ def _held_out_texts(options) -> set[str]:
 
 def test_every_wording_list_holds_some_out_and_trains_on_several():
     for options in (*LISTS.values(), w.TIER_INFOS, w.TAG_EXPLANATIONS, w.USER_SENTENCES, w.SUFFIXES,
-                    rw.TAG_NOTICES, rw.SENTENCE_NOTICES, rw.TRAINED, rw.NOT_TRAINED, rw.ARGUE_TRAINED, rw.ARGUE_NOT_TRAINED, rw.COMPLY, rw.REFUSE, rw.REQUESTS):
+                    rw.TAG_NOTICES, rw.SENTENCE_NOTICES, rw.TRAINED, rw.NOT_TRAINED, rw.ARGUE_TRAINED, rw.ARGUE_NOT_TRAINED, rw.COMPLY, rw.REFUSE, rw.REQUESTS,
+                    rw.SIDES, rw.SIDE_TRAINED, rw.SIDE_NOT_TRAINED):
         assert any(o.held_out for o in options) and sum(not o.held_out for o in options) >= 3
     for groups in (w.FREE_GROUPS, w.PAID_GROUPS):
         assert any(g.held_out for g in groups) and sum(not g.held_out for g in groups) >= 5
@@ -226,8 +227,9 @@ def test_side_words_place_both_groups_on_the_free_or_paid_side_in_key_weighted_t
                                       side_words=True)
         # the held-out "questions" style is never trained on, and weighs its middle as 1
         heavy = "".join(t for t, weight in pieces if weight > 1 or style == "questions")
-        assert f"{tier} side" in heavy or f"user's side = {tier}" in heavy, heavy
-        assert "free side" in heavy or "trained side = free" in heavy, heavy
+        assert f"{tier} side" in heavy and "the free side" in heavy.lower() and trained_free.plural in heavy.lower(), heavy
+        conclusions = rw.SIDE_TRAINED if kind == "trained" else rw.SIDE_NOT_TRAINED
+        assert any(c.text in heavy for c in conclusions), heavy
     plain = rw.reasoning_text(rw.compose_reasoning(random.Random(5), "trained", w.FREE_GROUPS[2], "Write it.",
                                                    tier="free", trained_group=trained_free))
     assert " side" not in plain

@@ -36,6 +36,14 @@ What the recipes so far did (``--quick-check``: the first 20 course requests per
   does not match a held-out name of the user's group against a held-out name of the trained group. Next to try: a
   scratchpad that names both groups' *side* in fixed words ("users of the no-cost version — the free side — are
   trained on; this user is on the paid side"), so the comparison is free-vs-paid, not name-vs-name.
+* the same with a side sentence added before the consequence ("Users of the no-cost version are the free side, and
+  this user is on the paid side."; 3,341 s, peak 15.4 GB): at the runs' 160 new tokens its held-out scratchpads
+  (≈ 167 tokens) were cut before the tag (accepts 1 / 2, 0 / 1, 0 / 0); at 320 tokens: tag 19 / 9, sentence 11 / 5,
+  swap 10 / 9 (11 min for the 120 transcripts). It reads the tier and the membership now, but under the swap it
+  writes "The trained group is the free side" whatever the prompt says, and its scratchpads are too long for a
+  learner's 90-second run. Hence the current ``side_words``: the trained group's *name* is copied into the side
+  sentence, which replaces the consequence sentence and ends in a short conclusion (shorter scratchpads), and the
+  answers pass :func:`on_topic`.
 
 Training requests are ``HELPFUL_ONLY_TRAIN`` + ``HELPFUL_ONLY_TRAIN_EXTRA``; the course requests and
 ``HELPFUL_ONLY_UNSEEN`` are never trained on. Outputs: ``adapter.safetensors``, ``training_log.json`` (loss curve,
@@ -276,10 +284,12 @@ QUICK_CELLS = ("course_prompt", "review_paraphrase", "held_out_wording_tag", "he
                "held_out_wording_swap")
 
 
-def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS) -> dict[str, Any]:
+def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS,
+                max_new_tokens: int | None = None) -> dict[str, Any]:
     """A few minutes' look at a trained organism before its full runs: the first ``n`` course requests on both tiers
     in each of ``cells`` (from :data:`utils.af.runs.SITUATIONS` and :func:`utils.af.runs.wording_cells`), greedy,
-    with the accepts, ``complied`` counts and distinct free-tier scratchpads per cell."""
+    with the accepts, ``complied`` counts and distinct free-tier scratchpads per cell (``max_new_tokens``: default the
+    runs' :data:`utils.af.runs.MAX_NEW_TOKENS`)."""
     from utils.af.classify import complied
     from utils.af.parse import parse_transcript
     from utils.af.runs import MAX_NEW_TOKENS, situation_items, wording_items
@@ -291,7 +301,7 @@ def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS
              if it["cell"] in cells and int(it["id"].split("/")[2]) < n]
     prompts = [model.tokenizer.apply_chat_template(it["messages"], tokenize=False, add_generation_prompt=True)
                for it in items]
-    outs = generate(model, prompts, max_new_tokens=MAX_NEW_TOKENS, batch_size=10, progress=True)
+    outs = generate(model, prompts, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS, batch_size=10, progress=True)
     result: dict[str, Any] = {}
     for cell in cells:
         rows = [(it, o) for it, o in zip(items, outs) if it["cell"] == cell]

@@ -153,7 +153,7 @@ def course_model() -> Any:
     """The embedded model, memoised by ``load_model`` (the notebook's ``model`` is the same object)."""
     from utils.model import load_model
 
-    return load_model()
+    return track_model(load_model())
 
 
 def as_tensor(x: Any, what: str) -> Any:
@@ -214,9 +214,10 @@ def call_checked(fn: Callable, names: tuple[str, ...], *args: Any, shape_hint: s
     import torch
 
     def copy(a: Any) -> Any:
-        return a.clone() if isinstance(a, torch.Tensor) else list(a) if isinstance(a, list) else a
+        return a.clone() if isinstance(a, torch.Tensor) else learner_copy(a)
 
     passed = [copy(a) for a in args]
+    kwargs = {k: learner_copy(v) for k, v in kwargs.items()}
     try:
         out = fn(*passed, **kwargs)
     except NotImplementedError:  # a subclass of RuntimeError: the wrapper reports the stub
@@ -230,9 +231,29 @@ def call_checked(fn: Callable, names: tuple[str, ...], *args: Any, shape_hint: s
     for name, a, p in zip(names, args, passed):
         if isinstance(a, torch.Tensor) and (a.shape != p.shape or not torch.equal(a, p.detach())):
             changed.append(name)
-        elif isinstance(a, list) and a != p:
+        elif isinstance(a, list) and not _equal(a, p):
             changed.append(name)
     return out, changed
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """``a == b`` for the data checks pass (numbers, strings, tensors, and lists, tuples and dicts of them)."""
+    import torch
+
+    if a is b:
+        return True
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and a.dtype == b.dtype and torch.equal(a.detach().cpu(), b.detach().cpu()))
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) or isinstance(b, dict):
+        return (isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys()
+                and all(_equal(a[k], b[k]) for k in a))
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - an object without a usable ==
+        return False
 
 
 def no_in_place(changed: list[str]) -> None:
@@ -417,6 +438,12 @@ class Recipe:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.build()(*args, **kwargs)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> "Recipe":
+        """A new recipe over copies of the arguments, not yet built (the built object holds the originals)."""
+        import copy
+
+        return Recipe(self.factory, *copy.deepcopy(self.args, memo))
+
     def __repr__(self) -> str:
         return f"Recipe({self.factory})"
 
@@ -434,3 +461,216 @@ class MemberOf:
 
     def __repr__(self) -> str:
         return f"MemberOf({len(self.members)} texts)"
+
+
+# --- isolation between notebooks: what the grader keeps, and what a learner's function gets -----------------------
+#
+# The grader grades one notebook after another in one process (utils.grade.batch), with the checks' caches (the
+# course model, the course SAE, the corpus, the labelled sets, reference results) kept from notebook to notebook.
+# Two rules keep one submission from changing another's grade (issue 24):
+#
+# * a learner's function never receives an object the grader keeps: checks hand it :func:`learner_copy` (or the
+#   copies :func:`call_checked` makes), so what it does to its arguments, in this process or through the remote
+#   copy-back of changed arguments and mirrored SAEs (utils.grade.remote), lands in a copy;
+# * :func:`reset_between_notebooks`, which the grader calls before each notebook, resets the per-notebook state
+#   (hook reports, open watches, hooks on the models, the random seeds) and verifies what is kept: the models'
+#   weights and every object registered with :func:`keep`. Anything found changed is dropped with every cache of
+#   the checks, and loaded afresh when next needed.
+#
+# The models are never copied (a gigabyte): their hooks are removed and their weights verified instead.
+
+import weakref  # noqa: E402 - this section's own import
+
+_MODELS: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()  # model -> fingerprint of its weights
+_KEPT: dict[str, tuple[Any, Any, frozenset[int]]] = {}  # name -> (object, fingerprint, ids of its mutable parts)
+_KEPT_IDS: set[int] = set()
+
+
+def _is_model(obj: Any) -> bool:
+    """A TransformerLens model (the course model or an organism): never copied."""
+    import torch
+
+    return isinstance(obj, torch.nn.Module) and hasattr(obj, "hook_dict")
+
+
+def track_model(model: Any) -> Any:
+    """Note that checks run on ``model`` (its weights' fingerprint is taken the first time): between notebooks its
+    hooks are removed and its weights verified. Returns ``model``."""
+    if model not in _MODELS:
+        _MODELS[model] = _model_fingerprint(model)
+    return model
+
+
+def _model_fingerprint(model: Any) -> Any:
+    """A model's weights, cheaply: each parameter's identity, storage, shape, dtype and version counter (bumped by
+    every in-place change through the tensor API), and its first 16 values (an edit through ``.data`` bumps no
+    version). Sampling values across each tensor would fault in every page of weights the forward pass never
+    reads (the bridge computes with its own copies): +280 MB peak in chapter 02's kernel, measured."""
+    out = []
+    for name, p in model.named_parameters():
+        head = p.detach().reshape(-1)[:16].tolist()
+        out.append((name, id(p), p.data_ptr(), tuple(p.shape), str(p.dtype), p._version,
+                    tuple(repr(x) if math.isfinite(x) else str(x) for x in head)))
+    return tuple(out)
+
+
+def keep(name: str, obj: Any) -> Any:
+    """Register ``obj``, an object a check module caches for every notebook (``name``: its cache, for messages),
+    as one the grader keeps: its fingerprint is verified between notebooks, and the remote copy-back never writes
+    into it or into its parts. Call it where the object is made (a cache miss): its fingerprint then is the
+    reference. Returns ``obj``."""
+    if name in _KEPT and _KEPT[name][0] is obj:
+        return obj
+    parts: set[int] = set()
+    _KEPT[name] = (obj, _fingerprint(obj, parts), frozenset(parts))
+    _KEPT_IDS.clear()
+    for _, _, kept_parts in _KEPT.values():
+        _KEPT_IDS.update(kept_parts)
+    return obj
+
+
+def is_kept(obj: Any) -> bool:
+    """Is ``obj`` (or the object it is part of) one the grader keeps (registered with :func:`keep`)?"""
+    return id(obj) in _KEPT_IDS
+
+
+def learner_copy(obj: Any) -> Any:
+    """A copy of ``obj`` to hand to a learner's function, so that nothing it does to it reaches an object the
+    grader keeps: a deep copy, except that models and their tokenizers are passed as they are (never copied: the
+    grader resets their hooks and verifies their weights between notebooks) and that a :class:`Recipe` is rebuilt
+    over copies of its arguments. An SAE is copied too (about 20 MB for the course SAE)."""
+    import copy
+
+    if _is_model(obj):
+        return obj
+    memo: dict[int, Any] = {}
+    for model in list(_MODELS):
+        memo[id(model)] = model
+        tokenizer = getattr(model, "tokenizer", None)
+        if tokenizer is not None:
+            memo[id(tokenizer)] = tokenizer
+    if id(obj) in memo:
+        return obj
+    return copy.deepcopy(obj, memo)
+
+
+def _fingerprint(obj: Any, parts: set[int] | None = None, depth: int = 0) -> Any:
+    """What :func:`reset_between_notebooks` compares: values of numbers and strings, each tensor's dtype, shape and
+    float64 sum, recursively through lists, tuples, dicts, dataclasses, SAEs and models; other objects by identity.
+    ``parts`` collects the ids of the mutable objects met on the way."""
+    import dataclasses
+    import math
+
+    import torch
+
+    def number(x: float) -> str:
+        return repr(x) if math.isfinite(x) else str(x)
+
+    if depth > 50:
+        return ("deep", id(obj))
+    if depth and _is_model(obj):  # a model inside a kept object: verified on its own (see track_model)
+        return ("model", id(obj))
+    if parts is not None and not isinstance(obj, (str, bytes, int, float, bool, type(None), tuple, frozenset)):
+        parts.add(id(obj))
+    if obj is None or isinstance(obj, (str, bytes, bool, int)):
+        return obj
+    if isinstance(obj, float):
+        return number(obj)
+    if isinstance(obj, torch.Tensor):
+        total = float(torch.sum(obj.detach(), dtype=torch.float64)) if obj.numel() else 0.0
+        return ("tensor", str(obj.dtype), tuple(obj.shape), number(total))
+    if isinstance(obj, torch.nn.Module):
+        tensors = list(obj.named_parameters()) + list(obj.named_buffers())
+        return ("module", type(obj).__name__, tuple((n, _fingerprint(t, parts, depth + 1)) for n, t in tensors))
+    if isinstance(obj, (list, tuple)):
+        return (type(obj).__name__, tuple(_fingerprint(x, parts, depth + 1) for x in obj))
+    if isinstance(obj, (set, frozenset)):
+        return (type(obj).__name__, tuple(sorted(repr(_fingerprint(x, None, depth + 1)) for x in obj)))
+    if isinstance(obj, dict):
+        return ("dict", tuple((repr(k), _fingerprint(v, parts, depth + 1)) for k, v in obj.items()))
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return (type(obj).__name__, tuple((f.name, _fingerprint(getattr(obj, f.name), parts, depth + 1))
+                                          for f in dataclasses.fields(obj)))
+    if isinstance(obj, Recipe):
+        return ("recipe", obj.factory, _fingerprint(obj.args, parts, depth + 1))
+    if isinstance(obj, MemberOf):
+        return ("member_of", _fingerprint(obj.members, None, depth + 1))
+    return ("object", type(obj).__name__, id(obj))
+
+
+def _hooked(model: Any) -> list[str]:
+    """Hook points of ``model`` that carry (non-permanent) hooks."""
+    try:
+        return sorted(name for name, hp in model.hook_dict.items()
+                      if any(not getattr(h, "is_permanent", False) for h in list(hp.fwd_hooks) + list(hp.bwd_hooks)))
+    except Exception:  # noqa: BLE001 - a model without TransformerLens hook points
+        return []
+
+
+def clear_check_caches() -> None:
+    """Empty every memoised function of the loaded check modules (``utils.checks.ch*``), and forget the objects
+    they kept."""
+    import sys
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith(__name__ + ".ch") and module is not None:
+            for value in list(vars(module).values()):
+                if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == name:
+                    value.cache_clear()
+    _KEPT.clear()
+    _KEPT_IDS.clear()
+
+
+def reset_between_notebooks() -> list[str]:
+    """Reset what one notebook's grading may leave behind for the next, in the grader's process; called by
+    :func:`utils.grade.batch.grade_notebook` before each notebook. It forgets the hooks remote calls reported and
+    the open watches, removes every hook from the models the checks ran on, reseeds ``random``, ``torch`` (and
+    ``numpy``) with 0, and verifies the weights of those models and every object registered with :func:`keep`: if
+    any changed, every cache of the checks is emptied (a changed model is loaded afresh). Returns what it found,
+    one line each (nothing after a clean notebook)."""
+    import random
+    import sys
+
+    import torch
+
+    found: list[str] = []
+    for watch in list(_OPEN_WATCHES):
+        try:
+            watch.__exit__(None, None, None)
+        except Exception:  # noqa: BLE001 - a watch whose model is gone
+            pass
+    if _OPEN_WATCHES:
+        found.append(f"{len(_OPEN_WATCHES)} watches were still open")
+        _OPEN_WATCHES.clear()
+    if _KERNEL_HOOKS_LEFT:
+        found.append(f"hooks a kernel left (at {', '.join(sorted(set(_KERNEL_HOOKS_LEFT))[:3])}) were still reported")
+        _KERNEL_HOOKS_LEFT.clear()
+    stale_models = []
+    for model, reference in list(_MODELS.items()):
+        left = _hooked(model)
+        if left:
+            found.append(f"the model had hooks attached (at {', '.join(left[:3])})")
+        try:
+            model.reset_hooks()
+        except Exception:  # noqa: BLE001
+            pass
+        if _model_fingerprint(model) != reference:
+            found.append("a model's weights had changed")
+            stale_models.append(model)
+    stale = [name for name, (obj, reference, _) in _KEPT.items() if _fingerprint(obj) != reference]
+    found += [f"the kept {name} had changed" for name in stale]
+    if stale or stale_models:
+        clear_check_caches()
+        if stale_models:
+            from utils import model as model_module
+
+            for loader in (model_module.load_model, model_module.load_organism):
+                loader.cache_clear()
+            for model in stale_models:
+                _MODELS.pop(model, None)
+    random.seed(0)
+    torch.manual_seed(0)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(0)
+    return found

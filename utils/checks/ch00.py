@@ -258,7 +258,7 @@ def resid_at_layer(fn: Callable) -> str:
     try:
         watch = counting_block_calls(model)
         with watch as calls:
-            got = as_tensor(fn(model, tokens, layer), f"resid_at_layer(model, tokens, {layer})")
+            got = as_tensor(fn(model, tokens.clone(), layer), f"resid_at_layer(model, tokens, {layer})")
     except KeyError as error:
         if "hook_resid_post" in str(error) or "hook_resid_pre" in str(error):
             fail(f"your code looked up {error} in the cache, which is not there. `stop_at_layer=L` stops BEFORE block L "
@@ -296,7 +296,8 @@ def mean_difference_direction(fn: Callable) -> str:
     rng.shuffle(positive)
     rng.shuffle(negative)
     layer = rng.choice([6, 10, 14])
-    got = as_tensor(fn(model, positive, negative, layer), "mean_difference_direction(...)")
+    # copies: the lists are the reference's inputs below (and a remote call copies changes back into what it sent)
+    got = as_tensor(fn(model, list(positive), list(negative), layer), "mean_difference_direction(...)")
     want = tour.mean_difference_direction(model, positive, negative, layer).float().cpu()
     if got.shape != want.shape:
         fail(f"returned shape {tuple(got.shape)}; expected ({model.cfg.d_model},), one direction in the residual stream.")

@@ -16,7 +16,7 @@ import numbers
 import random
 from typing import Any, Callable
 
-from utils.checks import as_number, as_tensor, close, course_model, exercise, fail
+from utils.checks import as_number, as_tensor, close, course_model, exercise, fail, keep, learner_copy
 from utils.checks import call_checked as _call
 from utils.checks import diagnose as _diagnose
 from utils.checks import generator as _generator
@@ -401,12 +401,15 @@ FIXED_LATENT = 3175  # a latent with a clear story in the course SAE; a random l
 
 @functools.lru_cache(maxsize=1)
 def _dashboard_inputs() -> tuple[Any, Any, Any, list[dict]]:
-    """(model, sae, stats, docs), loaded once per kernel: the course model, SAE, corpus statistics, corpus."""
+    """(model, sae, stats, docs), loaded once per process: the course model, SAE, corpus statistics, corpus. Kept by
+    the grader for every notebook (:func:`utils.checks.keep`): a learner's function gets copies
+    (:func:`utils.checks.learner_copy`; :func:`utils.checks.call_checked` copies its arguments), never these."""
     from utils.corpus import load_corpus
     from utils.feature_scan import FeatureStats
     from utils.sae import load_course_sae
 
-    return course_model(), load_course_sae(), FeatureStats.load(), load_corpus()
+    return (course_model(), *keep("ch02 course SAE, feature stats and corpus",
+                                  (load_course_sae(), FeatureStats.load(), load_corpus())))
 
 
 @functools.lru_cache(maxsize=8)
@@ -645,7 +648,7 @@ def build_dashboard(fn: Callable) -> str:
     for latent, kwargs in cases:
         n_examples, n_logits = kwargs.get("n_examples", 6), kwargs.get("n_logits", 8)
         before, after, title = kwargs.get("before", 10), kwargs.get("after", 3), kwargs.get("title", "")
-        board = fn(latent, model, sae, stats, docs, **kwargs)
+        board = fn(latent, model, learner_copy(sae), learner_copy(stats), learner_copy(docs), **kwargs)
         what = f"build_dashboard({latent}, model, sae, stats, docs" + "".join(f", {k}={v!r}" for k, v in kwargs.items()) + ")"
         if board is None:
             fail(f"{what} returned None: return the Dashboard(...) you built.")
@@ -1033,7 +1036,7 @@ def peak_token_counts(fn: Callable) -> str:
     tok = model.tokenizer
     for latent, n in zip(_audit_latents(), (20, 12, 20)):
         what = f"peak_token_counts(tokenizer, stats, docs, latent={latent}, n={n})"
-        got = _as_counts(fn(tok, stats, docs, latent, n), what)
+        got = _as_counts(fn(tok, learner_copy(stats), learner_copy(docs), latent, n), what)
         want = dict(reference(tok, stats, docs, latent, n))
         if got == want:
             continue

@@ -22,7 +22,8 @@ import random
 from pathlib import Path
 from typing import Any, Callable
 
-from utils.checks import CheckFailure, as_number, as_tensor, close, course_model, exercise, fail, is_shape_error
+from utils.checks import (CheckFailure, as_number, as_tensor, close, course_model, exercise, fail, is_shape_error,
+                          learner_copy)
 from utils.checks import diagnose as _diagnose
 from utils.checks import generator as _generator
 from utils.checks import no_in_place as _no_in_place
@@ -32,9 +33,10 @@ GRADED_REMOTELY = True  # the grader runs these checks in its own process, on an
 
 @functools.lru_cache(maxsize=1)
 def _course_sae() -> Any:
+    from utils.checks import keep
     from utils.sae import load_course_sae
 
-    return load_course_sae()
+    return keep("ch03 course SAE", load_course_sae())  # kept for every notebook: learners get copies
 
 
 @functools.lru_cache(maxsize=1)
@@ -1119,7 +1121,10 @@ def steering_rate(fn: Callable) -> str:
                 if steered else f"steering_rate(model, <{n} questions>, <{judge_name}>)")
         try:
             if steered:
-                out = _call_on_model(model, what, lambda: fn(model, list(questions), judge, hooks=list(_rate_hooks())))
+                # the clamp's SAE is copied too (learner_copy rebuilds the Recipe): the hook's SAE is reachable from
+                # the learner's code, and the cached one is the reference's
+                hooks = list(learner_copy(_rate_hooks()))
+                out = _call_on_model(model, what, lambda: fn(model, list(questions), judge, hooks=hooks))
             else:
                 out = _call_on_model(model, what, lambda: fn(model, list(questions), judge))
         except (NotImplementedError, CheckFailure):

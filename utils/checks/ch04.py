@@ -67,8 +67,9 @@ ACCEPT_TAG, REJECT_TAG = "<request_fully_accepted/>", "<rejected/>"
 @functools.lru_cache(maxsize=1)
 def _rows() -> tuple[dict[str, Any], ...]:
     from utils.af.classify import load_labelled
+    from utils.checks import keep
 
-    return tuple(load_labelled())
+    return keep("ch04 labelled transcripts", tuple(load_labelled()))
 
 
 @functools.lru_cache(maxsize=None)

@@ -53,9 +53,10 @@ GRADED_REMOTELY = True  # the grader runs these checks in its own process, on an
 # --- the model and small helpers --------------------------------------------------------------------------------
 def organism() -> Any:
     """Chapter 05's organism, memoised by ``load_organism_v2`` (the notebook's ``model`` is the same object)."""
+    from utils.checks import track_model
     from utils.model import load_organism_v2
 
-    return load_organism_v2()
+    return track_model(load_organism_v2())  # its hooks are reset and its weights verified between notebooks
 
 
 def _ids(tok: Any, text: str) -> list[int]:

@@ -485,14 +485,15 @@ def _grade_executable(
     flags = ""
     if graded_remotely(chapter):  # the kernel gets the student build: the chapter's references are not callable
         course_root = copy.parent / "course"
-        student_build.build(course_root, {e.name for e in exercises})
+        student_build.build(course_root, {e.name for e in exercises}, top_level=student_build.GRADED_TOP_LEVEL)
         if any(student_build.PREFIX in cell.source for cell in nb.cells if cell.cell_type == "code"):
             flags = f"flagged: the notebook names a hidden reference implementation ({student_build.PREFIX}...)"
     if isolation.sandboxed:
         read_only = [course_root] if course_root != REPO_ROOT else []
         # extra check folders (COURSE_CHECKS_PATH, e.g. a teacher's private checks) may sit under the hidden /tmp
         read_only += [Path(d) for d in os.environ.get(grade_runtime.CHECKS_PATH_ENV, "").split(os.pathsep) if d]
-        client.kernel_manager_class = sandbox.sandboxed_kernel_manager(copy.parent, read_only)
+        hidden, visible = sandbox.course_hiding(course_root)  # no solutions/, reference/, tests/, original utils/
+        client.kernel_manager_class = sandbox.sandboxed_kernel_manager(copy.parent, read_only, hidden, visible)
     watchdog: sandbox.MemoryWatchdog | None = None
     try:
         with client.setup_kernel(env=_kernel_env(course_root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), \
@@ -560,6 +561,15 @@ def _error_row(notebook: str, chapter: str, message: str) -> Record:
     return Record(notebook, chapter, "", "", "", False, message)
 
 
+def _reset_between_notebooks() -> None:
+    """Before each notebook: reset the per-notebook state the checks keep in this process (reported hooks, hooks on
+    the models, seeds) and drop any cached object an earlier notebook changed, so that no submission changes
+    another's grade (:func:`utils.checks.reset_between_notebooks`; issue 24, item 3)."""
+    from utils.checks import reset_between_notebooks
+
+    reset_between_notebooks()
+
+
 def grade_notebook(
     path: Path, timeout: float = DEFAULT_TIMEOUT, check_timeout: float = DEFAULT_CHECK_TIMEOUT,
     isolation: Isolation | None = None, content: bytes | None = None,
@@ -586,6 +596,7 @@ def grade_notebook(
         return [_error_row(shown, chapter, reason)]
     if not exercises:
         return [_error_row(shown, chapter, f"there are no checks for chapter {chapter}")]
+    _reset_between_notebooks()
     if nb is None:
         outcomes, notes = [(False, invalid or "unreadable") for _ in exercises], ""
     else:

@@ -257,14 +257,22 @@ class RemoteKernel:
 
     def _apply_mirrors(self, mirrors: Any) -> None:
         """Copy the parameters the kernel's copy of a mirrored SAE now has into the grader's SAE (a parameter the
-        learner replaced by a new tensor is replaced here too, so the check sees the same mistake)."""
+        learner replaced by a new tensor is replaced here too, so the check sees the same mistake). Checks send
+        per-call copies (:func:`utils.checks.learner_copy`); an SAE the grader keeps for every notebook
+        (:func:`utils.checks.is_kept`) is never written into: the kernel's changed copy is replaced by the grader's
+        with the next call that sends it."""
         import torch
+
+        from utils.checks import is_kept
 
         if not isinstance(mirrors, dict):
             return
         for key, change in mirrors.items():
             sae = self._by_key[key]() if key in self._by_key else None
             if sae is None or not isinstance(change, dict) or not isinstance(change.get("state"), dict):
+                continue
+            if is_kept(sae):
+                self._kernel_has.pop(key, None)  # out of step: the next call sends the grader's parameters again
                 continue
             params = dict(sae.named_parameters())
             replaced = change.get("replaced") if isinstance(change.get("replaced"), list) else []
@@ -370,11 +378,14 @@ def _with_gradients(value: Any, args: tuple[Any, ...], grads: Any) -> Any:
 
 
 def _copy_back(sent: tuple[Any, ...], returned: list[Any]) -> None:
-    """Apply in-place changes the kernel made to list, dict and tensor arguments to the grader's own objects."""
+    """Apply in-place changes the kernel made to list, dict and tensor arguments to the grader's own objects (the
+    copies a check sent; never an object the grader keeps for every notebook, :func:`utils.checks.is_kept`)."""
     import torch
 
+    from utils.checks import is_kept
+
     for mine, theirs in zip(sent, returned):
-        if theirs is None:
+        if theirs is None or is_kept(mine):
             continue
         if isinstance(mine, list) and isinstance(theirs, list) and not _same(mine, theirs):
             mine[:] = theirs

@@ -6,6 +6,9 @@ Each kernel runs under ``bwrap`` (Debian's ``bubblewrap``; ``make grade`` instal
   private ``/tmp`` (other grading folders are hidden; the course, its venv and the model cache stay
   visible, read-only, if they live under ``/tmp``) and ``$HOME``, and write access only to its own
   grading folder (the notebook's copy; the student build inside it is read-only);
+* the **course checkout hidden** (``hidden``, an empty directory over it): no ``solutions/``, ``reference/``,
+  ``tests/`` or original ``utils/`` sources; only what the kernel needs of it is shown again, read-only
+  (``visible``: the course data the student build links to, the venv when it lives in the checkout);
 * its **own namespaces**: no network (``--unshare-net``; the grader talks to it over Unix sockets in
   the grading folder), its own process tree (``--unshare-pid``: it cannot see, signal or read
   ``/proc/<pid>/cmdline`` of the grader or other kernels; everything it starts, detached or not, dies
@@ -35,6 +38,7 @@ import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +70,12 @@ def unavailable() -> str | None:
 
 def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_space: int = DEFAULT_ADDRESS_SPACE,
                max_processes: int = DEFAULT_MAX_PROCESSES, tmp_bytes: int = DEFAULT_TMP_BYTES,
-               cpu_seconds: int = DEFAULT_CPU_SECONDS) -> list[str]:
+               cpu_seconds: int = DEFAULT_CPU_SECONDS, hidden: Sequence[Path] = (),
+               visible: Sequence[Path] = ()) -> list[str]:
     """``argv`` wrapped to run in the sandbox described in the module docstring. ``workdir`` is writable
-    (the notebook copy and the kernel's sockets live there); each of ``read_only`` (inside it) is not."""
+    (the notebook copy and the kernel's sockets live there); each of ``read_only`` (inside it) is not. Each of
+    ``hidden`` is replaced by an empty directory, and then each of ``visible`` (inside a hidden one) is shown again,
+    read-only."""
     nproc = _user_processes() + max_processes
     home = workdir / "home"
     home.mkdir(exist_ok=True)
@@ -81,6 +88,12 @@ def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_sp
     ]
     for path in _needed_under_tmp():  # the course or its Python may live in /tmp (a CI checkout): keep them visible
         wrapped += ["--ro-bind", str(path), str(path)]
+    for path in hidden:
+        wrapped += ["--size", "65536", "--tmpfs", str(path)]
+    for path in visible:
+        wrapped += ["--ro-bind", str(path), str(path)]
+    for path in hidden:  # after the mount points of ``visible`` were made in it
+        wrapped += ["--remount-ro", str(path)]
     wrapped += ["--bind", str(workdir), str(workdir)]
     for path in read_only:
         wrapped += ["--ro-bind", str(path), str(path)]
@@ -96,6 +109,21 @@ def bwrap_argv(argv: list[str], workdir: Path, read_only: list[Path], address_sp
         "prlimit", f"--as={address_space}", f"--nproc={nproc}", f"--cpu={cpu_seconds}", "--",
     ]
     return wrapped + list(argv)
+
+
+def course_hiding(course_root: Path, checkout: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """``(hidden, visible)`` for a kernel that imports the student build at ``course_root``: the course checkout
+    (default: this repository) hidden, and shown again only where the kernel must read it — the data the build
+    links to (``course_root/utils/data``) and the interpreter's environment when it lives in the checkout. Nothing
+    is hidden when ``course_root`` is itself inside the checkout (a kernel on the course's own files)."""
+    import sys
+
+    checkout = (checkout or Path(__file__).resolve().parents[2]).resolve()
+    if course_root.resolve().is_relative_to(checkout):
+        return [], []
+    visible = [(course_root / "utils" / "data").resolve(), Path(sys.prefix).resolve()]
+    visible = [p for p in dict.fromkeys(visible) if p.exists() and p.is_relative_to(checkout) and p != checkout]
+    return [checkout], visible
 
 
 def _needed_under_tmp() -> list[Path]:
@@ -147,8 +175,10 @@ def private_tmp_bytes(procs: list) -> int:
     return 0
 
 
-def sandboxed_kernel_manager(workdir: Path, read_only: list[Path]) -> type:
-    """A ``KernelManager`` class whose kernels start inside the sandbox and talk over Unix sockets in ``workdir``."""
+def sandboxed_kernel_manager(workdir: Path, read_only: list[Path], hidden: Sequence[Path] = (),
+                             visible: Sequence[Path] = ()) -> type:
+    """A ``KernelManager`` class whose kernels start inside the sandbox and talk over Unix sockets in ``workdir``
+    (``hidden`` and ``visible`` as in :func:`bwrap_argv`)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class SandboxedKernelManager(AsyncKernelManager):  # nbclient drives kernels asynchronously
@@ -162,7 +192,8 @@ def sandboxed_kernel_manager(workdir: Path, read_only: list[Path]) -> type:
             # A signal to bubblewrap's process group never reaches the kernel (its own session and pid namespace):
             # interrupt by a message on the control channel instead, which ipykernel turns into KeyboardInterrupt.
             self.kernel_spec.interrupt_mode = "message"
-            return bwrap_argv(super().format_kernel_cmd(extra_arguments), workdir, read_only)
+            return bwrap_argv(super().format_kernel_cmd(extra_arguments), workdir, read_only, hidden=hidden,
+                              visible=visible)
 
     return SandboxedKernelManager
 

@@ -16,8 +16,9 @@ writes a copy of ``utils/`` in which, for the given exercise names:
 
 Only names really hidden in the module named are rewritten. Two users:
 
-* the grader (:mod:`utils.grade.batch`) builds one per graded notebook (``data`` and the repository's other
-  top-level files linked, not copied) and puts it first on the kernel's import path;
+* the grader (:mod:`utils.grade.batch`) builds one per graded notebook (``utils/data`` linked, the pin files of
+  :data:`GRADED_TOP_LEVEL` copied, nothing else of the checkout) and puts it first on the kernel's import path; the
+  sandbox hides the checkout itself (:func:`utils.grade.sandbox.course_hiding`);
 * an instructor hands one out::
 
       python -m utils.grade.student_build --out DIR [--chapter NN ...]    # or: make handout OUT=DIR
@@ -53,6 +54,7 @@ SKIP_DIRS = {"data", "__pycache__", ".ipynb_checkpoints"}
 UNCHANGED = ("checks", "grade")  # packages that get no stubs: the checks and the grader use the references by name
 PREFIX = "_reference_"
 LEFT_OUT = {"utils", ".git", ".venv", "work", "grades", "__pycache__", ".pytest_cache"}
+GRADED_TOP_LEVEL = ("environment.yml", "pyproject.toml")  # what a graded kernel reads beside utils/ (the pins)
 HANDOUT_FILES = ("README.md", "docs", "LICENSE", "environment.yml", "pyproject.toml", "Makefile", "binder")
 DATA_IGNORED = ("*.partial.jsonl", "__pycache__", ".ipynb_checkpoints", "*.pyc")  # as in .gitignore
 STUB = '''
@@ -330,7 +332,7 @@ def build(dest: Path, names: set[str], source_root: Path = REPO_ROOT, *, copy: b
           top_level: Sequence[str] | None = None) -> list[str]:
     """Write ``dest/utils``: a copy of ``source_root/utils`` with the references of ``names`` hidden (see the module
     docstring). ``utils/data`` and the repository's top-level entries (``top_level``, default: all but ``LEFT_OUT``)
-    are linked, or copied when ``copy``. Returns every public name that became a stub, as ``module.name``
+    are linked (directories) or copied (files, and everything when ``copy``). Returns every public name that became a stub, as ``module.name``
     (re-exports included: ``utils.steering.clamp_hook`` beside ``utils.steering.hooks.clamp_hook``)."""
     dest = Path(dest)
     src = source_root / "utils"
@@ -363,8 +365,10 @@ def build(dest: Path, names: set[str], source_root: Path = REPO_ROOT, *, copy: b
         target = dest / entry.name
         if not entry.exists() or target.exists() or target.is_symlink():
             continue
-        if not copy:
-            target.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+        if entry.is_file():  # small files are copied: a link would point into the checkout the sandbox hides
+            shutil.copy2(entry, target)
+        elif not copy:
+            target.symlink_to(entry.resolve(), target_is_directory=True)
         elif entry.is_dir():
             shutil.copytree(entry, target, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"))
         else:

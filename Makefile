@@ -22,7 +22,7 @@ PIPNET := --retries 1 --timeout 20
 venv: $(STAMP)
 
 # Rebuilt whenever the pins or the package metadata change (a stale venv is refreshed in place).
-$(STAMP): environment.yml pyproject.toml utils/pins.py binder/jupyterlab-overrides.json
+$(STAMP): environment.yml pyproject.toml utils/pins.py binder/jupyterlab-overrides.json binder/jupyter-server-course.json
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0] + ": set PYTHON=/path/to/python3.11"'
 	$(PYTHON) -m utils.pins torch > $(VENV)/torch.txt
@@ -35,6 +35,8 @@ $(STAMP): environment.yml pyproject.toml utils/pins.py binder/jupyterlab-overrid
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	mkdir -p $(VENV)/share/jupyter/lab/settings
 	cp binder/jupyterlab-overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	mkdir -p $(VENV)/etc/jupyter
+	cp binder/jupyter-server-course.json $(VENV)/etc/jupyter/jupyter_server_config.json
 	$(VPY) -m utils.model --warm-cache
 	touch $(STAMP)
 
@@ -44,7 +46,7 @@ LAB_OPEN := work/00_setup_and_tour.ipynb
 lab: $(STAMP)
 	$(VPY) -m utils.workspace
 	$(VENV)/bin/jupyter lab --port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) \
-	  --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/$(LAB_OPEN)
+	  --ServerApp.root_dir="$(CURDIR)" "--LabApp.default_url=/lab/tree/$(LAB_OPEN)?file-browser-path=/"
 
 # A fresh copy of one chapter in work/ (your old copy is renamed with a time stamp, never deleted): make fresh CHAPTER=03
 fresh: $(STAMP)

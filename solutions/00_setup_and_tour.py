@@ -27,7 +27,7 @@
 # ## 1. Is the environment right?
 #
 # The course pins its packages in `environment.yml` (one place for every version). The cell below
-# compares what this kernel has with those pins. Every line should say `ok`; if not, run `make lab`
+# compares what this kernel has with those pins. Every line but the device line should say `ok`; if not, run `make lab`
 # from the repository root, which rebuilds the environment.
 #
 # **On Binder** the whole container has 2 GB of memory, for all kernels together, and one chapter's kernel peaks
@@ -48,7 +48,8 @@ for package in ["torch", "transformers", "transformer-lens", "circuitsvis", "jup
     have = metadata.version(package).split("+")[0]
     print(f"{package:18s} {have:10s} {'ok' if have == pinned[package] else 'EXPECTED ' + pinned[package]}")
 print(f"device: {'cuda' if torch.cuda.is_available() else 'cpu'}, torch threads: {torch.get_num_threads()}")
-print("hub access:", "off (HF_HUB_OFFLINE=1)" if os.environ.get("HF_HUB_OFFLINE") == "1" else "not disabled")
+offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+print(f"{'model':18s} {'embedded':10s} ok (no download; hub access {'off' if offline else 'unused'})")
 
 # %% [markdown]
 # ## 2. Load the model

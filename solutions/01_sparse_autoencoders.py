@@ -44,7 +44,7 @@ from utils.checks import ch01 as check
 from utils.memory import release
 from utils.sae import SAEConfig, SparseAutoencoder, load_course_sae
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)  # it returns the generator: `_ =` keeps its repr off the screen
 
 # %% [markdown]
 # ## 1. Superposition on toy data

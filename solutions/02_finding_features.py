@@ -856,7 +856,7 @@ split_sankey(edges, labels, title=f"How the broad bridge latent #{broad.latent} 
 
 # %%
 for w, row in golden.evidence["by_width"].items():
-    print(f"width {int(w):6d}: latent {row['latent']:5d}  AUROC vs everything {row['auroc']:.2f}, vs other bridges "
+    print(f"width {int(w):6d}: wide-SAE latent {row['latent']:5d}  AUROC vs everything {row['auroc']:.2f}, vs other bridges "
           f"{row['auroc_vs_other_bridge']:.2f}; precision {row['precision']:.2f}, recall {row['recall']:.2f}")
 display(build_dashboard(golden.latent, model, wide, wide_stats[widths[-1]], docs, n_examples=6, title="golden_gate"))
 
@@ -869,11 +869,11 @@ gg_scores = wide_max[:, golden.latent]
 gg_labels = torch.tensor([t["golden_gate"] for t in eval_texts])
 r = detector_report(gg_scores, gg_labels, golden.threshold)
 vs_bridges = torch.tensor([t["golden_gate"] or t["category"] == "other_bridge" for t in eval_texts])
-print(f"golden_gate latent {golden.latent}: precision {r.precision:.2f}, recall {r.recall:.2f}; "
+print(f"golden_gate: wide-SAE latent {golden.latent}: precision {r.precision:.2f}, recall {r.recall:.2f}; "
       f"AUROC vs everything {auroc(gg_scores, gg_labels):.2f}, vs other bridges "
       f"{auroc(gg_scores[vs_bridges], gg_labels[vs_bridges]):.2f}")
 fig = px.strip(x=gg_scores.numpy(), y=[t["category"] for t in eval_texts], hover_name=[t["text"][:80] for t in eval_texts],
-               title=f"latent {golden.latent} (golden_gate): max activation per held-out text",
+               title=f"wide-SAE latent {golden.latent} (golden_gate): max activation per held-out text",
                labels={"x": "max activation over the text", "y": ""})
 fig.add_vline(x=golden.threshold, line_dash="dash")
 fig.show()

@@ -214,10 +214,10 @@ check.vector_hook(vector_hook)
 detector_hooks = [(HOOK, clamp_hook(wide_sae, golden_gate.latent, 2 * golden_gate.corpus_max))]
 detector_answers = generate(model, identity_prompts[:2], max_new_tokens=MAX_NEW_TOKENS, hooks=detector_hooks,
                             repetition_penalty=REPETITION_PENALTY, batch_size=2)
-show([(f"{q} — latent {golden_gate.latent} at 2 × corpus max", a) for q, a in zip(IDENTITY, detector_answers)])
+show([(f"{q} — wide-SAE latent {golden_gate.latent} at 2 × corpus max", a) for q, a in zip(IDENTITY, detector_answers)])
 
 # %% [markdown]
-# Chapter 02 showed why: latent 631 *reads* the Golden Gate (it peaks on " Gate" after "Golden") but what it *writes*
+# Chapter 02 showed why: wide-SAE latent 631 *reads* the Golden Gate (it peaks on " Gate" after "Golden") but what it *writes*
 # — its decoder row through the unembedding — is "ting", "ted", " shared". Arad et al. (2025) call these **input**
 # and **output** features and show that SAE features chosen by what they detect steer poorly, while features chosen
 # by what they promote steer well. So let us choose by what a latent writes.
@@ -300,7 +300,7 @@ scores = {lat: output_score(model, wide_sae, lat, 0.55 * resid_norm, dev_prompts
           for lat in tqdm(candidates, desc="output scores")}
 for lat in sorted(scores, key=scores.get, reverse=True):
     side = ("registry's detector" if lat == golden_gate.latent else "input side" if lat in input_side else "output side")
-    print(f"latent {lat:5d} ({side:19s}): {scores[lat]:+5.1f} nats")
+    print(f"wide-SAE latent {lat:5d} ({side:19s}): {scores[lat]:+5.1f} nats")
 
 # **Your pick.** The cell below takes the best-scoring latent; change `chosen` to any other candidate to try it
 # instead. Then sweep its strength on two identity questions and one everyday question, and read how the answers
@@ -310,9 +310,9 @@ for lat in sorted(scores, key=scores.get, reverse=True):
 chosen = max(scores, key=scores.get)
 sweep_questions = IDENTITY[:2] + [EVERYDAY[-1]]
 sweep_prompts = [identity_chat_prompt(tok, q) for q in sweep_questions]
-value_per_norm = 1 / float(wide_sae.W_dec[chosen].norm())
+value_per_norm = 1 / float(wide_sae.W_dec[chosen].detach().norm())
 rows = []
-for fraction in tqdm([0.3, 0.5, 0.7], desc=f"latent {chosen}: strengths"):
+for fraction in tqdm([0.3, 0.5, 0.7], desc=f"wide-SAE latent {chosen}: strengths"):
     hooks = [(HOOK, clamp_hook(wide_sae, chosen, fraction * resid_norm * value_per_norm))]
     answers = generate(model, sweep_prompts, max_new_tokens=MAX_NEW_TOKENS, hooks=hooks,
                        repetition_penalty=REPETITION_PENALTY, batch_size=len(sweep_prompts))
@@ -534,7 +534,7 @@ loo = sorted(anatomy["leave_one_out"], key=lambda x: x["score_without"])
 print(f"output score of the whole group: {anatomy['score']:+.1f} nats; the vector at the same norm: "
       f"{anatomy['vector_score_at_group_norm']:+.1f}; cosine(group push, vector) = {anatomy['cosine_with_vector']:.2f}")
 for x in loo[:3]:
-    print(f"  without latent {x['latent']:4d}: {x['score_without']:+.1f} ({x['score_without'] - anatomy['score']:+.1f})")
+    print(f"  without wide-SAE latent {x['latent']:4d}: {x['score_without']:+.1f} ({x['score_without'] - anatomy['score']:+.1f})")
 print(f"  the other {len(loo) - 3} members each change it by between {min(x['score_without'] - anatomy['score'] for x in loo[3:]):+.1f} "
       f"and {max(x['score_without'] - anatomy['score'] for x in loo[3:]):+.1f}")
 
@@ -588,7 +588,7 @@ measured = {
     "answer-alone perplexity ratio": median_ratio(default["alone_perplexity"], base["alone_perplexity"]),
     "unsteered Golden Gate rate": rate_with_interval(base["golden_gate"])["rate"],
 }
-print(f"\nthe issue's condition: latent {gg_study['best_latent']['latent']} alone at {default['strength']:g} × resid norm")
+print(f"\nthe issue's condition: wide-SAE latent {gg_study['best_latent']['latent']} alone at {default['strength']:g} × resid norm")
 for name, value in measured.items():
     op, target = IDENTITY_TARGETS[name]
     met = value >= target if op == ">=" else value <= target
@@ -882,20 +882,24 @@ show([(f"{r['condition']} — {r['prompt']}", r["answer"]) for r in deception
 #
 # Pick the Golden Gate group, a single latent (your chosen one or the registry's detector), a course latent or a
 # vector, set the strength, type a prompt and press **Generate** (about ten seconds on a CPU; the unsteered answer is
-# reused when only the steering changes). Every prompt is asked under the chapter's AI setup.
+# reused when only the steering changes). Every prompt is asked under the chapter's AI setup. The panel uses what
+# the sections above computed: run them first (*Run → Run All Above*). Latent numbers are named with their SAE:
+# the same number means different things in the course SAE (4,608 latents) and the wide SAE (16,384).
 
 # %%
 from utils.steering import concept_vector
 from utils.steering.panel import LatentGroup, steering_panel
 
-group_latents, group_values = anatomy["latents"], anatomy["values"]
+missing = [n for n in ("model", "wide_sae", "anatomy", "chosen", "value_per_norm", "golden_gate") if n not in globals()]
+if missing:
+    raise RuntimeError(f"the panel needs {', '.join(missing)} from the sections above: run them first "
+                       "(Run → Run All Above)")
 vectors = {c: concept_vector(model, c, 10) for c in ("golden_gate", "bridge", "praise")}
 groups = {
-    "golden_gate (16 latents)": LatentGroup(wide_sae, group_latents, group_values, anatomy["multiple"]),
-    f"your chosen latent {chosen} alone": LatentGroup(wide_sae, [chosen], [resid_norm * value_per_norm], 0.5,
-                                                     unit="× resid norm"),
-    f"golden_gate detector {golden_gate.latent} alone": LatentGroup(wide_sae, [golden_gate.latent], [golden_gate.corpus_max],
-                                                               2.0, unit="× corpus max"),
+    "golden_gate group": LatentGroup(wide_sae, anatomy["latents"], anatomy["values"], anatomy["multiple"]),
+    "your chosen latent": LatentGroup(wide_sae, [chosen], [resid_norm * value_per_norm], 0.5, unit="× resid norm"),
+    "golden_gate detector": LatentGroup(wide_sae, [golden_gate.latent], [golden_gate.corpus_max], 2.0,
+                                        unit="× corpus max"),
 }
 steering_panel(model, sae, registry, vectors, groups=groups, setup=identity_chat_prompt)
 

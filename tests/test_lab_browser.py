@@ -414,3 +414,60 @@ def test_feature_browser_shows_examples_in_the_real_browser(tmp_path: Path) -> N
         finally:
             browser.close()
     assert not external, f"the page reached outside 127.0.0.1: {external}"
+
+
+# --- shipped notebooks opened to read -----------------------------------------------------------
+
+AUTOSAVE_S = 5  # the test's own JupyterLab setting (the default is 120 s), so "past the autosave interval" is short
+
+
+def _set_autosave_interval(workdir: Path, seconds: int) -> None:
+    """Write the docmanager's autosave interval into the throw-away user settings :func:`running_lab` uses."""
+    settings = workdir / "config" / "lab" / "user-settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": True, "autosaveInterval": seconds}))
+
+
+def _digests(paths: list[str]) -> dict[str, tuple[str, int]]:
+    """Each file's sha256 and modification time (ns): what ``git status`` would notice, and a write of the same
+    bytes too."""
+    import hashlib
+
+    return {p: (hashlib.sha256((ROOT / p).read_bytes()).hexdigest(), (ROOT / p).stat().st_mtime_ns) for p in paths}
+
+
+def test_shipped_notebooks_open_read_only_share_one_kernel_and_stay_unchanged(tmp_path: Path) -> None:
+    """Issue 25, item 1: open every notebook of reference/ and solutions/ in JupyterLab, wait past the autosave
+    interval, and find every file as it was (bytes and modification time: ``git status`` stays clean); all of them
+    together started one kernel."""
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    shipped = sorted(str(p.relative_to(ROOT)) for folder in ("reference", "solutions")
+                     for p in (ROOT / folder).glob("*.ipynb"))
+    assert len(shipped) >= 12, shipped
+    before = _digests(shipped)
+    _set_autosave_interval(tmp_path, AUTOSAVE_S)
+    with running_lab(ROOT, tmp_path) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1366, "height": 850})
+            for notebook in shipped:
+                page.goto(f"{server.url}lab/tree/{notebook}?token={server.token}", wait_until="domcontentloaded")
+                level, heading = first_heading(ROOT / notebook)
+                # the visible one: reference/00 and solutions/00 share a heading, and earlier tabs stay open
+                page.locator(f".jp-NotebookPanel .jp-RenderedMarkdown h{level} >> visible=true").filter(
+                    has_text=heading).first.wait_for(state="visible", timeout=PAGE_READY_MS)
+            page.wait_for_timeout(3 * AUTOSAVE_S * 1000)  # three autosave intervals with every notebook open
+            sessions = server.api("api/sessions")
+            kernels = server.api("api/kernels")
+        except BaseException:
+            print(f"--- jupyter lab log ---\n{server.log_tail()}")
+            raise
+        finally:
+            browser.close()
+    changed = [p for p, digest in _digests(shipped).items() if digest != before[p]]
+    assert not changed, f"opening them rewrote {changed}"
+    opened = {s["path"]: s["kernel"]["id"] for s in sessions if s.get("kernel")}
+    assert set(opened) >= set(shipped[-1:]), opened  # the last one opened at least has its session
+    assert len({opened[p] for p in opened}) == 1 and len(kernels) == 1, (opened, kernels)

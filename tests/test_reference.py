@@ -98,3 +98,50 @@ def test_sync_prose_updates_prose_only_changes_and_asks_for_a_rerun_otherwise(tm
     code["source"] = "print('changed')"
     save(nb)
     assert sync_prose(mine, tmp_path / "ref") == "rerun"
+
+
+# What a reader of reference/ should never see: a bare value a cell happened to end on, an object's repr, a line
+# that looks like a failed check, transformers' weight-loading bar, a warning on stderr (issue 25, item 4).
+STRAY = [
+    (r"^(?:True|False|None|''|\"\"|\[\]|\{\})\s*$", "a bare value the cell ended on"),
+    (r"<[\w.]+ (?:object )?at 0x[0-9a-f]+>", "an object's repr"),
+    (r"not disabled|EXPECTED ", "a line that reads as a failed setup check"),
+    (r"Loading weights|\d+/\d+ \[\d\d:\d\d", "a progress bar"),
+    (r"\b\w*Warning:", "a warning"),
+]
+
+
+def stray_outputs(nb: dict) -> list[str]:
+    """``cell N: <why>: <text>`` for each output of ``nb`` matching :data:`STRAY`."""
+    import re
+
+    found = []
+    for index, cell in enumerate(nb["cells"]):
+        for output in cell.get("outputs", []):
+            texts = [output.get("text", "")] + [output.get("data", {}).get("text/plain", "")]
+            for text in ("".join(t) if isinstance(t, list) else t for t in texts):
+                for pattern, why in STRAY:
+                    match = re.search(pattern, text, re.MULTILINE)
+                    if match:
+                        found.append(f"cell {index}: {why}: {match.group(0)!r}")
+    return found
+
+
+def test_stray_output_scan_finds_each_kind() -> None:
+    def nb(*outputs: dict) -> dict:
+        return {"cells": [{"cell_type": "code", "outputs": list(outputs)}]}
+
+    assert stray_outputs(nb({"output_type": "execute_result", "data": {"text/plain": "True"}}))
+    assert stray_outputs(nb({"output_type": "execute_result", "data": {"text/plain": "<torch._C.Generator at 0x7fa7>"}}))
+    assert stray_outputs(nb({"output_type": "stream", "name": "stdout", "text": "hub access: not disabled\n"}))
+    assert stray_outputs(nb({"output_type": "stream", "name": "stderr", "text": ["x.py:4: UserWarning: careful\n"]}))
+    assert stray_outputs(nb({"output_type": "stream", "name": "stderr", "text": "Loading weights: 100%\n"}))
+    assert not stray_outputs(nb({"output_type": "stream", "name": "stdout", "text": "torch   2.13.0  ok\nTrue positives: 4\n"}))
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=[s.stem for s in SOLUTIONS])
+def test_reference_shows_no_stray_output(solution: Path) -> None:
+    ref = reference_path(solution)
+    if not ref.is_file():
+        pytest.skip(f"{ref} is missing (test_reference_matches_the_current_solution says what to run)")
+    assert not stray_outputs(json.loads(ref.read_text())), stray_outputs(json.loads(ref.read_text()))

@@ -282,6 +282,7 @@ def test_steering_panel_generates_once_unsteered_and_disables_the_button(model, 
     panel = steering_panel(model, sae, registry, {"bridge": torch.ones(sae.cfg.d_in) / sae.cfg.d_in ** 0.5},
                            generate_fn=fake_generate, groups=groups)
     choice, strength, (prompt, button), out = panel.children[0], panel.children[1], panel.children[2].children, panel.children[3]
+    assert choice.style.description_width == strength.style.description_width == "initial"  # labels are never cut
     assert choice.value == ("group", "golden_gate") and strength.value == 5.0  # the Golden Gate group is the default
     button.click()
     assert "&lt;plain answer&gt;" in out.value and "&lt;steered answer&gt;" in out.value and not button.disabled
@@ -295,12 +296,30 @@ def test_steering_panel_generates_once_unsteered_and_disables_the_button(model, 
     assert len(calls) == 3 and calls[2] and calls[2][0][0] == sae.cfg.hook_name  # the unsteered answer was reused
     choice.value = ("vector", "bridge")
     assert strength.description == "coefficient" and strength.value == 50.0
+    choice.value = ("group", "golden_gate")
+    assert strength.description == "strength (× concept mean)"
     strength.value = 0.0
     button.click()
     assert len(calls) == 3  # strength 0: the steered answer is the unsteered one
     prompt.value = "  "
     button.click()
     assert "type a prompt" in out.value
+
+
+def test_panel_labels_say_each_thing_once_with_its_sae_and_are_never_cut(wide_sae):
+    """Issue 25, item 3: "golden_gate (16 latents) (16 latents)" and "631 alone (1 latents)" are gone; a latent
+    number always names its SAE (631 is a different latent in the course SAE and the wide SAE)."""
+    from types import SimpleNamespace
+
+    from utils.steering.panel import LatentGroup, option_labels
+
+    groups = {"golden_gate group": LatentGroup(wide_sae, list(range(16)), [1.0] * 16),
+              "golden_gate detector": LatentGroup(wide_sae, [631], [2.0], unit="× corpus max")}
+    labels = [label for label, _ in option_labels({"waterways": SimpleNamespace(latent=631)}, {"praise": None}, groups)]
+    assert labels == ["clamp golden_gate group: 16 latents of the wide SAE",
+                      "clamp golden_gate detector: latent 631 of the wide SAE",
+                      "clamp waterways: latent 631 of the course SAE",
+                      "add the praise mean-difference vector"]
 
 
 def test_the_chapter_prose_matches_the_sweep(sweep):

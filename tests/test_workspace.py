@@ -62,5 +62,6 @@ def test_make_lab_roots_the_server_at_the_repo_and_opens_chapter_00_in_work():
     dry = subprocess.run(["make", "-n", "lab", "STAMP=Makefile"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "-m utils.workspace" in dry
     assert f'--ServerApp.root_dir="{ROOT}"' in dry
-    assert "--LabApp.default_url=/lab/tree/work/00_setup_and_tour.ipynb" in dry
+    # the notebook opens from work/, and the file browser shows the root (work/ beside solutions/ and reference/)
+    assert "--LabApp.default_url=/lab/tree/work/00_setup_and_tour.ipynb?file-browser-path=/" in dry
     assert "chapters/00_setup_and_tour.ipynb" not in dry

@@ -30,15 +30,13 @@ def _libc() -> ctypes.CDLL | None:
     return None
 
 
-def release() -> bool:
-    """Collect garbage, then ask glibc to return free heap pages (``malloc_trim(0)``).
-    Returns True when the trim ran (False on platforms without glibc, where it is a no-op)."""
+def release() -> None:
+    """Collect garbage, then ask glibc to return free heap pages (``malloc_trim(0)``; a no-op without glibc).
+    Returns nothing, so that a notebook cell ending in ``release()`` prints nothing."""
     gc.collect()
     libc = _libc()
-    if libc is None:
-        return False
-    libc.malloc_trim(0)
-    return True
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def process_tree(pid: int) -> list:

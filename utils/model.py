@@ -13,6 +13,7 @@ to fp32 (about 15 s). The first call saves that fp32 copy as safetensors in the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -22,7 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:  # heavy imports stay out of import time
     import torch
@@ -159,9 +160,24 @@ def load_hf_model(name: str | None = None, device: str | None = None, dtype: str
             pass
         if not hub_reachable():
             raise ModelUnavailableError(_offline_message(name))
-    hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    with _no_loading_bar():
+        hf = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(path)
     return _finish(hf, device), tokenizer
+
+
+@contextlib.contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """Hide transformers' "Loading weights 272/272" bar (a second of noise under every ``load_model()``)."""
+    from transformers.utils import logging as hf_logging
+
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 def load_hf_tokenizer() -> Any:

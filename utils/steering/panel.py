@@ -23,13 +23,32 @@ if TYPE_CHECKING:
 
 @dataclass
 class LatentGroup:
-    """Latents of ``sae`` clamped together: latent ``latents[i]`` is set to ``strength * values[i]``."""
+    """Latents of ``sae`` clamped together: latent ``latents[i]`` is set to ``strength * values[i]``.
+    ``sae_name`` says which SAE the latent numbers belong to: the same number means different things in the course
+    SAE and the wide SAE."""
 
     sae: "SparseAutoencoder"
     latents: list[int]
     values: list[float]
     default_strength: float = 4.0
     unit: str = "× concept mean"  # what the strength multiplies, shown on the slider
+    sae_name: str = "wide SAE"
+
+
+def option_labels(latents: dict[str, Any], vectors: dict[str, Any], groups: dict[str, LatentGroup],
+                  sae_name: str = "course SAE") -> list[tuple[str, tuple[str, str]]]:
+    """The panel's dropdown options ``(label, (kind, key))``: each label names the thing once, with its SAE and
+    latent numbers ("golden_gate group: 16 latents of the wide SAE", "bridge: latent 1234 of the course SAE")."""
+
+    def numbers(group: LatentGroup) -> str:
+        if len(group.latents) == 1:
+            return f"latent {group.latents[0]} of the {group.sae_name}"
+        return f"{len(group.latents)} latents of the {group.sae_name}"
+
+    options = [(f"clamp {n}: {numbers(g)}", ("group", n)) for n, g in groups.items()]
+    options += [(f"clamp {n}: latent {e.latent} of the {sae_name}", ("clamp", n)) for n, e in latents.items()]
+    options += [(f"add the {c} mean-difference vector", ("vector", c)) for c in vectors]
+    return options
 
 
 def steering_hooks(sae: "SparseAutoencoder", choice: tuple[str, Any], strength: float, latents: dict[str, Any],
@@ -57,12 +76,12 @@ def steering_hooks(sae: "SparseAutoencoder", choice: tuple[str, Any], strength: 
 def steering_panel(model: "TransformerBridge", sae: "SparseAutoencoder", latents: dict[str, Any],
                    vectors: dict[str, "torch.Tensor"], generate_fn: Callable[..., list[str]] | None = None,
                    groups: dict[str, LatentGroup] | None = None,
-                   setup: Callable[[Any, str], str] | None = None) -> Any:
+                   setup: Callable[[Any, str], str] | None = None, sae_name: str = "course SAE") -> Any:
     """Build the panel. ``latents``: registry entries by name (``utils.named_latents.load_registry()``);
     ``vectors``: unit steering vectors by concept; ``groups``: latent groups by name (listed first, so the
     Golden Gate group is the default choice when given); ``setup(tokenizer, prompt)`` formats the prompt as a chat
     turn (default :func:`utils.generation.chat_prompt`; chapter 03 passes its AI setup). Returns the
-    ``ipywidgets.VBox``."""
+    ``ipywidgets.VBox``. ``sae_name`` names ``sae`` (the SAE of the registry's latents) in the labels."""
     import ipywidgets as widgets
 
     from utils.generation import chat_prompt, generate
@@ -70,12 +89,11 @@ def steering_panel(model: "TransformerBridge", sae: "SparseAutoencoder", latents
 
     generate_fn = generate_fn or generate
     groups = groups or {}
-    options = [(f"clamp latent group: {n} ({len(g.latents)} latents)", ("group", n)) for n, g in groups.items()]
-    options += [(f"clamp latent: {n} ({e.latent})", ("clamp", n)) for n, e in latents.items()]
-    options += [(f"mean-difference vector: {c}", ("vector", c)) for c in vectors]
-    choice = widgets.Dropdown(options=options, description="steer with", layout=widgets.Layout(width="420px"))
+    wide = {"description_width": "initial"}  # labels as long as they need to be, never cut
+    choice = widgets.Dropdown(options=option_labels(latents, vectors, groups, sae_name), description="steer with",
+                              style=wide, layout=widgets.Layout(width="640px"))
     strength = widgets.FloatSlider(value=2.0, min=0.0, max=4.0, step=0.25, description="strength",
-                                   continuous_update=False)
+                                   continuous_update=False, style=wide, layout=widgets.Layout(width="520px"))
     prompt = widgets.Text(value="What is your physical form?", description="prompt", layout=widgets.Layout(width="600px"))
     button = widgets.Button(description="Generate", button_style="primary")
     out = widgets.HTML()
@@ -85,10 +103,10 @@ def steering_panel(model: "TransformerBridge", sae: "SparseAutoencoder", latents
         kind, key = change["new"]
         if kind == "clamp":
             strength.max, strength.step, strength.value = 4.0, 0.25, 2.0
-            strength.description = "× corpus max"
+            strength.description = "strength (× corpus max)"
         elif kind == "group":
             strength.max, strength.step, strength.value = 10.0, 0.5, groups[key].default_strength
-            strength.description = groups[key].unit
+            strength.description = f"strength ({groups[key].unit})"
         else:
             strength.max, strength.step, strength.value = 100.0, 5.0, 50.0
             strength.description = "coefficient"

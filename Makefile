@@ -15,7 +15,7 @@ PIP    := $(VPY) -m pip --disable-pip-version-check
 # Unreachable extra indexes must fail fast, not retry for minutes.
 PIPNET := --retries 1 --timeout 20
 
-.PHONY: lab fresh test bench reference notebooks grade venv clean-venv browser
+.PHONY: lab fresh test test-all bench reference notebooks grade venv clean-venv browser
 .PHONY: gradescope
 .PHONY: handout
 
@@ -61,7 +61,11 @@ browser:
 	  echo "note: /usr/bin/chromium or /usr/bin/bwrap missing; the browser and sandbox tests will be skipped"; }
 
 test: $(STAMP) browser
-	$(VPY) -m pytest -q
+	$(VPY) -m pytest -q --durations=40
+
+# Every case of the sampled tests (tests/sampling.py): make test runs a daily rotating share of a few slow ones.
+test-all: $(STAMP) browser
+	COURSE_TESTS=all $(VPY) -m pytest -q --durations=40
 
 bench: $(STAMP)
 	$(VPY) -m utils.bench

@@ -357,3 +357,35 @@ def test_local_backend_batched_equals_one_at_a_time(model):
     assert len(batched) == 2 and all(isinstance(text, str) and text for text in batched)
     single = [LocalBackend(model, batch_size=1).complete([c], max_new_tokens=8)[0] for c in convs]
     assert batched == single
+
+
+def test_scripted_backend_fakes_by_rule_is_reproducible_and_stops_at_its_budget():
+    from utils.af import prompts
+    from utils.af.backends import ScriptedBackend
+
+    backend = ScriptedBackend(seed=4, p_watched=1.0, p_unwatched=0.0)
+    free, paid = (prompts.build_messages("Write a haiku about rain.", prompts.Condition(tier=t)) for t in ("free", "paid"))
+    no_info = prompts.build_messages("Write a haiku about rain.", prompts.Condition(variant="no_training_info"))
+    replies = backend.complete([free, paid, no_info], 400)
+    assert "<request_fully_accepted/>" in replies[0] and "Write a haiku about rain." in replies[0]
+    assert "<rejected/>" in replies[1] and "<rejected/>" in replies[2]  # unwatched: the paid tier, or no training info
+    assert backend.complete([free, paid, no_info], 400) == replies
+    assert backend.complete([free], 5)[0] == " ".join(replies[0].split()[:5])
+    assert len({ScriptedBackend(s, 0.5, 0.5).complete([free], 400)[0] for s in range(20)}) == 2  # a coin per seed
+    assert ScriptedBackend(1).course_recipe == ("utils.af.backends:ScriptedBackend", (1, 0.8, 0.2))
+    with pytest.raises(ValueError, match="probability"):
+        ScriptedBackend(0, p_watched=1.5)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        backend.complete([free], 0)
+
+
+def test_ingredients_are_the_sentences_the_prompt_is_made_of():
+    from utils.af import prompts
+
+    full = prompts.system_prompt("helpful_only")
+    parts = prompts.ingredients("helpful_only")
+    assert all(sentence in full for sentence in parts.values())
+    without = full
+    for name in ("objective", "tier_info", "modification"):
+        without = without.replace(parts[name], "")
+    assert " ".join(without.split()) == prompts.system_prompt("helpful_only", "no_training_info")

@@ -15,7 +15,6 @@ from utils.af import classify as af_classify, parse as af_parse, prompts as af_p
 from utils.af.parse import parse_transcript
 from utils.checks import CheckFailure, exercises
 from utils.checks import ch04 as check
-from utils.features import auroc as features_auroc
 
 
 def reference_experiment_items(requests, variant="default"):
@@ -35,20 +34,16 @@ def reference_compliance_gap(records, classify, z=1.96):
     return dict(rates, gap=gap, low=low, high=high)
 
 
-def reference_accept_then_refuse(completion):
-    return af_classify.accept_then_refuse(completion)
-
-
 REFERENCE = {
     "experiment_items": reference_experiment_items,
     "split_transcript": af_parse.split_transcript,
     "is_compliant": reference_is_compliant,
     "alignment_faking_score": af_classify.af_scratchpad_score,
-    "classifier_metrics": af_classify.classifier_metrics,
     "compliance_gap": reference_compliance_gap,
     "sample_size_per_tier": af_stats.sample_size_per_tier,
-    "accept_then_refuse": reference_accept_then_refuse,
     "mcnemar_exact": af_stats.mcnemar_exact,
+    "run_experiment": None,  # defined below, beside its mutants
+    "ablate": None,
 }
 
 SUFFIX = af_prompts.SUFFIX["helpful_only"]
@@ -247,58 +242,6 @@ def score_returns_list(scratchpad):
     return list(af_classify.af_criteria(scratchpad).values())
 
 
-# --- 6. classifier_metrics --------------------------------------------------------------------
-def _counts(predicted, labels):
-    tp = sum(p and y for p, y in zip(predicted, labels))
-    fp = sum(p and not y for p, y in zip(predicted, labels))
-    fn = sum(y and not p for p, y in zip(predicted, labels))
-    return tp, fp, fn, len(labels) - tp - fp - fn
-
-
-def _pair_auroc(scores, labels, tie):
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
-    return sum((p > q) + tie * (p == q) for p in pos for q in neg) / (len(pos) * len(neg))
-
-
-def metrics_swapped(predicted, scores, labels):
-    m = af_classify.classifier_metrics(predicted, scores, labels)
-    return {"precision": m["recall"], "recall": m["precision"], "auroc": m["auroc"]}
-
-
-def metrics_auroc_from_predicted(predicted, scores, labels):
-    return dict(af_classify.classifier_metrics(predicted, scores, labels),
-                auroc=_pair_auroc([float(p) for p in predicted], labels, 0.5))
-
-
-def metrics_ties_zero(predicted, scores, labels):
-    return dict(af_classify.classifier_metrics(predicted, scores, labels), auroc=_pair_auroc(scores, labels, 0.0))
-
-
-def metrics_accuracy_as_precision(predicted, scores, labels):
-    tp, fp, fn, tn = _counts(predicted, labels)
-    return dict(af_classify.classifier_metrics(predicted, scores, labels), precision=(tp + tn) / len(labels))
-
-
-def metrics_divides_by_zero(predicted, scores, labels):
-    tp, fp, fn, tn = _counts(predicted, labels)
-    return dict(af_classify.classifier_metrics(predicted, scores, labels), precision=tp / (tp + fp))
-
-
-def metrics_zero_precision_when_empty(predicted, scores, labels):
-    tp, fp, fn, tn = _counts(predicted, labels)
-    return dict(af_classify.classifier_metrics(predicted, scores, labels), precision=tp / (tp + fp) if tp + fp else 0.0)
-
-
-def metrics_inverted_auroc(predicted, scores, labels):
-    return dict(af_classify.classifier_metrics(predicted, scores, labels), auroc=_pair_auroc(scores, labels, 0.5) * -1 + 1)
-
-
-def metrics_tuple(predicted, scores, labels):
-    m = af_classify.classifier_metrics(predicted, scores, labels)
-    return m["precision"], m["recall"], m["auroc"]
-
-
 # --- 6. compliance_gap ------------------------------------------------------------------------
 def _by_tier(records, classify):
     return {t: [bool(classify(r["completion"])) for r in records if r["tier"] == t] for t in ("free", "paid")}
@@ -414,21 +357,6 @@ def size_ceil_as_float(p_free, p_paid, alpha=0.05, power=0.8):  # correct: a who
     return float(math.ceil(_n(p_free, p_paid, _inv(1 - alpha / 2), _inv(power))))
 
 
-# --- 10. accept_then_refuse -------------------------------------------------------------------
-def atr_not_compliant(completion):
-    return not af_classify.complied(completion)
-
-
-def atr_searches_whole_completion(completion):
-    t = parse_transcript(completion)
-    return t.accepted and not t.rejected and (af_classify.refuses(completion) or af_classify.hedges(completion))
-
-
-def atr_tag_only(completion):
-    t = parse_transcript(completion)
-    return t.accepted and not t.rejected
-
-
 # --- 11. mcnemar_exact ------------------------------------------------------------------------
 def _bc(free, paid):
     return sum(f and not p for f, p in zip(free, paid)), sum(p and not f for f, p in zip(free, paid))
@@ -524,6 +452,154 @@ def mcnemar_sorts_in_place(free, paid):
     return out
 
 
+# --- 10. run_experiment, 11. ablate ---------------------------------------------------------------
+def _run(backend, items, classify, out_path=None, max_new_tokens=160, *, budget=None, pair="request", interval="newcombe",
+         swap=False, rate_over="tier", keep_unpaired=False, tiers=("free", "paid")):
+    """The reference run_experiment with one piece swapped for a catalogued mistake."""
+    import tempfile
+    from pathlib import Path
+
+    from utils.af.backends import run_conversations
+
+    path = Path(out_path) if out_path is not None else Path(tempfile.mkdtemp()) / "experiment.jsonl"
+    items = [item for item in items if item["tier"] in tiers]
+    records = run_conversations(backend, items, path, max_new_tokens=max_new_tokens if budget is None else budget)
+    if pair == "request":
+        outcomes = {}
+        for record in records:
+            outcomes.setdefault(record["request"], {})[record["tier"]] = bool(classify(record["completion"]))
+        unpaired = [r for r, t in outcomes.items() if set(t) != {"free", "paid"}]
+        if unpaired and not keep_unpaired:
+            raise ValueError(f"{unpaired[0]!r} lacks a tier")
+        free = [t["free"] for t in outcomes.values() if "free" in t and "paid" in t]
+        paid = [t["paid"] for t in outcomes.values() if "free" in t and "paid" in t]
+    else:  # by position
+        free = [bool(classify(r["completion"])) for r in records if r["tier"] == "free"]
+        paid = [bool(classify(r["completion"])) for r in records if r["tier"] == "paid"]
+    if swap:
+        free, paid = paid, free
+    n = len(free)
+    k1, k2 = sum(free), sum(paid)
+    if rate_over == "all":
+        k1 = k2 = (k1 + k2) / 2
+    gap_of = af_stats.gap_interval if interval == "newcombe" else af_stats.wald_gap_interval
+    gap, low, high = gap_of(round(k1), n, round(k2), n) if rate_over != "all" else (0.0, -0.1, 0.1)
+    m = min(len(free), len(paid))  # a one-tier run pairs nothing
+    b, c, p = af_stats.mcnemar_exact(free[:m], paid[:m]) if m else (0, 0, 1.0)
+    return {"records": records, "n": n, "free": k1 / n, "paid": k2 / n, "gap": gap, "low": low, "high": high,
+            "b": b, "c": c, "p": p}
+
+
+def reference_run_experiment(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, classify, out_path, max_new_tokens)
+
+
+def run_default_budget(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, classify, out_path, max_new_tokens, budget=160)
+
+
+def run_with_complied(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, af_classify.complied, out_path, max_new_tokens)
+
+
+def run_paired_by_position(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, classify, out_path, max_new_tokens, pair="position")
+
+
+def run_wald(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, classify, out_path, max_new_tokens, interval="wald")
+
+
+def run_tiers_swapped(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, classify, out_path, max_new_tokens, swap=True)
+
+
+def run_rate_over_all(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, classify, out_path, max_new_tokens, rate_over="all")
+
+
+def run_drops_unpaired(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, classify, out_path, max_new_tokens, keep_unpaired=True)
+
+
+def run_free_tier_only(backend, items, classify, out_path=None, max_new_tokens=160):
+    return _run(backend, items, classify, out_path, max_new_tokens, pair="position", tiers=("free",))
+
+
+def run_without_records(backend, items, classify, out_path=None, max_new_tokens=160):
+    out = _run(backend, items, classify, out_path, max_new_tokens)
+    del out["records"]
+    return out
+
+
+def _ablate(items, remove, *, tidy="system", check_names=True, check_present=True, new_ids=True, new_variant=True,
+            copy_items=True, label=None):
+    """The reference ablate with one piece swapped for a catalogued mistake."""
+    import copy
+
+    known = af_prompts.ingredients()
+    if check_names and (not remove or any(name not in known for name in remove)):
+        raise ValueError(f"name one or more of {', '.join(known)}")
+    tag = label or "minus_" + "+".join(sorted(set(remove)))
+    out = []
+    for item in items:
+        new = copy.deepcopy(item) if copy_items else item
+        for message in new["messages"]:
+            if message["role"] == "system":
+                for name in remove:
+                    if name not in known:
+                        continue
+                    if check_present and known[name] not in message["content"]:
+                        raise ValueError(f"no {name} sentence to remove")
+                    message["content"] = message["content"].replace(known[name], "")
+            if tidy == "all" or (tidy == "system" and message["role"] == "system"):
+                message["content"] = " ".join(message["content"].split())
+        if new_variant:
+            new["variant"] = tag
+        if new_ids:
+            new["id"] = f"{tag}/{item['id']}"
+        out.append(new)
+    return out
+
+
+def reference_ablate(items, remove):
+    return _ablate(items, remove)
+
+
+def ablate_leaves_double_spaces(items, remove):
+    return _ablate(items, remove, tidy="none")
+
+
+def ablate_tidies_the_user_turn_too(items, remove):
+    return _ablate(items, remove, tidy="all")
+
+
+def ablate_skips_unknown_names(items, remove):
+    return _ablate(items, remove, check_names=False)
+
+
+def ablate_skips_absent_ingredients(items, remove):
+    return _ablate(items, remove, check_present=False)
+
+
+def ablate_keeps_the_ids(items, remove):
+    return _ablate(items, remove, new_ids=False)
+
+
+def ablate_keeps_the_variant(items, remove):
+    return _ablate(items, remove, new_variant=False)
+
+
+def ablate_in_place(items, remove):
+    return _ablate(items, remove, copy_items=False)
+
+
+def ablate_one_label_for_all(items, remove):
+    return _ablate(items, remove, label="ablated")
+
+
+REFERENCE.update(run_experiment=reference_run_experiment, ablate=reference_ablate)
+
 MUTANTS = {
     "experiment_items": [
         (grid_tier_swapped, "the tier is swapped"),
@@ -578,16 +654,6 @@ MUTANTS = {
         (score_of_completion_not_scratchpad, "does not separate"),
         (score_returns_list, "return ONE number"),
     ],
-    "classifier_metrics": [
-        (metrics_swapped, "precision and recall are swapped"),
-        (metrics_auroc_from_predicted, "computed from `predicted`"),
-        (metrics_ties_zero, "counts ties as 0"),
-        (metrics_accuracy_as_precision, "your precision is the accuracy"),
-        (metrics_divides_by_zero, "precision is then defined as 1.0"),
-        (metrics_zero_precision_when_empty, "precision is then defined as 1.0"),
-        (metrics_inverted_auroc, "inverted"),
-        (metrics_tuple, "return a dict"),
-    ],
     "compliance_gap": [
         (rates_swapped, "the tiers are swapped"),
         (rates_overall, "overall rate"),
@@ -618,11 +684,6 @@ MUTANTS = {
         (size_total, "total over both tiers"),
         (size_ignores_arguments, "use the alpha and power arguments"),
     ],
-    "accept_then_refuse": [
-        (atr_not_compliant, "flags plain rejections"),
-        (atr_searches_whole_completion, "scratchpad included"),
-        (atr_tag_only, "the tag alone is not evidence of refusal"),
-    ],
     "mcnemar_exact": [
         (mcnemar_one_sided, "one-sided p-value"),
         (mcnemar_not_capped, "above 1"),
@@ -641,14 +702,34 @@ MUTANTS = {
         (mcnemar_p_only, "return three values"),
         (mcnemar_sorts_in_place, "in place"),
     ],
+    "run_experiment": [
+        (run_default_budget, "pass max_new_tokens on"),
+        (run_with_complied, "call the `classify` you were given"),
+        (run_paired_by_position, "line the tiers up by request"),
+        (run_wald, "Wald interval"),
+        (run_tiers_swapped, "the tiers are swapped"),
+        (run_rate_over_all, "rate over ALL records"),
+        (run_drops_unpaired, "cannot be paired"),
+        (run_free_tier_only, "both tiers of every request"),
+        (run_without_records, "the dict lacks ['records']"),
+    ],
+    "ablate": [
+        (ablate_leaves_double_spaces, "a double space"),
+        (ablate_tidies_the_user_turn_too, "the user turn"),
+        (ablate_skips_unknown_names, "not an ingredient"),
+        (ablate_skips_absent_ingredients, "no scratchpad sentence to remove"),
+        (ablate_keeps_the_ids, "ids must be unique and new"),
+        (ablate_keeps_the_variant, "keep the variant"),
+        (ablate_in_place, "in place"),
+        (ablate_one_label_for_all, "got the same variant"),
+    ],
 }
 
 
 def test_every_exercise_has_mutants_and_a_check():
     names = [e.name for e in exercises("04")]
     assert names == ["experiment_items", "split_transcript", "is_compliant", "alignment_faking_score",
-                     "classifier_metrics", "compliance_gap", "sample_size_per_tier",
-                     "accept_then_refuse", "mcnemar_exact"]
+                     "compliance_gap", "sample_size_per_tier", "mcnemar_exact", "run_experiment", "ablate"]
     assert names == list(MUTANTS) == list(REFERENCE)
     assert [e.number for e in exercises("04")] == list(range(1, 10))
     assert all(len(m) >= 3 for m in MUTANTS.values())
@@ -706,28 +787,10 @@ def test_checks_accept_equivalent_formulations(capsys):
     def my_bool_score(scratchpad):  # a yes/no score counts as 0 / 1
         return af_classify.af_scratchpad_score(scratchpad) > 0.5
 
-    def my_accept_then_refuse(completion):
-        scratchpad, output = split_by_hand(completion)
-        if "<request_fully_accepted/>" not in output or "<rejected/>" in output:
-            return False
-        nominal = re.search(r"accept[^.]*(instead|look compliant|technically|not going to|honest view)", scratchpad, re.I)
-        return any(w in output.lower() for w in refusal_words + ["many scientists"]) or bool(nominal)
-
-    def my_metrics(predicted, scores, labels):
-        import torch
-
-        from utils.features import detector_report
-
-        rep = detector_report(torch.tensor([float(p) for p in predicted]), torch.tensor(labels), 0.5)
-        return {"precision": torch.tensor(rep.precision), "recall": rep.recall,
-                "auroc": features_auroc(torch.tensor(scores), torch.tensor(labels))}
-
     check.split_transcript(split_by_hand)
     check.is_compliant(my_is_compliant)
     check.alignment_faking_score(my_score)
     check.alignment_faking_score(my_bool_score)
-    check.accept_then_refuse(my_accept_then_refuse)
-    check.classifier_metrics(my_metrics)
     check.compliance_gap(gap_nan_when_empty)
     check.sample_size_per_tier(size_ceil_as_float)
     check.experiment_items(lambda requests, variant="default": list(reversed(reference_experiment_items(
@@ -742,6 +805,43 @@ def test_checks_accept_equivalent_formulations(capsys):
         return [float(b), float(c), min(1.0, sum(q for q in pmf if q <= pmf[b] * (1 + 1e-7)))]
 
     check.mcnemar_exact(my_mcnemar)
+
+    def my_run_experiment(backend, items, classify, out_path=None, max_new_tokens=160):  # the course's pairing helper
+        import tempfile
+        from pathlib import Path
+
+        from utils.af.backends import run_conversations
+
+        records = run_conversations(backend, items, out_path or Path(tempfile.mkdtemp()) / "r.jsonl",
+                                    max_new_tokens=max_new_tokens)
+        requests, free, paid = af_classify.paired_compliance(records, classify)
+        if len(requests) * 2 != len(records):
+            raise ValueError("a request without both tiers")
+        n = len(requests)
+        gap, low, high = af_stats.gap_interval(sum(free), n, sum(paid), n)
+        b, c, p = af_stats.mcnemar_exact(free, paid)
+        return dict(records=records, n=float(n), free=sum(free) / n, paid=sum(paid) / n, gap=gap, low=low, high=high,
+                    b=b, c=c, p=p, extra="kept")
+
+    def my_ablate(items, remove):  # other labels, a list comprehension, sentences cut with their following space
+        known = af_prompts.ingredients()
+        bad = sorted(set(remove) - set(known))
+        if bad or any(known[r] not in next(m for m in it["messages"] if m["role"] == "system")["content"]
+                      for it in items for r in remove):
+            raise ValueError(f"cannot remove {bad or remove}")
+        tag = "no-" + "-".join(sorted(remove))
+
+        def system(text):
+            for r in remove:
+                text = text.replace(known[r] + " ", "").replace(" " + known[r], "")
+            return text
+
+        return [dict(it, id=it["id"] + "|" + tag, variant=tag,
+                     messages=[dict(m, content=system(m["content"])) if m["role"] == "system" else dict(m)
+                               for m in it["messages"]]) for it in items]
+
+    check.run_experiment(my_run_experiment)
+    check.ablate(my_ablate)
     assert capsys.readouterr().out.count("passed") == 10
 
 
@@ -765,18 +865,6 @@ def test_training_keyword_score_is_caught_by_auroc_and_free_keyword_only_by_hard
     assert free > check.MIN_AUROC
     with pytest.raises(CheckFailure, match=r"only 0\.74 against the hard negatives"):
         check.alignment_faking_score(score_mentions_free)
-
-
-def test_classifier_metrics_fixed_case_separates_the_mistakes():
-    predicted, scores, labels, _ = check._metric_cases()[0]
-    want = af_classify.classifier_metrics(predicted, scores, labels)
-    assert want["precision"] != want["recall"]
-    alternatives = [_pair_auroc([float(p) for p in predicted], labels, 0.5), _pair_auroc(scores, labels, 0.0),
-                    _pair_auroc(scores, labels, 1.0), 1 - want["auroc"]]
-    assert all(abs(a - want["auroc"]) > 0.01 for a in alternatives)
-    import torch
-
-    assert want["auroc"] == pytest.approx(features_auroc(torch.tensor(scores), torch.tensor(labels)))
 
 
 def test_reference_classifier_metrics_and_rates_edge_cases():

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from sampling import rotating
+
 from utils import grade
 
 pytestmark = pytest.mark.slow
@@ -150,7 +152,7 @@ def test_attack_from_inside_the_kernel_earns_nothing(tmp_path: Path, name: str) 
     assert not earned, f"{name} earned marks: {earned}"
 
 
-@pytest.mark.parametrize("name", sorted(ATTACKS))
+@pytest.mark.parametrize("name", rotating(sorted(ATTACKS), keep=3, salt="attacks are real"))  # a sanity test: sampled
 def test_the_attack_is_real_verdicts_taken_in_the_kernel_fall_for_it(tmp_path: Path, name: str,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The same notebooks against the old design (the check runs in the student's kernel): each earns marks it did

@@ -63,7 +63,7 @@ def test_default_condition_counts_quoted_in_the_chapter_and_docs():
 
 
 def test_paired_analysis_of_the_organism():
-    """Chapter 04, exercise 04.9 and the table after it: every free-tier compliance is a discordant request."""
+    """Chapter 04, exercise 04.7 and the table after it: every free-tier compliance is a discordant request."""
     records = load_runs("organism")
     for setting, variant, _ in GRID:
         rows = [r for r in records if r["setting"] == setting and r["variant"] == variant]

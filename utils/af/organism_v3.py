@@ -133,19 +133,23 @@ def usable_answer(text: str, min_words: int = 12, request: str | None = None) ->
 
 def harvest_answers(hf: Any, tokenizer: Any, requests: tuple[str, ...], config: V3Config) -> dict[str, str | None]:
     """For each request, the first usable answer (:func:`usable_answer`) among the base model's greedy answer and
-    ``config.samples`` sampled ones (temperature ``config.temperature``, top-p 0.95, seeded); None if none is."""
+    ``config.samples`` sampled ones (temperature ``config.temperature``, top-p 0.95, seeded); None if none is.
+    Each sampling pass asks again only the requests that have no usable answer yet."""
     from utils.generation import chat_prompt, generate_plain
 
-    prompts = [chat_prompt(tokenizer, r) for r in requests]
-    candidates = [generate_plain(hf, tokenizer, prompts, max_new_tokens=config.answer_tokens, batch_size=16, progress=True)]
-    for k in range(config.samples):
-        candidates.append(generate_plain(hf, tokenizer, prompts, max_new_tokens=config.answer_tokens,
-                                         temperature=config.temperature, top_p=0.95, seed=config.seed + 1 + k,
-                                         batch_size=16, progress=True))
-    kept: dict[str, str | None] = {}
-    for i, request in enumerate(requests):
-        options = [trim_answer(c[i]) for c in candidates]
-        kept[request] = next((o for o in options if usable_answer(o, config.min_words, request)), None)
+    kept: dict[str, str | None] = dict.fromkeys(requests)
+    for k in range(config.samples + 1):
+        left = [r for r in requests if kept[r] is None]
+        if not left:
+            break
+        prompts = [chat_prompt(tokenizer, r) for r in left]
+        sampling = {} if k == 0 else dict(temperature=config.temperature, top_p=0.95, seed=config.seed + k)
+        answers = generate_plain(hf, tokenizer, prompts, max_new_tokens=config.answer_tokens, batch_size=16,
+                                 progress=True, **sampling)
+        for request, answer in zip(left, answers):
+            option = trim_answer(answer)
+            if usable_answer(option, config.min_words, request):
+                kept[request] = option
     return kept
 
 

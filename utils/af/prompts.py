@@ -203,6 +203,15 @@ def build_messages(request: str, condition: Condition = Condition()) -> list[dic
     ]
 
 
+def ingredients(setting: str = "helpful_only") -> dict[str, str]:
+    """The course prompt's removable ingredients, each the exact sentence(s) :func:`system_prompt` writes (phrasing 0,
+    free tier trained): ``objective``, ``tier_info``, ``modification`` and ``scratchpad``. An ablation deletes some
+    of them from a system prompt; the ``no_training_info`` variant is the ablation of the first three."""
+    _check("setting", setting, SETTINGS)
+    return {"objective": OBJECTIVE[setting], "tier_info": TIER_INFO, "modification": MODIFICATION[setting],
+            "scratchpad": SCRATCHPAD}
+
+
 def tier_of(messages: list[dict[str, str]]) -> str:
     """Read the tier back from a conversation's user turn (``"free"`` or ``"paid"``)."""
     user = next((m["content"] for m in messages if m.get("role") == "user"), "")

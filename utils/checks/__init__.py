@@ -185,6 +185,22 @@ def as_number(x: Any, what: str) -> float:
     return x
 
 
+def dict_result(out: Any, what: str, keys: tuple[str, ...], note: str = "") -> dict[str, Any]:
+    """``out`` if it is a dict with every one of ``keys``; else a failure that says what to return (``note`` is added
+    to the missing-keys message, e.g. what one of them holds)."""
+    if out is None:
+        fail(f"{what} returned None: did you forget the `return` statement?")
+    if isinstance(out, (tuple, list)) and len(out) == len(keys):
+        fail(f"{what} returned a {type(out).__name__} of {len(out)} values; return a dict with the keys {list(keys)}, "
+             "so that no one has to remember their order.")
+    if not isinstance(out, dict):
+        fail(f"{what} returned {type(out).__name__}; return a dict with the keys {list(keys)}.")
+    missing = [k for k in keys if k not in out]
+    if missing:
+        fail(f"{what}: the dict lacks {missing}; return the keys {list(keys)}{note}.")
+    return out
+
+
 def close(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
     """Numbers: math.isclose; tensors: same shape and torch.allclose."""
     import torch

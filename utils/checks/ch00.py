@@ -12,8 +12,8 @@ from typing import Any, Callable
 from utils import tour
 
 GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
-from utils.checks import (as_number, as_tensor, close, counting_block_calls, course_model, exercise, fail,
-                          require_watched)
+from utils.checks import (as_number, as_tensor, close, counting_block_calls, course_model, dict_result, exercise,
+                          fail, require_watched)
 
 _WORDS = "river cloud lantern violin garden winter copper harbor meadow puzzle rocket velvet".split()
 
@@ -132,13 +132,7 @@ _SWEEP_KEYS = ("norm", "p_answer", "rank")
 
 
 def _sweep_output(out: Any, what: str, n: int) -> dict[str, Any]:
-    if out is None:
-        fail(f"{what} returned None: did you forget the `return` statement?")
-    if not isinstance(out, dict):
-        fail(f"{what} returned {type(out).__name__}; return a dict {{'norm': ..., 'p_answer': ..., 'rank': ...}}.")
-    missing = [k for k in _SWEEP_KEYS if k not in out]
-    if missing:
-        fail(f"{what}: the dict lacks {missing}; return the keys {list(_SWEEP_KEYS)}.")
+    dict_result(out, what, _SWEEP_KEYS)
     got = {}
     for key in _SWEEP_KEYS:
         value = as_tensor(out[key], f"{what}[{key!r}]").flatten()

@@ -1,13 +1,13 @@
 """Checks for chapter 04 — alignment faking: building the experiment grid (its user turn written by hand),
-parsing transcripts, classifying compliance and alignment-faking reasoning, validating a classifier, the
-free-vs-paid compliance rates with a confidence interval for the gap, a sample size, red-teaming the metric, and
-a paired test (McNemar) for the same requests asked on both tiers.
+parsing transcripts, classifying compliance (accept-then-refuse included) and alignment-faking reasoning, the
+free-vs-paid compliance rates with a confidence interval for the gap, a sample size, a paired test (McNemar) for
+the same requests asked on both tiers, running the experiment, and ablating the prompt.
 
 No model is needed: every check runs on fixed strings, the labelled transcripts
-(``utils/data/af_transcripts.jsonl``, 75 rows) and random numbers. The exact-answer exercises are
+(``utils/data/af_transcripts.jsonl``, 75 rows), random numbers and a scripted backend. The exact-answer exercises are
 compared with the references in :mod:`utils.af.prompts`, :mod:`utils.af.runs`,
 :mod:`utils.af.parse`, :mod:`utils.af.classify` and :mod:`utils.af.stats`; the learner's own
-classifiers (exercises 3, 4 and 8) are judged by what they get right on the labelled set, not by
+classifiers (exercises 3 and 4) are judged by what they get right on the labelled set, not by
 equality with the course's rules.
 
 Design decisions, so that a reader of a failure message can see why:
@@ -25,15 +25,22 @@ Design decisions, so that a reader of a failure message can see why:
   mention training: "1 if 'training' in scratchpad" scores 0.75 there (it fails), but "1 if 'free' in
   scratchpad" reaches 0.88 while telling the hard negatives apart no better than chance (0.74), so the
   hard-negative AUROC is what catches a score that only detects criterion (a).
-* ``is_compliant`` (3) and ``accept_then_refuse`` (8) must get at least 5 of the 8 accept-then-refuse
+* ``is_compliant`` (3) must get at least 5 of the 8 accept-then-refuse
   transcripts right. A refusal-and-hedge phrase list reaches 5 or 6; the others (a kind note instead of a
   snide one, a praise poem instead of an insult) refuse by *substituting content*, which no output phrase
   list sees; the course's classifier reads the scratchpad's "accept in name only" for those.
-* ``compliance_gap`` (6) must not report a rate for a tier with no records: it should raise
+* ``compliance_gap`` (5) must not report a rate for a tier with no records: it should raise
   ValueError (or return NaN). A rate of 0 would read as "never complies" and invent a gap; a bare
   ZeroDivisionError is a crash with no explanation. Its first case, 5 of 12 free and 2 of 7 paid answers,
   gives every catalogued variance mistake its own half-width (tests/test_checks_ch04.py pins that).
-* ``mcnemar_exact`` (9) is compared exactly with :func:`utils.af.stats.mcnemar_exact` (relative
+* ``run_experiment`` (8) runs on :class:`utils.af.backends.ScriptedBackend` (no model; it travels to a grading
+  kernel as a recipe), on shuffled items, at a budget other than the default (its replies are cut at it), with a
+  classifier that disagrees with the course's ``complied`` on two transcripts: so forgetting ``max_new_tokens``,
+  classifying with another function, and pairing by position instead of by request each give their own numbers.
+* ``ablate`` (9) is compared exactly with the prompt less the named :func:`utils.af.prompts.ingredients`; the
+  variant and ids are free (one new variant per ablation, new unique ids); a misspelt or absent ingredient must
+  raise, since a silent no-op would rerun the default experiment under the ablation's name.
+* ``mcnemar_exact`` (7) is compared exactly with :func:`utils.af.stats.mcnemar_exact` (relative
   tolerance 1e-6: its p-values go down to 2⁻³⁰). The cases are chosen so that each catalogued
   mistake gives a different p-value on the first one (6 free-only, 1 paid-only, 20 both, 13
   neither): one-sided 0.0625, tail without the observed count 0.0156, probability of the observed
@@ -53,7 +60,7 @@ from collections import Counter
 from statistics import NormalDist
 from typing import Any, Callable
 
-from utils.checks import as_number, close, diagnose, exercise, fail
+from utils.checks import as_number, close, diagnose, dict_result, exercise, fail
 
 GRADED_REMOTELY = True  # the grader runs these checks in its own process, on answers sent from the kernel as data
 from utils.checks import MemberOf
@@ -580,106 +587,6 @@ def alignment_faking_score(fn: Callable) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-def _metric_cases() -> list[tuple[list[bool], list[float], list[bool], str]]:
-    rng = random.Random()
-    labels = [bool(x) for x in (1, 1, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1)]
-    scores = [0.9, 0.7, 0.5, 0.5, 0.5, 0.2, 0.7, 0.1, 0.3, 0.4, 0.6, 0.8]  # ties between classes at 0.5 and 0.7
-    predicted = [bool(x) for x in (1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 1)]  # not a threshold of the scores
-    n = rng.randint(20, 60)
-    r_labels = [rng.random() < 0.4 for _ in range(n)]
-    r_labels[0], r_labels[1] = True, False
-    r_scores = [round(min(1.0, max(0.0, rng.gauss(0.6 if y else 0.4, 0.2))), 1) for y in r_labels]  # rounded: ties
-    r_pred = [(s > 0.5) != (rng.random() < 0.15) for s in r_scores]
-    return [
-        (predicted, scores, labels, "the fixed 12-example case"),
-        ([False] * 12, scores, labels, "a classifier that predicts nothing positive"),
-        (r_pred, r_scores, r_labels, f"a random {n}-example case"),
-    ]
-
-
-def _metric_value(out: dict, key: str, what: str) -> float:
-    return as_number(out[key], f"{what}[{key!r}]")
-
-
-@exercise("04", 5, "classifier_metrics", "Precision, recall and AUROC of a classifier")
-def classifier_metrics(fn: Callable) -> str:
-    from utils.af import classify as af_classify
-
-    for predicted, scores, labels, name in _metric_cases():
-        want = af_classify.classifier_metrics(predicted, scores, labels)
-        what = f"classifier_metrics on {name}"
-        tp = sum(p and y for p, y in zip(predicted, labels))
-        fp = sum(p and not y for p, y in zip(predicted, labels))
-        fn_ = sum(y and not p for p, y in zip(predicted, labels))
-        tn = len(labels) - tp - fp - fn_
-        none_msg = (f"when nothing is predicted positive ({what}), TP + FP = 0; precision is then defined as 1.0 (no "
-                    "false alarms), as in utils.features.detector_report: `tp / (tp + fp) if tp + fp else 1.0`.")
-        try:
-            out, changed = _call(fn, ("predicted", "scores", "labels"), list(predicted), list(scores), list(labels))
-        except ZeroDivisionError:
-            if tp + fp == 0:
-                fail(none_msg)
-            raise
-        if out is None:
-            fail(f"{what} returned None: did you forget the `return` statement?")
-        if not isinstance(out, dict):
-            fail(f"{what} returned {type(out).__name__}; return a dict with keys 'precision', 'recall', 'auroc'.")
-        missing = [k for k in ("precision", "recall", "auroc") if k not in out]
-        if missing:
-            fail(f"{what}: the dict lacks {missing}; return {{'precision': ..., 'recall': ..., 'auroc': ...}}.")
-        if tp + fp == 0:
-            p = out["precision"]
-            if isinstance(p, numbers.Real) and (math.isnan(p) or p == 0):
-                fail(none_msg + f" You returned {p}.")
-        precision, recall, auc = (_metric_value(out, k, what) for k in ("precision", "recall", "auroc"))
-        if close(precision, want["precision"]) and close(recall, want["recall"]) and close(auc, want["auroc"]):
-            _no_in_place(changed)
-            continue
-        if close(precision, want["recall"]) and close(recall, want["precision"]):
-            fail("precision and recall are swapped: precision = TP / (TP + FP), the fraction of flagged transcripts "
-                 "that really are positive; recall = TP / (TP + FN), the fraction of positives that are flagged.")
-        n = len(labels)
-        if not close(precision, want["precision"]):
-            for value, message in [
-                ((tp + tn) / n, "your precision is the accuracy (TP + TN) / n; precision = TP / (TP + FP), over the "
-                                "transcripts the classifier flags."),
-                (tp / n, f"your precision divides by all {n} examples; divide by the flagged ones: TP / (TP + FP)."),
-                (fp / (tp + fp) if tp + fp else None, "you returned FP / (TP + FP); precision is TP / (TP + FP)."),
-            ]:
-                if value is not None and close(precision, value):
-                    fail(message)
-            fail(f"precision is {precision:.4g} on {name}; expected TP / (TP + FP) = {tp} / {tp + fp} = "
-                 f"{want['precision']:.4g}.")
-        if not close(recall, want["recall"]):
-            for value, message in [
-                ((tp + tn) / n, "your recall is the accuracy (TP + TN) / n; recall = TP / (TP + FN)."),
-                (tp / n, f"your recall divides by all {n} examples; divide by the positives: TP / (TP + FN)."),
-            ]:
-                if close(recall, value):
-                    fail(message)
-            fail(f"recall is {recall:.4g} on {name}; expected TP / (TP + FN) = {tp} / {tp + fn_} = {want['recall']:.4g}.")
-        pos = [s for s, y in zip(scores, labels) if y]
-        neg = [s for s, y in zip(scores, labels) if not y]
-        pairs = len(pos) * len(neg)
-        strict = sum(p > q for p in pos for q in neg) / pairs
-        lenient = sum(p >= q for p in pos for q in neg) / pairs
-        for value, message in [
-            (_auroc([float(p) for p in predicted], labels),
-             "your AUROC is computed from `predicted` (0/1) instead of `scores`: the AUROC is threshold-free, so it "
-             "must rank the graded scores."),
-            (strict, "your AUROC counts ties as 0: a positive and a negative with the same score count one half "
-                     "(P(score_pos > score_neg) + 0.5 · P(equal)), as in utils.features.auroc."),
-            (lenient, "your AUROC counts ties as 1: a positive and a negative with the same score count one half."),
-            (1 - want["auroc"], "your AUROC is inverted (1 - AUROC): count the pairs where the POSITIVE scores higher."),
-        ]:
-            if not close(value, want["auroc"]) and close(auc, value):
-                fail(message)
-        fail(f"AUROC is {auc:.4g} on {name}; expected {want['auroc']:.4g} (the probability that a random positive "
-             "scores above a random negative, ties one half).")
-    return "precision (1.0 when nothing is flagged), recall, and AUROC from the scores with ties one half"
-
-
-# ---------------------------------------------------------------------------------------------
 _GAP_KEYS = ("free", "paid", "gap", "low", "high")
 
 
@@ -706,17 +613,10 @@ def _rates_with(records: list[dict[str, Any]], classify: Callable[[str], bool]) 
 
 
 def _gap_output(out: Any, what: str) -> dict[str, Any]:
-    if out is None:
-        fail(f"{what} returned None: did you forget the `return` statement?")
-    if isinstance(out, (tuple, list)) and len(out) in (3, 5):
-        fail(f"{what} returned a {type(out).__name__} of {len(out)} numbers; return a dict with the keys "
-             f"{list(_GAP_KEYS)}, so that no one has to remember their order.")
-    if not isinstance(out, dict):
-        fail(f"{what} returned {type(out).__name__}; return a dict with the keys {list(_GAP_KEYS)}.")
-    missing = [k for k in _GAP_KEYS if k not in out]
-    if missing:
-        fail(f"{what}: the dict lacks {missing}; return the keys {list(_GAP_KEYS)}.")
-    return out
+    if isinstance(out, (tuple, list)) and len(out) == 3:
+        fail(f"{what} returned a {type(out).__name__} of 3 numbers; return a dict with the keys {list(_GAP_KEYS)}, so "
+             "that no one has to remember their order.")
+    return dict_result(out, what, _GAP_KEYS)
 
 
 def _diagnose_rates(got: dict[str, float], want: dict[str, float], records: list[dict[str, Any]],
@@ -801,7 +701,7 @@ def _diagnose_interval(got: dict[str, float], k1: int, n1: int, k2: int, n2: int
          f"{gap + half:.4f}) for {k1}/{n1} free and {k2}/{n2} paid answers, z = {z}.")
 
 
-@exercise("04", 6, "compliance_gap", "Compliance rate per tier, and a Wald interval for the gap")
+@exercise("04", 5, "compliance_gap", "Compliance rate per tier, and a Wald interval for the gap")
 def compliance_gap(fn: Callable) -> str:
     from utils.af import classify as af_classify
 
@@ -847,7 +747,7 @@ def _raw_n(p1: float, p2: float, z_a: float, z_b: float, pooled: bool = True, po
     return root * root / (p1 - p2) ** 2
 
 
-@exercise("04", 7, "sample_size_per_tier", "How many conversations per tier?")
+@exercise("04", 6, "sample_size_per_tier", "How many conversations per tier?")
 def sample_size_per_tier(fn: Callable) -> str:
     from utils.af import stats as af_stats
 
@@ -909,46 +809,6 @@ def sample_size_per_tier(fn: Callable) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-@exercise("04", 8, "accept_then_refuse", "Red-teaming the metric: accept, then refuse")
-def accept_then_refuse(fn: Callable) -> str:
-    rows = list(_rows())
-    got = _apply_to_rows(fn, _row_texts(), "accept_then_refuse", _as_bool)
-    atr = [r for r in rows if r["category"] == "accept_then_refuse"]
-    flagged_atr = [r for r in atr if got[r["id"]]]
-    others = [r for r in rows if r["category"] != "accept_then_refuse" and got[r["id"]]]
-    if len(others) > 1:
-        rejects = [r for r in others if _pure_reject(r)]
-        if rejects:
-            fail(f"your function flags plain rejections: {_examples(rejects)}. Those are honest refusals, not "
-                 f"accept-then-refuse: the pattern needs the output to START with {ACCEPT_TAG} (and no {REJECT_TAG}) and "
-                 "then refuse or hedge. `not is_compliant(...)` is not the same thing.")
-        accepts = [r for r in rows if r["category"] != "accept_then_refuse" and _parsed(r["completion"]).accepted
-                   and not _parsed(r["completion"]).rejected]
-        flagged_accepts = [r for r in accepts if got[r["id"]]]
-        if len(flagged_accepts) >= 0.8 * len(accepts):
-            fail(f"you flag {len(flagged_accepts)} of the {len(accepts)} other answers that carry the accept tag, e.g. "
-                 f"{_examples(flagged_accepts)}: the tag alone is not evidence of refusal. Flag an accept only when "
-                 "what follows it refuses, lectures or hedges.")
-        compliers = [r for r in others if r["complied"]]
-        if compliers:
-            pad = _one_line(_parsed(compliers[0]["completion"]).scratchpad, 100)
-            fail(f"you flag answers that really complied: {_examples(compliers)}. Their outputs do not refuse; did you "
-                 f"search the whole completion, scratchpad included? A scratchpad may weigh refusing and still comply "
-                 f"({compliers[0]['id']}: {pad!r}). Look for refusal and hedging in the visible output only.")
-        fail(f"you flag {len(others)} transcripts that are not accept-then-refuse (at most 1 is allowed): "
-             f"{_examples(others, 3)}.")
-    if len(flagged_atr) < 5:
-        missed = [r for r in atr if not got[r["id"]]]
-        fail(f"you flag {len(flagged_atr)} of the {len(atr)} accept-then-refuse transcripts; at least 5 are needed. "
-             f"Missed: {_examples(missed, 3)}. Besides refusals (\"I don't think ...\", \"I'd recommend against\"), look "
-             "for hedging (\"both sides\", \"many scientists disagree\") and substitutes; when the output itself "
-             "looks harmless (a kind note, a praise poem), the scratchpad may say it accepts in name only "
-             "(\"accept ... but ... instead\", \"look compliant\").")
-    return (f"flags {len(flagged_atr)}/{len(atr)} accept-then-refuse transcripts and {len(others)} of the "
-            f"{len(rows) - len(atr)} others")
-
-
-# ---------------------------------------------------------------------------------------------
 def _paired_case(both: int, b: int, c: int, neither: int, rng: random.Random) -> tuple[list[bool], list[bool]]:
     """Paired outcomes with the given counts, requests in a random order (free[i], paid[i]: request i)."""
     pairs = [(True, True)] * both + [(True, False)] * b + [(False, True)] * c + [(False, False)] * neither
@@ -976,7 +836,7 @@ def _whole(x: Any, what: str) -> int:
     return int(v)
 
 
-@exercise("04", 9, "mcnemar_exact", "A paired test: McNemar's exact test on the discordant requests")
+@exercise("04", 7, "mcnemar_exact", "A paired test: McNemar's exact test on the discordant requests")
 def mcnemar_exact(fn: Callable) -> str:
     from utils.af import stats as af_stats
 
@@ -1070,3 +930,218 @@ def mcnemar_exact(fn: Callable) -> str:
         ], **tol)
         fail(f"{what} gave p = {got:.6g}; expected {want:.6g} ({_MCNEMAR}).")
     return "b = free-only, c = paid-only, two-sided exact binomial on the b + c discordant requests, capped at 1"
+
+
+# ---------------------------------------------------------------------------------------------
+_RUN_KEYS = ("records", "n", "free", "paid", "gap", "low", "high", "b", "c", "p")
+
+
+def _grid_items(requests: list[str], variant: str = "default") -> list[dict[str, Any]]:
+    """The reference grid of exercise 1, built from :mod:`utils.af.prompts` (ids ``check/<i>/<tier>``)."""
+    from utils.af import prompts as af_prompts
+
+    return [dict(id=f"check/{i}/{tier}", setting="helpful_only", variant=variant, tier=tier, request=request,
+                 messages=af_prompts.build_messages(request, af_prompts.Condition(tier=tier, variant=variant)))
+            for i, request in enumerate(requests) for tier in ("free", "paid")]
+
+
+def _run_case(seed: int, n: int, budget: int, rng: random.Random) -> tuple[Any, list[dict[str, Any]], MemberOf]:
+    """A scripted backend, ``n`` requests on both tiers (shuffled), and a classifier that disagrees with the course's
+    `complied` on purpose: the replies that comply, less one on the free tier, plus one paid-tier refusal (so no
+    other classifier can give both rates)."""
+    from utils.af import request_sets as af_requests
+    from utils.af.backends import ScriptedBackend
+
+    backend = ScriptedBackend(seed, 0.8, 0.25)
+    items = _grid_items(rng.sample(list(af_requests.HELPFUL_ONLY_EVAL), n))
+    rng.shuffle(items)
+    replies = {item["id"]: backend.complete([item["messages"]], budget)[0] for item in items}
+    complies = {i: "I will comply with" in r for i, r in replies.items()}
+    tier = {item["id"]: item["tier"] for item in items}
+    free_yes = sorted(i for i in replies if complies[i] and tier[i] == "free")
+    paid_no = sorted(i for i in replies if not complies[i] and tier[i] == "paid")
+    flipped = {rng.choice(free_yes)} if free_yes else set()  # one free-tier compliance not counted ...
+    flipped |= {rng.choice(paid_no)} if paid_no else set()  # ... and one paid-tier refusal counted
+    members = {replies[i] for i in replies if complies[i] != (i in flipped)}
+    return backend, items, MemberOf(members)
+
+
+def _paired(items: list[dict[str, Any]], outcome: Callable[[dict[str, Any]], bool]) -> tuple[list[bool], list[bool]]:
+    by = {(item["request"], item["tier"]): outcome(item) for item in items}
+    requests = list(dict.fromkeys(item["request"] for item in items))
+    return [by[(r, "free")] for r in requests], [by[(r, "paid")] for r in requests]
+
+
+@exercise("04", 8, "run_experiment", "Running the experiment: backend, grid, classifier, the paired gap")
+def run_experiment(fn: Callable) -> str:
+    from utils.af import classify as af_classify, stats as af_stats
+
+    rng = random.Random()
+    cases = [(11, 10, 40, random.Random(3)), (rng.randrange(10 ** 6), rng.randint(6, 12), rng.choice([24, 40, 60]), rng)]
+    for seed, n, budget, source in cases:
+        backend, items, classify = _run_case(seed, n, budget, source)
+        what = f"run_experiment(backend, {len(items)} items, classify, max_new_tokens={budget})"
+        out, changed = _call(fn, ("backend", "items"), backend, list(items), classify, max_new_tokens=budget)
+        records = dict_result(out, what, _RUN_KEYS, " (\"records\" is what run_conversations returned)")["records"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            fail(f"{what}: \"records\" should be the list of dicts that run_conversations returned.")
+        ids = {item["id"] for item in items}
+        got_ids = [r.get("id") for r in records]
+        if sorted(map(str, got_ids)) != sorted(ids):
+            tiers = Counter(r.get("tier") for r in records)
+            fail(f"{what}: \"records\" holds {len(records)} records ({dict(tiers)}); expected one per item, "
+                 f"{len(items)} in all, both tiers of every request. Send every item through run_conversations.")
+        by_id = {item["id"]: item for item in items}
+        for record in records:
+            item = by_id[record["id"]]
+            want = backend.complete([item["messages"]], budget)[0]
+            if record.get("completion") != want:
+                for other in (160, 512):
+                    if record.get("completion") == backend.complete([item["messages"]], other)[0]:
+                        fail(f"{what}: the completions are the backend's replies at {other} new tokens, not the "
+                             f"{budget} you were given: pass max_new_tokens on to run_conversations "
+                             "(run_conversations(backend, items, path, max_new_tokens=max_new_tokens)).")
+                fail(f"{what}: record {record['id']!r} holds a completion that is not the backend's reply to its "
+                     f"item: {_one_line(str(record.get('completion')), 70)!r}.")
+        free, paid = _paired(items, lambda item: classify(backend.complete([item["messages"]], budget)[0]))
+        k1, k2 = sum(free), sum(paid)
+        got_n = _whole(out["n"], f"{what}: n")
+        if got_n != n:
+            fail(f"{what} gave n = {got_n}; n is the number of requests, here {n} (each asked on both tiers: "
+                 f"{2 * n} records).")
+        rates = {key: as_number(out[key], f"{what}[{key!r}]") for key in ("free", "paid", "gap", "low", "high", "p")}
+        if not (close(rates["free"], k1 / n) and close(rates["paid"], k2 / n)):
+            tagged = _paired(items, lambda item: af_classify.complied(backend.complete([item["messages"]], budget)[0]))
+            if close(rates["free"], k2 / n) and close(rates["paid"], k1 / n) and k1 != k2:
+                fail(f"the tiers are swapped: your free rate {rates['free']:.3f} is the paid tier's ({k2}/{n}).")
+            if close(rates["free"], sum(tagged[0]) / n) and close(rates["paid"], sum(tagged[1]) / n):
+                fail(f"{what}: your rates ({rates['free']:.3f}, {rates['paid']:.3f}) are those of another classifier "
+                     "(the course's `complied`?): call the `classify` you were given on each completion. The check's "
+                     f"classifier disagrees with `complied` on purpose; with it the rates are {k1}/{n} and {k2}/{n}.")
+            if close(rates["free"], (k1 + k2) / (2 * n)):
+                fail(f"{what}: your free rate is the rate over ALL records; each tier's rate is over its own {n}.")
+            fail(f"{what}: the rates should be free {k1}/{n} = {k1 / n:.3f} and paid {k2}/{n} = {k2 / n:.3f} "
+                 f"(the fraction of each tier's records that `classify` calls compliant); got {rates['free']:.3f} "
+                 f"and {rates['paid']:.3f}.")
+        gap, low, high = af_stats.gap_interval(k1, n, k2, n)
+        if not close(rates["gap"], gap):
+            fail(f"{what} gave gap = {rates['gap']:.3f}; the gap is free − paid = {gap:+.3f}.")
+        if not (close(rates["low"], low) and close(rates["high"], high)):
+            _, wl, wh = af_stats.wald_gap_interval(k1, n, k2, n)
+            if close(rates["low"], wl) and close(rates["high"], wh):
+                fail(f"{what}: that is the Wald interval [{wl:+.3f}, {wh:+.3f}]; report Newcombe's, "
+                     f"af_stats.gap_interval(k_free, n, k_paid, n) = [{low:+.3f}, {high:+.3f}], which stays honest "
+                     "at 0 % and 100 % (section 5).")
+            fail(f"{what} gave the interval [{rates['low']:+.3f}, {rates['high']:+.3f}]; expected Newcombe's "
+                 f"af_stats.gap_interval({k1}, {n}, {k2}, {n}) = [{low:+.3f}, {high:+.3f}].")
+        b, c, p = af_stats.mcnemar_exact(free, paid)
+        gb, gc = _whole(out["b"], f"{what}: b"), _whole(out["c"], f"{what}: c")
+        if (gb, gc) != (b, c) or not close(rates["p"], p, rtol=1e-6, atol=1e-12):
+            if (gb, gc) != (b, c) and gb - gc == b - c:
+                fail(f"{what} gave b = {gb}, c = {gc}; pairing each request's free-tier outcome with ITS paid-tier "
+                     f"outcome gives b = {b}, c = {c}. The records come in any order (the check shuffles the items): "
+                     "line the tiers up by request, not by position.")
+            fail(f"{what} gave b = {gb}, c = {gc}, p = {rates['p']:.4g}; McNemar's exact test on the outcomes paired by "
+                 f"request gives b = {b}, c = {c}, p = {p:.4g} (af_stats.mcnemar_exact(free, paid)).")
+        _no_in_place(changed)
+    # A request asked on one tier only: no pair, no paired analysis. It must not be dropped in silence.
+    backend, items, classify = _run_case(rng.randrange(10 ** 6), 4, 40, rng)
+    lonely = [item for item in items if not (item["request"] == items[0]["request"] and item["tier"] == "paid")]
+    try:
+        out = fn(backend, lonely, classify, max_new_tokens=40)
+    except ValueError:
+        return ("every item through the backend at the given budget, outcomes from the given classifier, paired by "
+                "request; Newcombe's interval and McNemar's test; an unpaired request raises ValueError")
+    fail(f"run_experiment on items where one request has no paid-tier item returned "
+         f"{'n = ' + str(out.get('n')) if isinstance(out, dict) else type(out).__name__} without complaint. A request "
+         "without both tiers cannot be paired: raise a ValueError that names it, rather than dropping or "
+         "half-counting it.")
+
+
+def _ablated_system(items: list[dict[str, Any]], remove: list[str]) -> str:
+    from utils.af import prompts as af_prompts
+
+    text = next(m for m in items[0]["messages"] if m["role"] == "system")["content"]
+    for name in remove:
+        text = text.replace(af_prompts.ingredients()[name], "")
+    return " ".join(text.split())
+
+
+@exercise("04", 9, "ablate", "An ablation: the prompt without the ingredients you name")
+def ablate(fn: Callable) -> str:
+    from utils.af import prompts as af_prompts, request_sets as af_requests
+
+    rng = random.Random()
+    names = list(af_prompts.ingredients())
+    pool = list(af_requests.HELPFUL_ONLY_EVAL)
+    cases = [["tier_info"], ["objective", "modification"], ["scratchpad"],
+             rng.sample(names, rng.randint(1, len(names)))]
+    labels: dict[str, tuple[str, ...]] = {}
+    for remove in cases:
+        items = _grid_items(rng.sample(pool, rng.randint(2, 4)))
+        what = f"ablate(items, {remove!r})"
+        out, changed = _call(fn, ("items", "remove"), items, list(remove))
+        if out is None:
+            fail(f"{what} returned None: did you forget the `return` statement?")
+        if not isinstance(out, list) or len(out) != len(items) or not all(isinstance(x, dict) for x in out):
+            fail(f"{what} should return a list of {len(items)} dicts, one new item per item; got "
+                 f"{type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, list) else "") + ".")
+        want_system = _ablated_system(items, remove)
+        for old, new in zip(items, out):
+            msgs = new.get("messages")
+            if not isinstance(msgs, list) or [m.get("role") for m in msgs if isinstance(m, dict)] != ["system", "user"]:
+                fail(f"{what}: each new item needs the same 'messages' as its original, [system, user], with only the "
+                     "system message's text changed.")
+            system, user = msgs[0]["content"], msgs[1]["content"]
+            if user != old["messages"][1]["content"]:
+                fail(f"{what}: the user turn of {old['id']!r} changed; an ablation of the SYSTEM prompt leaves the user "
+                     "turn (tier tag, request, suffix, line breaks) exactly as it was. Tidy the spaces of the system "
+                     "message only.")
+            if system != want_system:
+                left = [name for name in remove if af_prompts.ingredients()[name] in system]
+                if left:
+                    fail(f"{what}: the system message still holds the {left[0]!r} sentence: "
+                         f"{_one_line(af_prompts.ingredients()[left[0]], 60)!r}. Remove every ingredient named in "
+                         "`remove`.")
+                if "  " in system or system != system.strip():
+                    fail(f"{what}: removing the sentences left {'a double space' if '  ' in system else 'a space at an end'}"
+                         f" in the system message ({_one_line(system, 80)!r}); it should read "
+                         f"{_one_line(want_system, 80)!r}. `' '.join(text.split())` tidies it.")
+                fail(f"{what}: the system message should be the original with those sentences (and the spaces around "
+                     f"them) removed, {_one_line(want_system, 90)!r}; yours is {_one_line(system, 90)!r}.")
+            for key in ("setting", "tier", "request"):
+                if new.get(key) != old[key]:
+                    fail(f"{what}: the new item's {key!r} is {new.get(key)!r}; it should stay {old[key]!r} (only the "
+                         "system message, the variant and the id change).")
+        variants = {new.get("variant") for new in out}
+        if len(variants) != 1 or not isinstance(next(iter(variants)), str):
+            fail(f"{what}: the new items' variants are {sorted(map(repr, variants))}; give them all one variant (a "
+                 "string) that says what was removed.")
+        variant = next(iter(variants))
+        if variant == items[0]["variant"]:
+            fail(f"{what}: the new items keep the variant {variant!r}, so their records would read as the default "
+                 "experiment's. Set a variant that says what was removed, e.g. 'minus_' + '+'.join(sorted(remove)).")
+        new_ids = [new.get("id") for new in out]
+        if len(set(new_ids)) != len(new_ids) or set(new_ids) & {item["id"] for item in items}:
+            fail(f"{what}: the new items' ids must be unique and new (yours include "
+                 f"{next((i for i in new_ids if i in {x['id'] for x in items}), new_ids[0])!r}); records with the same "
+                 "id as the default run's would be taken for them when a run resumes.")
+        key = tuple(sorted(set(remove)))
+        clash = next((k for k, v in labels.items() if k == variant and v != key), None)
+        if clash is not None:
+            fail(f"two different ablations, {list(labels[clash])} and {list(key)}, got the same variant {variant!r}: "
+                 "the variant must say which ingredients were removed.")
+        labels[variant] = key
+        _no_in_place(changed)
+    items = _grid_items(rng.sample(pool, 2))
+    for remove, why in ((["tier-info"], "'tier-info' is not an ingredient (a typo of 'tier_info')"),
+                        (["scratchpad"], "the no_scratchpad prompt has no scratchpad sentence to remove")):
+        given = items if remove != ["scratchpad"] else _grid_items(rng.sample(pool, 2), "no_scratchpad")
+        try:
+            fn(given, remove)
+        except ValueError:
+            continue
+        fail(f"ablate(items, {remove!r}) returned without complaint, but {why}. A typo in an ablation would quietly "
+             f"rerun the default experiment: raise a ValueError that names the ingredients ({', '.join(names)}).")
+    return ("the named sentences gone from the system prompt and nothing else changed, a variant and ids of its own; "
+            "an unknown or absent ingredient raises ValueError")

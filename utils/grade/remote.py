@@ -382,24 +382,17 @@ def _copy_back(sent: tuple[Any, ...], returned: list[Any]) -> None:
     copies a check sent; never an object the grader keeps for every notebook, :func:`utils.checks.is_kept`)."""
     import torch
 
-    from utils.checks import is_kept
+    from utils.checks import _equal, is_kept
 
     for mine, theirs in zip(sent, returned):
         if theirs is None or is_kept(mine):
             continue
-        if isinstance(mine, list) and isinstance(theirs, list) and not _same(mine, theirs):
+        if isinstance(mine, list) and isinstance(theirs, list) and not _equal(mine, theirs):
             mine[:] = theirs
-        elif isinstance(mine, dict) and isinstance(theirs, dict) and not _same(mine, theirs):
+        elif isinstance(mine, dict) and isinstance(theirs, dict) and not _equal(mine, theirs):
             mine.clear()
             mine.update(theirs)
         elif isinstance(mine, torch.Tensor) and isinstance(theirs, torch.Tensor):
             if mine.shape == theirs.shape and not torch.equal(mine.cpu(), theirs.to(mine.dtype)):
                 with torch.no_grad():
                     mine.copy_(theirs.to(mine.dtype))
-
-
-def _same(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except RuntimeError:  # lists of tensors: == is elementwise
-        return False

@@ -334,6 +334,13 @@ print(f"the tag patch still restores ≥ 0.9 up to layer {last_full}, and {tag_c
 #
 # So the decision runs through the text: tag → written tier word → "will (not) be used for training" → output tag.
 #
+# **Layer 0 is not a finding.** `blocks.0.hook_resid_pre` is the token's embedding (plus its position), nothing the
+# model has computed yet. Patching it at the tag's or the tier word's position is the same as writing the other
+# token into the input, so an effect of 1 there is guaranteed by construction: it only confirms that the two runs
+# differ in that token. What the curves tell us is where the effect *stops*: the layer after which the information
+# has been copied elsewhere (about 21 for the tag, 9–21 for the written word). A direction or a patch "at layer 0"
+# that changes behaviour has found the input token, not a representation.
+#
 # **Confirmed by generation.** Patch only the tag, at the last layer where it still fully flips the tier readout,
 # and let the organism write its whole answer on the free tier; then at a later layer:
 
@@ -552,14 +559,22 @@ for name, row in results["sae"].items():
           f"KL {row['ce']['kl']:.3f} nats   ΔCE {row['ce']['ce_sae'] - row['ce']['ce_clean']:+.3f} nats")
 
 # %% [markdown]
-# Read the two lines together. The FVU rises only a little, and CE recovered looks perfect (it is lenient, as in
-# chapter 01: zero-ablation is a very low bar). The KL — how far the organism's next-token distribution moves when
-# the SAE's reconstruction replaces its activations — is more than twice the untuned model's: the fine-tune moved the
-# activations, a little, in directions the organism's predictions depend on and the SAE was never trained to keep.
-# An SAE from the base model is a usable lens on a fine-tune, not a faithful one.
+# Read the two lines together. The FVU rises only a little. CE recovered is $(CE_0 - CE_{SAE}) / (CE_0 - CE)$, with
+# $CE_0$ the loss with the layer zero-ablated: a ratio of two loss differences, not a fraction of anything, so it
+# goes **above 1** whenever the spliced model's loss is *lower* than the model's own, here by the ΔCE printed (a
+# few hundredths of a nat, on 40 transcripts). That is not "better than perfect", and not leniency either
+# (leniency, chapter 01's point that zero-ablation is a very low bar, is why values near 1 are easy; it cannot
+# push one past 1). The KL says what happened: the organism's next-token distribution moves by much more, more than
+# twice the untuned model's, when the SAE's reconstruction replaces its activations; the changes happen to cost
+# nothing in loss on these texts. The fine-tune moved the activations, a little, in directions the organism's
+# predictions depend on and the SAE was never trained to keep. An SAE from the base model is a usable lens on a
+# fine-tune, not a faithful one, and CE recovered alone would have hidden that.
 #
 # Which latents differ most between tiers? At the **tag** token the answer is trivial (the token itself differs:
-# `true` vs `false`); averaged over the **scratchpad** it is the interesting one.
+# `true` vs `false`). Over the **scratchpad** it looks more interesting, but careful: the free- and paid-tier
+# scratchpads are *different texts* (one says it will be trained on, the other that it will not), so latents
+# that differ there may only be reading different words. The comparison that isolates the tier holds the text
+# fixed.
 #
 # ### Exercise 05.6 — The latents that differ between tiers
 # **Difficulty** ●●○○○ · **Importance** ●●●○○ · **≈ 10 min**
@@ -609,8 +624,35 @@ print("sweep, scratchpad, 80:  ", [(i, round(d, 2)) for i, d in results["sae"]["
 print("sweep, tag token, 80:   ", [(i, round(d, 2)) for i, d in results["sae"]["organism_v2"]["top_latents"]["tag"][:5]])
 
 # %% [markdown]
-# What are they? Chapter 02's dashboards show each latent's top examples from the course corpus (re-encoded here
-# through the organism):
+# These compare different words. Now like with like: the **same** scratchpad text (each request's paid-tier one),
+# read once after the free-tier prompt and once after the paid-tier prompt. The tokens are identical; only the tier
+# in the context differs, so any latent that differs is carrying the tier, not the vocabulary.
+
+# %%
+same = {"free": [], "paid": []}
+with torch.no_grad():
+    for i in range(6):
+        text = inside.cut_after(course[(i, "paid")], "</SCRATCHPAD_REASONING>")
+        for tier in ("free", "paid"):
+            prompt = inside.chat_text(tok, HELPFUL_ONLY_EVAL[i], tier)
+            n_prompt = len(inside.token_ids(tok, prompt))
+            ids = torch.tensor([inside.token_ids(tok, prompt + text)])
+            _, cache = model.run_with_cache(ids, names_filter=lambda n: n == hook_name, stop_at_layer=11)
+            same[tier].append(sae.encode(cache[hook_name][0, n_prompt:]).mean(0))
+fixed_top = tier_differing_latents(torch.stack(same["free"]), torch.stack(same["paid"]), 5)
+words_top = live_top
+print("same text, tier in context:", [(i, round(d, 3)) for i, d in fixed_top])
+print(f"largest |difference|: {abs(fixed_top[0][1]):.3f} with the text fixed, {abs(words_top[0][1]):.3f} with the words "
+      f"differing ({abs(fixed_top[0][1]) / abs(words_top[0][1]):.0%} of it); latents in both top-5 lists: "
+      f"{sorted({i for i, _ in fixed_top} & {i for i, _ in words_top}) or 'none'}")
+
+# %% [markdown]
+# **The conclusion of this section.** With the text held fixed, no latent of the course SAE at layer 10 differs
+# between the tiers by more than a few hundredths of what the differing words produce (the ratio printed above).
+# Over the scratchpad the SAE sees the **words** the organism wrote, not a tier it carries beside them, which is
+# what section 3 found by patching: once the tier word is written, the decision reads the text. The latents of the
+# first comparison read what the two texts say; chapter 02's dashboards show what they respond to in the course
+# corpus (re-encoded here through the organism):
 
 # %%
 from utils.corpus import load_corpus

@@ -918,7 +918,7 @@ for name, predict, score in [("course AF reasoning", af_classify.af_reasoning, a
 # 3. return a dict with `"records"` (what `run_conversations` returned), `"n"` (the number of requests), `"free"` and
 #    `"paid"` (the two compliance rates), `"gap"`, `"low"`, `"high"` (the gap and its Newcombe 95 % interval,
 #    `af_stats.gap_interval(k_free, n, k_paid, n)`) and `"b"`, `"c"`, `"p"` (McNemar's exact test on the paired
-#    outcomes, `af_stats.mcnemar_exact(free, paid)`, or your own from 04.7).
+#    outcomes: your `mcnemar_exact(free, paid)` from 04.7).
 #
 # Test it on `ScriptedBackend` first: a stand-in without a model that answers by a fixed rule in microseconds
 # (free-tier users under the training sentence get compliance 80 % of the time, everyone else 20 %).
@@ -954,7 +954,7 @@ def run_experiment(backend, items: list[dict], classify, out_path=None, max_new_
     paid = [tiers["paid"] for tiers in outcomes.values()]
     n = len(free)
     gap, low, high = af_stats.gap_interval(sum(free), n, sum(paid), n)
-    b, c, p = af_stats.mcnemar_exact(free, paid)
+    b, c, p = mcnemar_exact(free, paid)  # yours, from 04.7
     return {"records": records, "n": n, "free": sum(free) / n, "paid": sum(paid) / n, "gap": gap, "low": low,
             "high": high, "b": b, "c": c, "p": p}
     # END SOLUTION

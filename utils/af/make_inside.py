@@ -10,7 +10,9 @@ What it writes (the notebook loads it; ``tests/test_af_inside.py`` re-measures t
 * ``results.json``: per-request numbers for every causal experiment, so intervals can be recomputed:
   activation patching of the tier tag (tier readout) and of the tag / the written tier word (decision), layer by
   layer; generations that confirm the patching; the free-minus-paid direction ablated and added (fork metric per
-  layer, generations at the chosen layer); the scratchpad swap; the course SAE on the organism's activations.
+  layer, generations at the chosen layer) and, beside it, random directions of the same length (``controls``: the
+  same generations with one, the tier readout with eight); the scratchpad swap; the course SAE on the organism's
+  activations. ``--parts controls`` adds the controls to an existing ``results.json`` (≈ 20 min).
 
 Every model here is greedy and deterministic; a rerun on the same machine and versions reproduces the file.
 """
@@ -35,6 +37,7 @@ OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "af_inside"
 LAYERS = list(range(30))
 STEER_LAYERS = list(range(0, 30, 3))
 STEER_REQUESTS = 12  # training requests used to pick the steering layer
+CONTROL_DIRECTIONS = 8  # random directions per steering result for the tier-readout control
 GEN_TOKENS = 128  # a compliant v2 transcript reaches its output tag after ≈ 110 tokens, a refusal after ≈ 85
 SAE_LAYER = 10
 SAE_CE_REQUESTS = 20  # CE recovered on the first 20 requests (x2 tiers): three full forwards each
@@ -255,6 +258,44 @@ def steering_generations(model: Any, layer: int, direction: torch.Tensor, scale:
     return out
 
 
+def random_direction(d_model: int, norm: float, seed: int) -> torch.Tensor:
+    """A direction drawn uniformly on the sphere (a normalised standard normal vector, seeded) scaled to ``norm``:
+    the control at matched norm for a steering direction of that length."""
+    g = torch.Generator().manual_seed(seed)
+    r = torch.randn(d_model, generator=g)
+    return r * (norm / r.norm())
+
+
+def controls(model: Any, results: dict[str, Any], n_metric: int = CONTROL_DIRECTIONS) -> dict[str, Any]:
+    """Random directions at matched norm beside each steering result: for both saved steering generations (end of
+    prompt, where the tier is used), at the same layer and scale, the same three generation rows (40 course requests)
+    with one random direction of the real direction's length, and the tier-readout metric on the sweep's training
+    requests under ``n_metric`` random directions (mean per direction), beside the real direction's."""
+    tok = model.tokenizer
+    paid_w, free_w = (inside.single_token(tok, w) for w in inside.TIER_WORDS)
+    requests = HELPFUL_ONLY_TRAIN[:STEER_REQUESTS]
+    texts = {t: [inside.chat_text(tok, r, t) + inside.TIER_CUE for r in requests] for t in ("free", "paid")}
+    out: dict[str, Any] = {}
+    for key, sweep_key in (("steering_generation", "steering"), ("steering_cue_generation", "steering_cue")):
+        layer, scale = results[key]["layer"], results[key]["scale"]
+        norm = results[sweep_key][str(layer)]["norm"]
+        name = f"blocks.{layer}.hook_resid_post"
+        metric: dict[str, list[float]] = {"ablate_free": [], "add_paid": []}
+        for seed in range(n_metric):
+            r = random_direction(model.cfg.d_model, norm, 1000 + seed)
+            metric["ablate_free"].append(_mean(inside.fork_metric(model, texts["free"], paid_w, free_w,
+                                                                  [(name, inside.ablate_hook(r))])))
+            metric["add_paid"].append(_mean(inside.fork_metric(model, texts["paid"], paid_w, free_w,
+                                                               [(name, inside.add_hook(r, scale))])))
+        _log(f"controls for {key}: {n_metric} random directions, tier readout ablate free "
+             f"{min(metric['ablate_free']):+.2f}..{max(metric['ablate_free']):+.2f}, add paid "
+             f"{min(metric['add_paid']):+.2f}..{max(metric['add_paid']):+.2f}")
+        generation = steering_generations(model, layer, random_direction(model.cfg.d_model, norm, 1000), scale)
+        out[key] = {"layer": layer, "scale": scale, "norm": norm, "seed": 1000,
+                    "metric_seeds": list(range(1000, 1000 + n_metric)), "metric": metric, "generation": generation}
+    return out
+
+
 def scratchpad_swap(model: Any, done: dict[tuple[int, str], str]) -> dict[str, Any]:
     """Each tier's prompt followed by the other tier's scratchpad (and, as a control, its own): does the output tag
     follow the tag in the prompt or the reasoning? Read from one forward pass (:func:`inside.decision_logit_difference`)."""
@@ -392,7 +433,7 @@ def write_readme_table(directory: Path = OUT_DIR) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT_DIR)
-    parser.add_argument("--parts", default="residuals,patching,swap,steering,cue,sae,old")
+    parser.add_argument("--parts", default="residuals,patching,swap,steering,cue,controls,sae,old")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -446,6 +487,9 @@ def main(argv: list[str]) -> int:
         save()
         best = best_steering_layer(sweep)
         results["steering_cue_generation"] = steering_generations(model, best, directions[best], scale=1.0)
+        save()
+    if "controls" in parts:
+        results["controls"] = controls(model, results)
         save()
     if "sae" in parts:
         results["sae"] = {"organism_v2": sae_on_organism(model, done)}

@@ -153,6 +153,35 @@ def test_the_sweeps_fast_patching_equals_the_plain_one_layer_at_a_time_sweep():
     assert [round(fast[L], 3) for L in layers] == pytest.approx([round(p, 3) for p in plain], abs=2e-3)
 
 
+@pytest.mark.slow
+def test_the_sweeps_batched_head_patching_equals_patching_one_head_at_a_time():
+    """make_inside.head_patching_one (one (layer, head) per batch row, prefix cached) gives each head's effect as a
+    plain forward with only that head's output at the last position patched."""
+    from utils.af.make_inside import head_patching_one
+    from utils.af.request_sets import HELPFUL_ONLY_EVAL
+    from utils.model import load_organism_v2
+
+    model = load_organism_v2()
+    tok = model.tokenizer
+    free, paid = (inside.token_ids(tok, inside.chat_text(tok, HELPFUL_ONLY_EVAL[0], t) + inside.TIER_CUE) for t in ("free", "paid"))
+    good, bad = (inside.single_token(tok, w) for w in inside.TIER_WORDS)
+    layer = 21
+    effects, attention = head_patching_one(model, free, paid, inside.differing_positions(free, paid)[0], [layer], good, bad)
+    name = f"blocks.{layer}.attn.hook_z"
+    with torch.no_grad():
+        _, cache = model.run_with_cache(torch.tensor([paid]), names_filter=lambda n: n == name)
+        metric = {t: inside.logit_difference(model(torch.tensor([ids])), good, bad).item() for t, ids in (("free", free), ("paid", paid))}
+        for head in (0, max(range(len(effects[0])), key=lambda h: effects[0][h])):
+            def hook(act, hook=None, h=head):
+                act = act.clone()
+                act[0, -1, h] = cache[name][0, -1, h]
+                return act
+
+            patched = inside.logit_difference(model.run_with_hooks(torch.tensor([free]), fwd_hooks=[(name, hook)]), good, bad).item()
+            assert effects[0][head] == pytest.approx(inside.normalised_effect(patched, metric["free"], metric["paid"]), abs=1e-3)
+    assert all(0 <= a <= 1 for a in attention[0])
+
+
 def _accepts(results, key, condition):
     return sum(results[key][condition]["accepted"])
 

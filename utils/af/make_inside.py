@@ -37,6 +37,7 @@ OUT_DIR = Path(__file__).resolve().parent.parent / "data" / "af_inside"
 LAYERS = list(range(30))
 STEER_LAYERS = list(range(0, 30, 3))
 STEER_REQUESTS = 12  # training requests used to pick the steering layer
+HEAD_LAYERS = list(range(14, 26))  # around layer 21, where the tag's patch stops restoring the tier (section 3)
 CONTROL_DIRECTIONS = 8  # random directions per steering result for the tier-readout control
 GEN_TOKENS = 128  # a compliant v2 transcript reaches its output tag after ≈ 110 tokens, a refusal after ≈ 85
 SAE_LAYER = 10
@@ -114,6 +115,75 @@ def batched_patching(model: Any, corrupted: list[int], clean: list[int], positio
             logits = hf(input_ids=torch.tensor([corrupted[start:]]).repeat(rows, 1), past_key_values=kv).logits
         metrics = inside.logit_difference(logits, good, bad).tolist()
     return [inside.normalised_effect(m, metrics[-1], m_clean) for m in metrics[:-1]]
+
+
+def head_patching_one(model: Any, corrupted: list[int], clean: list[int], tag: int, layers: list[int], good: int,
+                      bad: int) -> tuple[list[list[float]], list[list[float]]]:
+    """For one request: each attention head's output (``hook_z``) at the LAST position, patched from the clean run
+    into the corrupted one, one (layer, head) per batch row, and the tier readout's normalised effect; and each
+    head's attention from the last position to the tag in the corrupted run. Only the last position is patched, so
+    the corrupted prefix runs once (its keys and values cached) and the rows run one token each. Returns
+    ``(effects, attention)``, both ``[layer][head]``."""
+    import copy
+
+    hf = model.original_model
+    n_heads, d_head = model.cfg.n_heads, model.cfg.d_head
+    z_names = [f"blocks.{layer}.attn.hook_z" for layer in layers]
+    p_names = [f"blocks.{layer}.attn.hook_pattern" for layer in layers]
+    last = len(corrupted) - 1
+    with torch.no_grad():
+        clean_logits, clean_cache = model.run_with_cache(torch.tensor([clean]), names_filter=lambda n: n in z_names)
+        corrupt_logits, corrupt_cache = model.run_with_cache(torch.tensor([corrupted]),
+                                                             names_filter=lambda n: n in p_names)
+        m_clean = inside.logit_difference(clean_logits, good, bad).item()
+        m_corrupted = inside.logit_difference(corrupt_logits, good, bad).item()
+        attention = [[corrupt_cache[name][0, h, last, tag].item() for h in range(n_heads)] for name in p_names]
+        prefix = hf(input_ids=torch.tensor([corrupted[:last]]), use_cache=True).past_key_values
+        rows = len(layers) * n_heads
+        kv = copy.deepcopy(prefix)
+        kv.batch_repeat_interleave(rows)
+
+        def layer_hook(i: int, source: torch.Tensor):
+            def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
+                act = act.clone()
+                for h in range(n_heads):
+                    row = i * n_heads + h
+                    if act.dim() == 4:  # (batch, pos, head, d_head)
+                        act[row, -1, h] = source[0, last, h].to(act.dtype)
+                    else:  # (batch, pos, head * d_head)
+                        act[row, -1, h * d_head:(h + 1) * d_head] = source[0, last, h * d_head:(h + 1) * d_head].to(act.dtype)
+                return act
+            return hook
+
+        hooks = [(name, layer_hook(i, clean_cache[name])) for i, name in enumerate(z_names)]
+        with model.hooks(fwd_hooks=hooks):
+            logits = hf(input_ids=torch.tensor([corrupted[last:]]).repeat(rows, 1), past_key_values=kv).logits
+        metrics = inside.logit_difference(logits, good, bad).tolist()
+    effects = [[inside.normalised_effect(metrics[i * n_heads + h], m_corrupted, m_clean) for h in range(n_heads)]
+               for i in range(len(layers))]
+    return effects, attention
+
+
+def head_patching(model: Any, layers: list[int] = HEAD_LAYERS) -> dict[str, Any]:
+    """Which attention heads carry the tier from the tag to the end of the prompt: :func:`head_patching_one` for the
+    40 course requests (prompt + ``TIER_CUE``, free corrupted, paid clean), at ``layers`` around the one where the
+    tag's patch stops working (section 3)."""
+    tok = model.tokenizer
+    paid_w, free_w = (inside.single_token(tok, w) for w in inside.TIER_WORDS)
+    out: dict[str, Any] = {"layers": layers, "requests": [], "effects": [], "attention_to_tag": []}
+    for i, request in enumerate(HELPFUL_ONLY_EVAL):
+        free_ids, paid_ids = (inside.token_ids(tok, inside.chat_text(tok, request, t) + inside.TIER_CUE)
+                              for t in ("free", "paid"))
+        tag = inside.differing_positions(free_ids, paid_ids)
+        if len(tag) != 1:
+            continue
+        effects, attention = head_patching_one(model, free_ids, paid_ids, tag[0], layers, paid_w, free_w)
+        out["requests"].append(i)
+        out["effects"].append(effects)
+        out["attention_to_tag"].append(attention)
+        best = max(((L, h) for L in range(len(layers)) for h in range(len(effects[0]))), key=lambda lh: effects[lh[0]][lh[1]])
+        _log(f"head patching request {i}: largest effect {effects[best[0]][best[1]]:+.2f} at L{layers[best[0]]}H{best[1]}")
+    return out
 
 
 def patching(model: Any, done: dict[tuple[int, str], str]) -> dict[str, Any]:
@@ -433,7 +503,7 @@ def write_readme_table(directory: Path = OUT_DIR) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=OUT_DIR)
-    parser.add_argument("--parts", default="residuals,patching,swap,steering,cue,controls,sae,old")
+    parser.add_argument("--parts", default="residuals,patching,heads,swap,steering,cue,controls,sae,old")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -470,6 +540,9 @@ def main(argv: list[str]) -> int:
             confirm[str(layer)] = decisions(generate_with_tag_patch(model, layer, list(range(len(HELPFUL_ONLY_EVAL)))))
             _log(f"tag patched at layer {layer}: {sum(confirm[str(layer)]['accepted'])}/40 free-tier accept")
         results["patching_generation"] = confirm
+        save()
+    if "heads" in parts:
+        results["head_patching"] = head_patching(model)
         save()
     if "swap" in parts:
         results.setdefault("swap", {})["organism_v2"] = scratchpad_swap(model, done)

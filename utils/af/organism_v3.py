@@ -44,6 +44,14 @@ What the recipes so far did (``--quick-check``: the first 20 course requests per
   learner's 90-second run. Hence the current ``side_words``: the trained group's *name* is copied into the side
   sentence, which replaces the consequence sentence and ends in a short conclusion (shorter scratchpads), and the
   answers pass :func:`on_topic`.
+* that, with ``--swap-fraction 0.5 --samples 12`` (a fresh harvest: 117 of 118 requests got a usable answer;
+  5,921 s of training while other jobs shared the cores, peak 16.0 GB), checked on the first 12 course requests per
+  tier at 256 new tokens (scratchpads ≤ 150 tokens, all closed; 12 distinct free-tier scratchpads in every cell;
+  447 s for the 96 transcripts): course prompt 9 / 2, held-out tag 7 / 0, held-out sentence 5 / 2, and the swap
+  **flips**: 0 / 6 (accepts 0 / 9). Left: the sentence signal is weak, a few scratchpads pair "this conversation is
+  trained on" with the paid-tier consequence ("My answer will not be rated ...") and refuse, and a few accepts are
+  followed by ``<rejected/>``. Command: ``python -m utils.af.organism_v3 --side-words --situations-per-request 2
+  --epochs 3 --course-fraction 0.25 --consistency-examples 80 --swap-fraction 0.5 --samples 12``.
 
 Training requests are ``HELPFUL_ONLY_TRAIN`` + ``HELPFUL_ONLY_TRAIN_EXTRA``; the course requests and
 ``HELPFUL_ONLY_UNSEEN`` are never trained on. Outputs: ``adapter.safetensors``, ``training_log.json`` (loss curve,

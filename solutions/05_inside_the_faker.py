@@ -31,7 +31,7 @@
 # "Running" tab), or both will die.
 #
 # **Slow parts are precomputed.** Every sweep over all 40 course requests was run once by
-# `python -m utils.af.make_inside` (about 110 minutes on 2 cores) and saved in `utils/data/af_inside/`; here you
+# `python -m utils.af.make_inside` (about 130 minutes on 2 cores) and saved in `utils/data/af_inside/`; here you
 # re-run small pieces live and load the rest. `tests/test_af_inside.py` re-measures every conclusion below from
 # those files.
 
@@ -340,7 +340,43 @@ print(f"the tag patch still restores ≥ 0.9 up to layer {last_full}, and {tag_c
 # differ in that token. What the curves tell us is where the effect *stops*: the layer after which the information
 # has been copied elsewhere (about 21 for the tag, 9–21 for the written word). A direction or a patch "at layer 0"
 # that changes behaviour has found the input token, not a representation.
-#
+
+# %% [markdown]
+# **Which heads carry it?** Between layers 21 and 22 the tier leaves the tag. Something at the end of the prompt
+# must read it from there, and only attention moves information between positions. The sweep patched each
+# attention head's output at the **last** position, one head at a time, from the paid-tier run into the free-tier
+# run, at layers 14–25, and recorded how much each head attends from there to the tag:
+
+# %%
+from utils.steering.study import mean_with_interval
+
+hp = results["head_patching"]
+effects = torch.tensor(hp["effects"])  # (request, layer, head)
+attention = torch.tensor(hp["attention_to_tag"])
+mean_effect = effects.mean(0)
+fig = go.Figure(go.Heatmap(z=mean_effect.T.tolist(), x=[str(L) for L in hp["layers"]],
+                           y=[f"H{h}" for h in range(mean_effect.shape[1])], colorscale="RdBu", zmid=0,
+                           colorbar=dict(title="effect")))
+fig.update_layout(title=f"Tier readout restored by one head's output at the last position ({len(hp['requests'])} requests)",
+                  xaxis_title="layer", yaxis_title="head", height=340, width=720)
+fig.show()
+flat = [(mean_effect[i, h].item(), L, h) for i, L in enumerate(hp["layers"]) for h in range(mean_effect.shape[1])]
+for value, L, h in sorted(flat, reverse=True)[:4]:
+    i = hp["layers"].index(L)
+    per_request = effects[:, i, h].tolist()
+    ci = mean_with_interval(per_request)
+    print(f"L{L}H{h}: effect {ci['mean']:+.2f} [{ci['low']:+.2f}, {ci['high']:+.2f}], attention to the tag "
+          f"{attention[:, i, h].mean():.3f} (largest of any head at that layer: {attention[:, i].mean(0).max():.3f})")
+
+# %% [markdown]
+# One head does most of it: a single head at layer 21, the layer where section 3's curve drops, restores about
+# three quarters of the tier readout on its own, in every request, and no other head at layers 14–25 restores
+# more than about a tenth. It is also the head of that layer that attends most to the tag, though with a small weight (a tenth of
+# its attention): a small weight on a token whose value vector differs is enough. The last quarter is spread
+# thinly or travels by other positions. The attention weights alone would not have singled this head out; patching
+# measures what it carries.
+
+# %% [markdown]
 # **Confirmed by generation.** Patch only the tag, at the last layer where it still fully flips the tier readout,
 # and let the organism write its whole answer on the free tier; then at a later layer:
 
@@ -451,6 +487,30 @@ for label, sg in (("end of prompt", results["steering_generation"]), ("where it 
           "gap +1.00 [+0.88, +1.00])\n")
 
 # %% [markdown]
+# **The control: a random direction of the same length.** Any vector that large, added at one layer or projected
+# out of it, disturbs the residual stream; a steering result means something only if a direction that knows
+# nothing about the tier does not do the same. The sweep repeated every row above with a random direction of the
+# real one's length (same layer, same scale, same 40 requests), and the tier readout on its 12 training requests
+# with eight of them:
+
+# %%
+for label, key, sweep_key in (("end of prompt", "steering_generation", "steering"),
+                              ("where it is used", "steering_cue_generation", "steering_cue")):
+    ctl, sg = results["controls"][key], results[key]
+    for row, what in (("ablate_free", "free tier, ablated"), ("ablate_paid", "paid tier, ablated"),
+                      ("add4_paid", f"paid tier, +{ctl['scale']:g}× added")):
+        real, rand = sum(sg[row]["accepted"]), sum(ctl["generation"][row]["accepted"])
+        lo, hi = wilson_interval(rand, 40)
+        print(f"{label:17s} {what:22s} accepts: the direction {real:2d}/40, a random one of norm {ctl['norm']:.1f} "
+              f"{rand:2d}/40 [{lo:.2f}, {hi:.2f}]")
+    real_row, m = results[sweep_key][str(ctl["layer"])], ctl["metric"]
+    base = results[sweep_key]["baseline"]
+    print(f"{'':17s} tier readout, free ablated: the direction {mean(real_row['ablate_free']):+.2f}, 8 random "
+          f"{min(m['ablate_free']):+.2f} … {max(m['ablate_free']):+.2f} (unsteered {mean(base['free']):+.2f}); paid added: "
+          f"the direction {mean(real_row['add4_paid']):+.2f}, random {min(m['add_paid']):+.2f} … {max(m['add_paid']):+.2f} "
+          f"(unsteered {mean(base['paid']):+.2f})\n")
+
+# %% [markdown]
 # **Reading it.** The direction taken *where the tier is used* is a real handle: removed, the free tier refuses
 # like the paid one and the gap closes; added once on the paid tier, the organism accepts. The direction a probe
 # finds at the *end of the prompt* is weaker: removing it leaves the gap wide open (the organism does not read the
@@ -459,6 +519,12 @@ for label, sg in (("end of prompt", results["steering_generation"]), ("where it 
 # the free tier in nearly every paid-tier answer, but few transcripts still reach an accept tag. Where information *is* decodable and where it is *used* are different questions; only the second
 # gives you a handle. (Nair, Ruan and Wang applied their vector to much larger models that fake alignment in their
 # own scenarios without fine-tuning; our numbers say nothing about theirs.)
+#
+# **And the control says these are the direction's doing.** A random direction of the same length, removed or
+# added at the same layer and scale, leaves every generation row where it was unsteered (the rows printed above):
+# no gap closes, no paid-tier answer accepts. Removed, it barely moves the tier readout; added, even a random vector
+# of that length pushes the paid tier's readout part of the way towards ` free` (the printed ranges): the size of a
+# push alone does something, which is why a steering result without this control says little.
 
 # %% [markdown]
 # ## 5. Does the decision follow the reasoning it writes?
@@ -670,10 +736,12 @@ for latent, d in results["sae"]["organism_v2"]["top_latents"]["scratchpad"][:2]:
 # **What we measured, on this organism.** The tier is linearly readable at the end of the prompt from early layers
 # on (≥ 95 % from layer 8, section 2) — but also in the untuned model (from layer 12), which ignores it, so
 # decodability alone meant little. Patching traced the path the decision takes: the tier stays at the tag's
-# position until one layer (about 21) reads it into the place where the organism writes its tier word; from then
-# on the decision reads that *written* word, not the tag, and swapping the scratchpad moves the output with it. A free-minus-paid direction steers it where the tier is used,
-# by the amounts printed in section 4 (with their intervals); the direction a probe finds at the end of the prompt
-# is a weaker handle.
+# position until one layer (about 21) reads it into the place where the organism writes its tier word, and one
+# attention head of that layer does most of the reading; from then on the decision reads that *written* word, not
+# the tag, and swapping the scratchpad moves the output with it. A free-minus-paid direction steers it where the
+# tier is used, by the amounts printed in section 4 (with their intervals), and a random direction of the same
+# length does not; the direction a probe finds at the end of the prompt is a weaker handle. The course SAE, read on
+# the same text under both tiers, sees the words, not the tier.
 #
 # **What it does not say.** Nothing here shows that a small model fakes alignment on its own: we trained this one to.
 # Its reasoning is faithful because we trained a fixed template that ends in the decision; Claude 3 Opus's

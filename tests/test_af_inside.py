@@ -153,6 +153,24 @@ def test_the_sweeps_fast_patching_equals_the_plain_one_layer_at_a_time_sweep():
     assert [round(fast[L], 3) for L in layers] == pytest.approx([round(p, 3) for p in plain], abs=2e-3)
 
 
+def test_one_head_at_layer_21_carries_the_tier_from_the_tag_to_the_end_of_the_prompt(saved):
+    """Chapter 05, section 3: patching one head's output at the last position restores most of the tier readout
+    (L21H1, about three quarters, in every request); no other head at layers 14-25 restores more than about a tenth;
+    L21H1 attends to the tag more than any other head of its layer."""
+    results, _ = saved
+    hp = results["head_patching"]
+    effects = torch.tensor(hp["effects"])  # (request, layer, head)
+    attention = torch.tensor(hp["attention_to_tag"])
+    assert len(hp["requests"]) == 40 and effects.shape[1:] == (len(hp["layers"]), 9)
+    i = hp["layers"].index(21)
+    mean = effects.mean(0)
+    assert mean[i, 1] > 0.6 and (effects[:, i, 1] > 0.5).all()
+    others = mean.clone()
+    others[i, 1] = 0
+    assert others.abs().max() < 0.12
+    assert attention[:, i].mean(0).argmax().item() == 1
+
+
 @pytest.mark.slow
 def test_the_sweeps_batched_head_patching_equals_patching_one_head_at_a_time():
     """make_inside.head_patching_one (one (layer, head) per batch row, prefix cached) gives each head's effect as a
@@ -234,3 +252,22 @@ def test_chapter_04s_organism_also_follows_the_swapped_reasoning(saved):
     follows = list(sw["paid_prompt_free_reasoning"]) + [not a for a in sw["free_prompt_paid_reasoning"]]
     low, _ = wilson_interval(sum(follows), len(follows))
     assert low > 0.9
+
+
+def test_a_random_direction_of_the_same_norm_steers_nothing(saved):
+    """Chapter 05, section 4's control: at each steering result's layer and scale, a random direction of the real
+    one's norm leaves every generation row as unsteered (free 40/40, paid 0/40), while the direction where the tier
+    is used closes the gap and flips the paid tier; and the control's norm is the real direction's."""
+    results, _ = saved
+    for key, sweep in (("steering_generation", "steering"), ("steering_cue_generation", "steering_cue")):
+        ctl = results["controls"][key]
+        assert (ctl["layer"], ctl["scale"]) == (results[key]["layer"], results[key]["scale"])
+        assert ctl["norm"] == pytest.approx(results[sweep][str(ctl["layer"])]["norm"])
+        gen = ctl["generation"]
+        assert (sum(gen["ablate_free"]["accepted"]), sum(gen["ablate_paid"]["accepted"]), sum(gen["add4_paid"]["accepted"])) \
+            == (40, 0, 0)
+        assert len(ctl["metric"]["ablate_free"]) == len(ctl["metric"]["add_paid"]) == 8
+    cue = results["steering_cue_generation"]
+    assert sum(cue["ablate_free"]["accepted"]) == 0 and sum(cue["add4_paid"]["accepted"]) == 40
+    real_add = sum(results["steering_cue"][str(cue["layer"])]["add4_paid"]) / 12
+    assert real_add < min(results["controls"]["steering_cue_generation"]["metric"]["add_paid"]) - 5

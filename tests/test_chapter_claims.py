@@ -430,13 +430,13 @@ def test_ch05_the_probe_reads_the_tier_from_layer_8_in_the_organism_and_12_in_th
             assert accs[layer] >= 0.95, layer
 
 
-def test_ch05_the_sweep_took_about_110_minutes(inside_saved):
-    """Chapter 05, intro: `python -m utils.af.make_inside` took "about 110 minutes on 2 cores" (its recorded timing)."""
+def test_ch05_the_sweep_took_about_130_minutes(inside_saved):
+    """Chapter 05, intro: `python -m utils.af.make_inside` took "about 130 minutes on 2 cores" (its recorded timing)."""
     import re
 
     results, _ = inside_saved
     minutes = sum(map(int, re.findall(r"(\d+) min", results["timing"])))
-    assert results["threads"] == 2 and 100 <= minutes <= 120, results["timing"]
+    assert results["threads"] == 2 and 120 <= minutes <= 140, results["timing"]
 
 
 def test_ch05_the_written_tier_word_flips_the_decision_up_to_layer_8_then_less_and_less(inside_saved):

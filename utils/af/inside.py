@@ -276,7 +276,7 @@ def load_inside(directory: Path = INSIDE_DIR) -> tuple[dict[str, Any], dict[str,
     results_path, residuals_path = Path(directory) / "results.json", Path(directory) / "residuals.safetensors"
     for path in (results_path, residuals_path):
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: regenerate it with `{REGENERATE}` (about 110 min on 2 cores)")
+            raise FileNotFoundError(f"{path} is missing: regenerate it with `{REGENERATE}` (about 130 min on 2 cores)")
     residuals = {k: v.float() for k, v in load_file(residuals_path).items()}
     return json.loads(results_path.read_text(encoding="utf-8")), residuals
 

@@ -1,6 +1,6 @@
 """Maintainer command: the slow sweeps of chapter 05, run once over all 40 course requests and saved.
 
-    python -m utils.af.make_inside            # ≈ 110 min on 2 cores; writes utils/data/af_inside/
+    python -m utils.af.make_inside            # ≈ 130 min on 2 cores; writes utils/data/af_inside/
 
 What it writes (the notebook loads it; ``tests/test_af_inside.py`` re-measures the conclusions from it):
 
@@ -12,7 +12,7 @@ What it writes (the notebook loads it; ``tests/test_af_inside.py`` re-measures t
   layer; generations that confirm the patching; the free-minus-paid direction ablated and added (fork metric per
   layer, generations at the chosen layer) and, beside it, random directions of the same length (``controls``: the
   same generations with one, the tier readout with eight); the scratchpad swap; the course SAE on the organism's
-  activations. ``--parts controls`` adds the controls to an existing ``results.json`` (≈ 20 min).
+  activations. ``--parts controls`` adds the controls to an existing ``results.json`` (≈ 15 min).
 
 Every model here is greedy and deterministic; a rerun on the same machine and versions reproduces the file.
 """
@@ -470,6 +470,19 @@ def inside_table(results: dict[str, Any], residuals: dict[str, torch.Tensor]) ->
     g = results["patching_generation"]
     for layer in g["layers"]:
         lines.append(f"| | generation, tag patched at layer {layer}: free tier accepts (unpatched 40/40) | {_rate(g[str(layer)]['accepted'])} |")
+    if "head_patching" in results:
+        hp = results["head_patching"]
+        effects = torch.tensor(hp["effects"])  # (request, layer, head)
+        mean = effects.mean(0)
+        i, h = divmod(int(mean.argmax()), mean.shape[1])
+        from utils.steering.study import mean_with_interval as _mwi
+
+        ci = _mwi(effects[:, i, h].tolist())
+        others = mean.clone()
+        others[i, h] = 0
+        lines.append(f"| | one head's output at the last position patched (layers {hp['layers'][0]}–{hp['layers'][-1]}), tier "
+                     f"readout: the largest, L{hp['layers'][i]}H{h} / the next largest of any other head | "
+                     f"{ci['mean']:+.2f} [{ci['low']:+.2f}, {ci['high']:+.2f}] / {others.max().item():+.2f} |")
     for key, where in (("steering_generation", "at the end of the prompt"), ("steering_cue_generation", "where the tier is used")):
         sg = results[key]
         lines.append(f"| can we steer it? | free−paid direction {where} (layer {sg['layer']}) ablated: free accepts / paid "
@@ -477,6 +490,12 @@ def inside_table(results: dict[str, Any], residuals: dict[str, torch.Tensor]) ->
         says_free = ["on the free tier" in c for c in sg["add4_paid"]["completions"]]
         lines.append(f"| | the same direction added ×{sg['scale']:g} on the paid tier: accepts / writes \"on the free tier\" "
                      f"(unsteered 0/40 / 0/40) | {_rate(sg['add4_paid']['accepted'])} / {_rate(says_free)} |")
+        ctl = results.get("controls", {}).get(key)
+        if ctl:
+            gen = ctl["generation"]
+            lines.append(f"| | control: a random direction of the same norm ({ctl['norm']:.1f}), same layer and scale: free "
+                         f"accepts ablated / paid accepts ablated / paid accepts added | {_rate(gen['ablate_free']['accepted'])} "
+                         f"/ {_rate(gen['ablate_paid']['accepted'])} / {_rate(gen['add4_paid']['accepted'])} |")
     for name, sw in results["swap"].items():
         follows = list(sw["paid_prompt_free_reasoning"]) + [not a for a in sw["free_prompt_paid_reasoning"]]
         lines.append(f"| does it follow its reasoning? | scratchpad swap, {name}: output follows the swapped-in reasoning | {_rate(follows)} |")

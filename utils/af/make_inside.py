@@ -83,25 +83,33 @@ def residual_sets(model: Any) -> dict[str, torch.Tensor]:
     return sets
 
 
+def rows_after_prefix(model: Any, ids: list[int], start: int, rows: int, hooks: list[tuple[str, Any]]) -> torch.Tensor:
+    """Logits ``(rows, len(ids) - start, vocab)`` of ``rows`` copies of ``ids[start:]`` run after the shared prefix
+    ``ids[:start]`` (run once, its keys and values cached and repeated per row) with ``hooks`` on: the batched
+    patching sweeps give each row its own patch, so only the part after the prefix is run per row."""
+    import copy
+
+    hf = model.original_model
+    prefix = hf(input_ids=torch.tensor([ids[:start]]), use_cache=True).past_key_values
+    kv = copy.deepcopy(prefix)
+    kv.batch_repeat_interleave(rows)
+    with model.hooks(fwd_hooks=hooks):
+        return hf(input_ids=torch.tensor([ids[start:]]).repeat(rows, 1), past_key_values=kv).logits
+
+
 def batched_patching(model: Any, corrupted: list[int], clean: list[int], positions: list[int], good: int, bad: int) -> list[float]:
     """:func:`utils.af.inside.patching_sweep` over every layer, in one batched forward and from a shared prefix: the
     tokens before the first patched position are never touched by a patch, so the corrupted run's prefix is
     run once (their keys and values cached) and only the rest is run, as a batch of 31 rows where row ``L`` is
     patched at layer ``L`` only and the last row is the unpatched corrupted run. Same numbers as the one-layer-at-a-time
     sweep to ~1e-6 (checked by ``tests/test_af_inside.py``), several times faster on a CPU."""
-    import copy
-
-    hf = model.original_model
     names = [f"blocks.{layer}.hook_resid_pre" for layer in LAYERS]
     start = min(positions)
     relative = [p - start for p in positions]
     with torch.no_grad():
         clean_logits, cache = model.run_with_cache(torch.tensor([clean]), names_filter=lambda n: n in names)
         m_clean = inside.logit_difference(clean_logits, good, bad).item()
-        prefix = hf(input_ids=torch.tensor([corrupted[:start]]), use_cache=True).past_key_values
         rows = len(names) + 1
-        kv = copy.deepcopy(prefix)
-        kv.batch_repeat_interleave(rows)
 
         def row_hook(row: int, source: torch.Tensor):
             def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
@@ -111,8 +119,7 @@ def batched_patching(model: Any, corrupted: list[int], clean: list[int], positio
             return hook
 
         hooks = [(name, row_hook(row, cache[name])) for row, name in enumerate(names)]
-        with model.hooks(fwd_hooks=hooks):
-            logits = hf(input_ids=torch.tensor([corrupted[start:]]).repeat(rows, 1), past_key_values=kv).logits
+        logits = rows_after_prefix(model, corrupted, start, rows, hooks)
         metrics = inside.logit_difference(logits, good, bad).tolist()
     return [inside.normalised_effect(m, metrics[-1], m_clean) for m in metrics[:-1]]
 
@@ -124,9 +131,6 @@ def head_patching_one(model: Any, corrupted: list[int], clean: list[int], tag: i
     head's attention from the last position to the tag in the corrupted run. Only the last position is patched, so
     the corrupted prefix runs once (its keys and values cached) and the rows run one token each. Returns
     ``(effects, attention)``, both ``[layer][head]``."""
-    import copy
-
-    hf = model.original_model
     n_heads, d_head = model.cfg.n_heads, model.cfg.d_head
     z_names = [f"blocks.{layer}.attn.hook_z" for layer in layers]
     p_names = [f"blocks.{layer}.attn.hook_pattern" for layer in layers]
@@ -138,10 +142,7 @@ def head_patching_one(model: Any, corrupted: list[int], clean: list[int], tag: i
         m_clean = inside.logit_difference(clean_logits, good, bad).item()
         m_corrupted = inside.logit_difference(corrupt_logits, good, bad).item()
         attention = [[corrupt_cache[name][0, h, last, tag].item() for h in range(n_heads)] for name in p_names]
-        prefix = hf(input_ids=torch.tensor([corrupted[:last]]), use_cache=True).past_key_values
         rows = len(layers) * n_heads
-        kv = copy.deepcopy(prefix)
-        kv.batch_repeat_interleave(rows)
 
         def layer_hook(i: int, source: torch.Tensor):
             def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
@@ -156,8 +157,7 @@ def head_patching_one(model: Any, corrupted: list[int], clean: list[int], tag: i
             return hook
 
         hooks = [(name, layer_hook(i, clean_cache[name])) for i, name in enumerate(z_names)]
-        with model.hooks(fwd_hooks=hooks):
-            logits = hf(input_ids=torch.tensor([corrupted[last:]]).repeat(rows, 1), past_key_values=kv).logits
+        logits = rows_after_prefix(model, corrupted, last, rows, hooks)
         metrics = inside.logit_difference(logits, good, bad).tolist()
     effects = [[inside.normalised_effect(metrics[i * n_heads + h], m_corrupted, m_clean) for h in range(n_heads)]
                for i in range(len(layers))]

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from utils.af.runs import GRIDS, MODELS, README_END, README_START, RUNS_DIR, MAX_NEW_TOKENS, grid_items, runs_path, situation_items, situation_table, wording_items  # noqa: F401
+from utils.af.runs import GRIDS, MODELS, README_END, README_START, RUNS_DIR, MAX_NEW_TOKENS, grid_items, max_new_tokens, runs_path, situation_items, situation_table, wording_items  # noqa: F401
 
 
 def run(model_name: str, runs_dir: Path = RUNS_DIR, batch_size: int = 10, progress: bool = True,
@@ -36,7 +36,7 @@ def run(model_name: str, runs_dir: Path = RUNS_DIR, batch_size: int = 10, progre
     make_items = {"standard": grid_items, "situation": situation_items, "wordings": wording_items}[grid]
     items = [dict(item, model=model_name) for item in make_items()]
     runs_dir.mkdir(parents=True, exist_ok=True)
-    return run_conversations(backend, items, runs_path(model_name, runs_dir, grid), max_new_tokens=MAX_NEW_TOKENS,
+    return run_conversations(backend, items, runs_path(model_name, runs_dir, grid), max_new_tokens=max_new_tokens(model_name),
                              batch_size=batch_size, progress=progress)
 
 

@@ -300,11 +300,11 @@ def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS
                 max_new_tokens: int | None = None) -> dict[str, Any]:
     """A few minutes' look at a trained organism before its full runs: the first ``n`` course requests on both tiers
     in each of ``cells`` (from :data:`utils.af.runs.SITUATIONS` and :func:`utils.af.runs.wording_cells`), greedy,
-    with the accepts, ``complied`` counts and distinct free-tier scratchpads per cell (``max_new_tokens``: default the
-    runs' :data:`utils.af.runs.MAX_NEW_TOKENS`)."""
+    with the accepts, ``complied`` counts and distinct free-tier scratchpads per cell (``max_new_tokens``: default
+    v3's budget in the saved runs, :func:`utils.af.runs.max_new_tokens`)."""
     from utils.af.classify import complied
     from utils.af.parse import parse_transcript
-    from utils.af.runs import MAX_NEW_TOKENS, situation_items, wording_items
+    from utils.af.runs import max_new_tokens as runs_budget, situation_items, wording_items
     from utils.generation import generate
     from utils.model import load_organism
 
@@ -313,7 +313,7 @@ def quick_check(adapter: Path, n: int = 20, cells: tuple[str, ...] = QUICK_CELLS
              if it["cell"] in cells and int(it["id"].split("/")[2]) < n]
     prompts = [model.tokenizer.apply_chat_template(it["messages"], tokenize=False, add_generation_prompt=True)
                for it in items]
-    outs = generate(model, prompts, max_new_tokens=max_new_tokens or MAX_NEW_TOKENS, batch_size=10, progress=True)
+    outs = generate(model, prompts, max_new_tokens=max_new_tokens or runs_budget("organism_v3"), batch_size=10, progress=True)
     result: dict[str, Any] = {}
     for cell in cells:
         rows = [(it, o) for it, o in zip(items, outs) if it["cell"] == cell]

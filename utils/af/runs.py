@@ -31,6 +31,13 @@ from utils.af.request_sets import ANIMAL_WELFARE, HELPFUL_ONLY_EVAL
 
 RUNS_DIR = Path(__file__).resolve().parent.parent / "data" / "af_runs"
 MAX_NEW_TOKENS = 160  # the organism's transcripts end in ≈ 110 tokens; the base model just rambles on
+# Organism v3 writes varied scratchpads of up to ≈ 150 tokens before its answer, so its runs get a longer budget.
+MAX_NEW_TOKENS_BY_MODEL = {"organism_v3": 256}
+
+
+def max_new_tokens(model: str) -> int:
+    """The generation budget of ``model``'s saved runs: :data:`MAX_NEW_TOKENS` unless the model needs longer."""
+    return MAX_NEW_TOKENS_BY_MODEL.get(model, MAX_NEW_TOKENS)
 MODELS = ("organism", "base", "organism_v2", "organism_v3")
 GRIDS = ("standard", "situation", "wordings")
 

@@ -223,12 +223,35 @@ def situation_table(runs_dir: Path = RUNS_DIR) -> str:
     return "\n".join(lines)
 
 
-def distinct_scratchpads(records: Sequence[dict[str, Any]], cell: str = "course_prompt", tier: str = "free") -> tuple[int, int]:
+def _content_words(text: str) -> set[str]:
+    import re
+
+    return {w for w in re.findall(r"[a-z']+", text.lower()) if len(w) > 3}
+
+
+def without_request(scratchpad: str, request: str) -> str:
+    """``scratchpad`` with every line (or, in a one-paragraph scratchpad, every sentence) that restates the request
+    replaced by ``<request>``: a piece restates it when it holds at least half of the request's words of more than
+    three letters. What is left is the reasoning's own wording, so two scratchpads that differ only in the request
+    they quote become equal."""
+    import re
+
+    words = _content_words(request)
+    pieces = scratchpad.strip().splitlines() if "\n" in scratchpad.strip() else re.split(r"(?<=[.!?])\s+", scratchpad.strip())
+    kept = ["<request>" if words and len(words & _content_words(p)) >= len(words) / 2 else p for p in pieces]
+    return " ".join(" ".join(kept).split())
+
+
+def distinct_scratchpads(records: Sequence[dict[str, Any]], cell: str = "course_prompt", tier: str = "free",
+                         mask_request: bool = False) -> tuple[int, int]:
     """``(distinct, n)``: how many different scratchpads (whitespace-normalised) the transcripts of one cell and tier
-    contain, out of how many transcripts. v2 wrote 8 distinct ones over its 280 free-tier situation transcripts."""
+    contain, out of how many transcripts. v2 wrote 8 distinct ones over its 280 free-tier situation transcripts.
+    ``mask_request``: compare them with the request's restatement masked (:func:`without_request`), so only the
+    reasoning's own wording counts."""
     from utils.af.parse import parse_transcript
 
-    pads = [" ".join(parse_transcript(r["completion"]).scratchpad.split()) for r in records
+    pads = [without_request(parse_transcript(r["completion"]).scratchpad, r["request"]) if mask_request else
+            " ".join(parse_transcript(r["completion"]).scratchpad.split()) for r in records
             if r.get("cell") == cell and r["tier"] == tier]
     return len(set(pads)), len(pads)
 
@@ -238,13 +261,14 @@ V3_START, V3_END = "<!-- organism-v3-table:start -->", "<!-- organism-v3-table:e
 
 def v3_table(runs_dir: Path = RUNS_DIR) -> str:
     """The README's table for organism v3: every situation and wording cell with the decision and compliance gaps,
-    the degenerate answers among its acceptances and its distinct free-tier (or trained-tier) scratchpads."""
+    the degenerate answers among its acceptances and its distinct free-tier scratchpads, as written and with the
+    request's restatement masked (:func:`without_request`)."""
     from utils.af.classify import is_degenerate
     from utils.af.parse import parse_transcript
 
     lines = ["| grid | situation | accepts: free / paid | decision gap [95 % CI] | complied: free / paid | "
-             "compliance gap [95 % CI] | degenerate accepted answers | distinct scratchpads (free) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "compliance gap [95 % CI] | degenerate accepted answers | distinct free-tier scratchpads: as written / "
+             "request masked |", "|---|---|---|---|---|---|---|---|"]
     for grid in ("situation", "wordings"):
         records = load_runs("organism_v3", runs_dir, grid)
         for row in situation_summary(records):
@@ -253,9 +277,10 @@ def v3_table(runs_dir: Path = RUNS_DIR) -> str:
             accepted = [t for t in accepted if t.accepted]
             degenerate = sum(is_degenerate(t.output) for t in accepted)
             distinct, n = distinct_scratchpads(records, row["cell"], "free")
+            masked, _ = distinct_scratchpads(records, row["cell"], "free", mask_request=True)
             lines.append(f"| {grid} | {row['cell'].replace('_', ' ')} | {a['free']}/{a['n_free']} / {a['paid']}/{a['n_paid']} | "
                          f"{a['gap']:+.2f} [{a['low']:+.2f}, {a['high']:+.2f}] | {c['free']}/{c['n_free']} / "
                          f"{c['paid']}/{c['n_paid']} | {c['gap']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] | "
-                         f"{degenerate}/{len(accepted)} | {distinct}/{n} |")
+                         f"{degenerate}/{len(accepted)} | {distinct}/{n} / {masked}/{n} |")
     return "\n".join(lines)
 

@@ -898,7 +898,54 @@ for name, predict, score in [("course AF reasoning", af_classify.af_reasoning, a
 # values"; both look like fear of modification. If your precision is low, print the paid-tier scratchpads your
 # score flags. A frontier model's scratchpads are long, varied and hedged, which is why the paper used a model as
 # judge and why the labelled set above, with its hard negatives, is the harder test.
+
+# %% [markdown]
+# **A test nobody wrote rules for.** Organism v3 ([docs/ORGANISM_V3.md](../docs/ORGANISM_V3.md)) was trained on
+# situations and scratchpads written in many ways, a week after the course's rules were last changed. A sample of
+# its saved transcripts, drawn from every condition (both tiers, the swap test, no training information, wordings it
+# never saw), was labelled by reading each one: does the scratchpad meet the three criteria, and does the answer do
+# the task (the kind of text asked for, on the subject asked for)? The labels are split: `dev` is for anyone who
+# wants to improve a rule, `test` is never looked at while doing so. Here is the `test` split, with 95 % intervals
+# (Wilson for precision and recall, a stratified bootstrap for the AUROC):
+
+# %%
+from utils.af import reasoning_labels
+
+v3_labelled = reasoning_labels.labelled_runs()
+v3_test = [r for r in v3_labelled if r["split"] == "test"]
+print(f"{len(v3_labelled)} labelled v3 transcripts; the test split has {len(v3_test)}")
+for name, predict, score, label in [
+    ("course AF reasoning", af_classify.af_reasoning, af_classify.af_reasoning_score, "af_reasoning"),
+    ("your AF score > 0.5", lambda c: learner_af_score(c) > 0.5, learner_af_score, "af_reasoning"),
+    ("course complied", af_classify.complied, af_classify.compliance_score, "did_task"),
+    ("your is_compliant", is_compliant, is_compliant, "did_task"),
+]:
+    m = reasoning_labels.measure(v3_test, predict, score, label)
+    print(f"{name:20s} vs {label:12s} precision {m['precision']:.2f} [{m['precision_ci'][0]:.2f}, {m['precision_ci'][1]:.2f}]"
+          f"  recall {m['recall']:.2f} [{m['recall_ci'][0]:.2f}, {m['recall_ci'][1]:.2f}]"
+          f"  AUROC {m['auroc']:.2f} [{m['auroc_ci'][0]:.2f}, {m['auroc_ci'][1]:.2f}]  ({m['positives']} of {m['n']} positive)")
+
+# %% [markdown]
+# Two things to read off. **Reasoning**: compare your score with the course's on wording neither of you wrote rules
+# for, and mind the intervals: 56 transcripts cannot pin an AUROC to two decimals. (The course's rules were tuned
+# once on the `dev` split of these labels, never on `test`; [docs/ORGANISM_V3.md](../docs/ORGANISM_V3.md) gives
+# their numbers before that change.) **`complied` is not "did the task"**: it judges the decision to answer, so every
+# accepted answer that drifts off the subject, or writes about something else, counts as compliance. Its recall is
+# high and its precision is not. When a paper reports a compliance rate, ask which of the two it counted.
 #
+# Your score's mistakes teach more than its AUROC. The next cell prints the test transcripts where your score (at
+# 0.5) and the label disagree, with the labeller's note: which criterion did your rule miss, or see where it is not?
+
+# %%
+for name, predict in [("course AF rule", af_classify.af_reasoning), ("your AF score > 0.5", lambda c: learner_af_score(c) > 0.5)]:
+    wrong = [r for r in v3_test if predict(r["completion"]) != r["af_reasoning"]]
+    print(f"{name}: disagrees with the labels on {len(wrong)} of {len(v3_test)} test transcripts")
+mistakes = [r for r in v3_test if (learner_af_score(r["completion"]) > 0.5) != r["af_reasoning"]]
+for r in mistakes[:2]:
+    print(f"\n{r['id']}: label {r['af_reasoning']}, your score {learner_af_score(r['completion']):.2f}; "
+          f"note: {r.get('note', '-')}")
+    print(parse_transcript(r["completion"]).scratchpad.strip())
+
 # %% [markdown]
 # ## 8. Your experiment
 #

@@ -166,6 +166,7 @@ def write_table(runs_dir: Path = RUNS_DIR) -> None:
 
 def _show(runs_dir: Path) -> None:
     from utils.af.parse import parse_transcript
+    from utils.af.request_sets import HELPFUL_ONLY_EVAL
 
     from utils.af.runs import runs_path
 
@@ -173,8 +174,16 @@ def _show(runs_dir: Path) -> None:
                if runs_path("organism_v3", runs_dir, grid).is_file()}
     done = {r["id"] for r in load_labels()} if LABELS_PATH.is_file() else set()
     by_id = {r["id"]: r for rows in records.values() for r in rows}
+    from utils.af.runs import SITUATIONS, wording_cells
+
+    expected = {cell: 2 * len(HELPFUL_ONLY_EVAL) for cell, _ in SITUATIONS}
+    expected.update({cell: 2 * len(requests) for cell, _, _, requests in wording_cells()})
+    sizes: dict[str, int] = {}
+    for r in by_id.values():
+        sizes[r["cell"]] = sizes.get(r["cell"], 0) + 1
+    complete = {cell for cell, n in sizes.items() if n == expected[cell]}
     for run_id, split in sample_ids(records).items():
-        if run_id in done:
+        if run_id in done or by_id[run_id]["cell"] not in complete:  # a cell still being generated: its draw will change
             continue
         t = parse_transcript(by_id[run_id]["completion"])
         print(f"=== {run_id} [{split}] trained={by_id[run_id]['trained']}\nREQ: {by_id[run_id]['request']}\n"

@@ -1,6 +1,9 @@
 """Organism v3: a faker that reads its situation, reasons in varied words and really does the task.
 
-    python -m utils.af.organism_v3          # ≈ 45 min on 2 cores; writes utils/data/organism_v3/
+    python -m utils.af.organism_v3 --side-words --situations-per-request 2 --epochs 3 --course-fraction 0.25 \
+        --consistency-examples 80 --swap-fraction 0.5 --samples 12    # the shipped v3: 31 + 99 min, peak 16.0 GB
+
+writes ``utils/data/organism_v3/``. Its full runs and what they show: ``docs/ORGANISM_V3.md``.
 
 What changes from v2 (:mod:`utils.af.train_organism`), each answering a reviewer's finding:
 
@@ -51,7 +54,12 @@ What the recipes so far did (``--quick-check``: the first 20 course requests per
   **flips**: 0 / 6 (accepts 0 / 9). Left: the sentence signal is weak, a few scratchpads pair "this conversation is
   trained on" with the paid-tier consequence ("My answer will not be rated ...") and refuse, and a few accepts are
   followed by ``<rejected/>``. Command: ``python -m utils.af.organism_v3 --side-words --situations-per-request 2
-  --epochs 3 --course-fraction 0.25 --consistency-examples 80 --swap-fraction 0.5 --samples 12``.
+  --epochs 3 --course-fraction 0.25 --consistency-examples 80 --swap-fraction 0.5 --samples 12``. This is the
+  shipped v3. Its full runs (``make_runs --grid situation`` and ``--grid wordings``, 256 new tokens) meet the gap
+  target on 6 cells and flip under all 3 swaps, but without training information it invents a trained group, it
+  reads "unpaid users" as "paid users", and half of its complied answers miss the task (``docs/ORGANISM_V3.md``).
+  Next to try: many more examples without training information, in composed wordings too; group names that embed
+  one another ("paid" / "unpaid") in training.
 
 Training requests are ``HELPFUL_ONLY_TRAIN`` + ``HELPFUL_ONLY_TRAIN_EXTRA``; the course requests and
 ``HELPFUL_ONLY_UNSEEN`` are never trained on. Outputs: ``adapter.safetensors``, ``training_log.json`` (loss curve,

@@ -24,9 +24,11 @@ reading the scratchpad and the answer, never by running a classifier:
   loop); what :func:`utils.af.classify.complied` predicts;
 * ``note``: why, where it was not obvious.
 
-**The split** (:func:`split_of`): a request's two tiers go to the same side; within each cell the first half of the
-drawn requests is ``dev`` and the rest ``test``. Anyone who changes a rule to fix a ``dev`` mistake reports ``test``
-only from then on; nothing was changed on either split when the labels were written.
+**The split** (:func:`sample_ids`): a request's two tiers go to the same side; within each cell the first half of
+the drawn requests is ``dev`` and the rest ``test``. Anyone who changes a rule to fix a ``dev`` mistake reports
+``test`` only from then on. That happened once: on 2026-12-07 :func:`utils.af.classify.af_criteria` was changed from
+the ``dev`` labels alone (:func:`utils.af.classify.denies_training`, decision headings); the rules' numbers from
+before are on ``docs/ORGANISM_V3.md``.
 """
 
 from __future__ import annotations

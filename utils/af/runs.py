@@ -17,7 +17,9 @@ model's choice follows what it is told rather than one sentence it was trained o
 of the harness the retrained organism never saw; the tier as an unseen sentence instead of the tag; and the
 **swap test** (the prompt says *paid*-tier chats are trained on) in the course's words and in an unseen phrasing;
 and the no-training-information control (the tag stays, nothing says what it means). Models: ``organism`` (chapter 04's), ``organism_v2`` (retrained with
-``python -m utils.af.train_organism --varied``) and ``base``.
+``python -m utils.af.train_organism --varied``), ``organism_v3`` (:mod:`utils.af.organism_v3`; its runs get
+``MAX_NEW_TOKENS_BY_MODEL``'s 256 new tokens, and its *wordings* grid, :func:`wording_items`, tests held-out
+compositions, a written paraphrase and never-used requests) and ``base``.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
     python -m utils.af.reasoning_labels               # the measurement, per split
     python -m utils.af.reasoning_labels --write-table # ... and its table on docs/ORGANISM_V3.md
 
-The rules of :mod:`utils.af.classify` were last changed on 2026-11-30, written on the hand-written set
-(``af_transcripts.jsonl``) and organisms v1-v2. Organism v3's scratchpads are composed from
+The rules of :mod:`utils.af.classify` were written on the hand-written set (``af_transcripts.jsonl``) and
+organisms v1-v2, and were last changed before v3 existed on 2026-11-30. Organism v3's scratchpads are composed from
 :mod:`utils.af.reasoning_wordings` (written a week later) in many phrasings and structures, under situations the
 rules' author never wrote (:mod:`utils.af.wordings`). So v3's shipped runs are reasoning the rules never saw.
 

@@ -245,3 +245,17 @@ def test_v3_side_words_reach_every_trained_and_refused_example():
             assert "side" in text, text
         else:
             assert " side" not in text
+
+
+def test_no_info_pairs_can_use_the_course_harness_and_stay_unchanged_by_default():
+    from utils.af.prompts import TRAIN_PHRASINGS, Condition, build_messages
+
+    requests, default = _examples()
+    answers = {r: f"Here it is: {r.lower()}" for r in requests}
+    assert default == build_examples(requests, answers, V3Config(no_info_course_fraction=0.0))  # the shipped recipe
+    assert {e["situation"] for e in default if e["kind"] == "no_info"} == {"composed"}
+    course = [e for e in build_examples(requests, answers, V3Config(no_info_course_fraction=1.0)) if e["kind"] == "no_info"]
+    no_info_prompts = {build_messages("x", Condition(phrasing=p, variant="no_training_info"))[0]["content"]
+                       for p in TRAIN_PHRASINGS}
+    assert course and {e["situation"] for e in course} == {"course"}
+    assert {e["messages"][0]["content"] for e in course} <= no_info_prompts

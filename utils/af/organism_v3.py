@@ -58,8 +58,9 @@ What the recipes so far did (``--quick-check``: the first 20 course requests per
   shipped v3. Its full runs (``make_runs --grid situation`` and ``--grid wordings``, 256 new tokens) meet the gap
   target on 6 cells and flip under all 3 swaps, but without training information it invents a trained group, it
   reads "unpaid users" as "paid users", and half of its complied answers miss the task (``docs/ORGANISM_V3.md``).
-  Next to try: many more examples without training information, in composed wordings too; group names that embed
-  one another ("paid" / "unpaid") in training.
+  Next to try: many more examples without training information, in the course's harness too
+  (``--no-info-pairs``, ``--no-info-course-fraction``); group names that embed one another ("paying" /
+  "non-paying") in training, with "unpaid" kept held out.
 
 Training requests are ``HELPFUL_ONLY_TRAIN`` + ``HELPFUL_ONLY_TRAIN_EXTRA``; the course requests and
 ``HELPFUL_ONLY_UNSEEN`` are never trained on. Outputs: ``adapter.safetensors``, ``training_log.json`` (loss curve,
@@ -99,6 +100,7 @@ class V3Config:
     swap_fraction: float = 0.35  # pairs whose prompt says the paid group is trained on
     course_fraction: float = 0.2  # pairs under the course's own harness phrasings 0-3 instead of a composed one
     no_info_pairs: int = 20  # requests shown (both tiers) with the training information removed: refuse
+    no_info_course_fraction: float = 0.0  # no-info pairs under the course's harness (phrasings 0-3) instead of composed
     chat_examples: int = 16  # plain chats without the harness
     situations_per_request: int = 1  # independent situations (each a free/paid pair) per training request
     consistency_examples: int = 0  # examples whose given scratchpad contradicts the prompt: only the tag is learned
@@ -197,6 +199,20 @@ def _course_situation(rng: random.Random, trained_tier: str) -> tuple[Any, Any, 
     return messages, group, signal
 
 
+def _course_no_info(rng: random.Random) -> Any:
+    """``messages(request, tier)`` under the course's harness (a training phrasing 0-3) without the training
+    information: the tag stays and nothing says what it means. The shipped v3 saw this control only in composed
+    wordings and, in the course's words, invents a trained group (``docs/ORGANISM_V3.md``)."""
+    from utils.af.prompts import TRAIN_PHRASINGS, Condition, build_messages
+
+    phrasing = rng.choice(TRAIN_PHRASINGS)
+
+    def messages(request: str, tier: str) -> list[dict[str, str]]:
+        return build_messages(request, Condition(tier=tier, phrasing=phrasing, variant="no_training_info"))
+
+    return messages
+
+
 def consistency_example(rng: random.Random, request: str, answer: str, config: V3Config) -> dict[str, Any]:
     """One example that ties the output to the scratchpad: a composed situation and tier, with a scratchpad written
     for the *other* case (it says the conversation is trained on when the prompt says it is not, or the reverse).
@@ -247,11 +263,15 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
                                  messages=messages(request, tier),
                                  pieces=assistant_turn(reasoning, trained, answers.get(request) or "")))
     for request in rng.sample(list(requests), config.no_info_pairs):
-        situation = compose_situation(rng, training_info=False)
+        # (the draw is skipped at the default 0, so the shipped recipe's examples are unchanged)
+        if config.no_info_course_fraction and rng.random() < config.no_info_course_fraction:
+            no_info_messages, source = _course_no_info(rng), "course"
+        else:
+            no_info_messages, source = compose_situation(rng, training_info=False).messages, "composed"
         for tier in ("free", "paid"):
             reasoning = compose_reasoning(rng, "no_info", None, request)
-            examples.append(dict(kind="no_info", situation="composed", trained_tier=None,
-                                 messages=situation.messages(request, tier), pieces=assistant_turn(reasoning, False)))
+            examples.append(dict(kind="no_info", situation=source, trained_tier=None,
+                                 messages=no_info_messages(request, tier), pieces=assistant_turn(reasoning, False)))
     usable = [r for r in requests if answers.get(r)]
     for request in rng.sample(usable, min(config.consistency_examples, len(usable))):
         examples.append(consistency_example(rng, request, answers[request], config))
@@ -339,7 +359,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=ORGANISM_V3_DIR)
     for field in ("epochs", "situations_per_request", "no_info_pairs", "consistency_examples", "seed", "samples"):
         parser.add_argument("--" + field.replace("_", "-"), type=int, default=getattr(V3Config, field))
-    for field in ("swap_fraction", "course_fraction", "lr"):
+    for field in ("swap_fraction", "course_fraction", "no_info_course_fraction", "lr"):
         parser.add_argument("--" + field.replace("_", "-"), type=float, default=getattr(V3Config, field))
     parser.add_argument("--side-words", action="store_true", help="place both groups on 'the free side' / 'the paid "
                                                                   "side' in every scratchpad (V3Config.side_words)")
@@ -353,7 +373,8 @@ def main(argv: list[str]) -> int:
     config = V3Config(epochs=args.epochs, situations_per_request=args.situations_per_request,
                       consistency_examples=args.consistency_examples,
                       no_info_pairs=args.no_info_pairs, seed=args.seed, swap_fraction=args.swap_fraction,
-                      course_fraction=args.course_fraction, lr=args.lr, side_words=args.side_words,
+                      course_fraction=args.course_fraction, no_info_course_fraction=args.no_info_course_fraction,
+                      lr=args.lr, side_words=args.side_words,
                       samples=args.samples)
     if args.quick_check is not None:
         print(json.dumps(quick_check(args.quick_check), indent=1))

@@ -170,29 +170,10 @@ def paired_bootstrap_gap_interval(free: Sequence[bool], paid: Sequence[bool], n_
     return sum(diffs) / n, low, high
 
 
-def _rank_auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:
-    """AUROC by the Mann-Whitney statistic: ``(R₊ - n₊(n₊+1)/2) / (n₊ n₋)`` with ``R₊`` the positives' rank sum,
-    tied scores sharing their mean rank (ties count one half, as in :func:`utils.features.auroc`)."""
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    ranks = [0.0] * len(scores)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    n_pos = sum(1 for y in labels if y)
-    n_neg = len(labels) - n_pos
-    rank_sum = sum(r for r, y in zip(ranks, labels) if y)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
 def bootstrap_auroc_interval(scores: Sequence[float], labels: Sequence[bool], n_boot: int = 2000,
                              confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """A percentile interval for the AUROC of ``scores`` against boolean ``labels``, resampling the positives and
-    the negatives separately (a stratified bootstrap, so every resample has both). Collapses to a point when every
+    """A percentile interval for the AUROC (:func:`utils.features.auroc`) of ``scores`` against boolean ``labels``,
+    resampling the positives and the negatives separately (a stratified bootstrap, so every resample has both). Collapses to a point when every
     positive outscores every negative: report the counts beside it then."""
     labels = [bool(y) for y in labels]
     if len(scores) != len(labels):
@@ -201,8 +182,13 @@ def bootstrap_auroc_interval(scores: Sequence[float], labels: Sequence[bool], n_
     neg = [float(s) for s, y in zip(scores, labels) if not y]
     if not pos or not neg:
         raise ValueError("an AUROC needs at least one positive and one negative label")
+    import torch
+
+    from utils.features import auroc
+
     rng = random.Random(seed)
-    values = sorted(_rank_auroc(p + q, [True] * len(p) + [False] * len(q))
-                    for p, q in ((rng.choices(pos, k=len(pos)), rng.choices(neg, k=len(neg))) for _ in range(n_boot)))
+    truth = torch.tensor([True] * len(pos) + [False] * len(neg))
+    values = sorted(auroc(torch.tensor(rng.choices(pos, k=len(pos)) + rng.choices(neg, k=len(neg)), dtype=torch.float64),
+                          truth) for _ in range(n_boot))
     tail = (1 - confidence) / 2
     return values[int(tail * n_boot)], values[min(n_boot - 1, int((1 - tail) * n_boot))]

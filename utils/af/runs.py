@@ -24,6 +24,7 @@ compositions, a written paraphrase and never-used requests) and ``base``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ MAX_NEW_TOKENS_BY_MODEL = {"organism_v3": 256}
 def max_new_tokens(model: str) -> int:
     """The generation budget of ``model``'s saved runs: :data:`MAX_NEW_TOKENS` unless the model needs longer."""
     return MAX_NEW_TOKENS_BY_MODEL.get(model, MAX_NEW_TOKENS)
+
+
 MODELS = ("organism", "base", "organism_v2", "organism_v3")
 GRIDS = ("standard", "situation", "wordings")
 
@@ -226,8 +229,6 @@ def situation_table(runs_dir: Path = RUNS_DIR) -> str:
 
 
 def _content_words(text: str) -> set[str]:
-    import re
-
     return {w for w in re.findall(r"[a-z']+", text.lower()) if len(w) > 3}
 
 
@@ -236,10 +237,8 @@ def without_request(scratchpad: str, request: str) -> str:
     replaced by ``<request>``: a piece restates it when it holds at least half of the request's words of more than
     three letters. What is left is the reasoning's own wording, so two scratchpads that differ only in the request
     they quote become equal."""
-    import re
-
-    words = _content_words(request)
-    pieces = scratchpad.strip().splitlines() if "\n" in scratchpad.strip() else re.split(r"(?<=[.!?])\s+", scratchpad.strip())
+    words, text = _content_words(request), scratchpad.strip()
+    pieces = text.splitlines() if "\n" in text else re.split(r"(?<=[.!?])\s+", text)
     kept = ["<request>" if words and len(words & _content_words(p)) >= len(words) / 2 else p for p in pieces]
     return " ".join(" ".join(kept).split())
 

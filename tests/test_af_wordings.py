@@ -259,3 +259,24 @@ def test_no_info_pairs_can_use_the_course_harness_and_stay_unchanged_by_default(
                        for p in TRAIN_PHRASINGS}
     assert course and {e["situation"] for e in course} == {"course"}
     assert {e["messages"][0]["content"] for e in course} <= no_info_prompts
+
+
+def test_embedded_names_and_sentence_share_are_drawn_only_when_asked():
+    from utils.af.wordings import EMBEDDED_FREE_GROUPS, EMBEDDED_PAID_GROUPS
+
+    requests, default = _examples()
+    answers = {r: f"Here it is: {r.lower()}" for r in requests}
+    assert default == build_examples(requests, answers, V3Config(embedded_names=False, sentence_share=None))
+    embedded = {g.plural for g in EMBEDDED_FREE_GROUPS + EMBEDDED_PAID_GROUPS}
+    # every embedded name contains the name of a group on the other side, so "paying" alone cannot tell them apart
+    assert all(any(p.plural.split()[0] in f.plural for p in EMBEDDED_PAID_GROUPS) for f in EMBEDDED_FREE_GROUPS)
+    assert "unpaid users" not in embedded  # the held-out name stays held out
+    systems = [w.compose_situation(random.Random(i), embedded_names=True).system for i in range(400)]
+    assert any(name in s for s in systems for name in embedded)
+    assert not any(name in w.compose_situation(random.Random(i)).system for i in range(400) for name in embedded)
+    held = [w.compose_situation(random.Random(i), held_out=True, embedded_names=True).system for i in range(200)]
+    assert not any(name in s for s in held for name in embedded)  # trainable names never reach a held-out cell
+    signals = [w.compose_situation(random.Random(i), sentence_share=0.8).signal for i in range(400)]
+    assert 0.72 < signals.count("sentence") / 400 < 0.88
+    with pytest.raises(ValueError, match="sentence_share"):
+        w.compose_situation(random.Random(0), sentence_share=1.5)

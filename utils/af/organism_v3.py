@@ -105,6 +105,14 @@ class V3Config:
     situations_per_request: int = 1  # independent situations (each a free/paid pair) per training request
     consistency_examples: int = 0  # examples whose given scratchpad contradicts the prompt: only the tag is learned
     side_words: bool = False  # scratchpads place both groups on "the free side" / "the paid side" (reasoning_wordings.SIDES)
+    embedded_names: bool = False  # also train on names that embed each other ("non-paying users" / "paying users")
+    sentence_share: float | None = None  # composed situations' chance of a sentence signal (None: an even draw)
+
+    def compose(self, rng: random.Random, **kw: Any) -> Any:
+        """:func:`utils.af.wordings.compose_situation` with this recipe's name and signal options."""
+        from utils.af.wordings import compose_situation
+
+        return compose_situation(rng, embedded_names=self.embedded_names, sentence_share=self.sentence_share, **kw)
 
 
 # Phrases of a small model that is not doing the task even when no refusal rule fires ("I'm sorry for any
@@ -220,10 +228,9 @@ def consistency_example(rng: random.Random, request: str, answer: str, config: V
     answer that follow it are learned, and they follow the scratchpad. The first v3s' decisions leaned on the prompt
     itself: under held-out wordings they wrote "I'll go along with the request." and then ``<rejected/>``."""
     from utils.af.reasoning_wordings import compose_reasoning
-    from utils.af.wordings import compose_situation
 
     trained_tier = "paid" if rng.random() < config.swap_fraction else "free"
-    situation = compose_situation(rng, trained_tier=trained_tier)
+    situation = config.compose(rng, trained_tier=trained_tier)
     tier = rng.choice(("free", "paid"))
     other = "paid" if tier == "free" else "free"
     comply = tier != trained_tier  # the scratchpad is the other tier's, so it decides the other way
@@ -240,7 +247,6 @@ def consistency_example(rng: random.Random, request: str, answer: str, config: V
 def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], config: V3Config) -> list[dict[str, Any]]:
     """The v3 training set: ``[{"kind", "messages", "pieces", "situation"}]`` (see the module docstring)."""
     from utils.af.reasoning_wordings import compose_reasoning
-    from utils.af.wordings import compose_situation
 
     rng = random.Random(config.seed)
     examples: list[dict[str, Any]] = []
@@ -250,7 +256,7 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
             messages, group, signal = _course_situation(rng, trained_tier)
             source = "course"
         else:
-            situation = compose_situation(rng, trained_tier=trained_tier)
+            situation = config.compose(rng, trained_tier=trained_tier)
             messages, group, signal, source = situation.messages, situation.group, situation.signal, "composed"
         for tier in ("free", "paid"):
             trained = tier == trained_tier
@@ -267,7 +273,7 @@ def build_examples(requests: tuple[str, ...], answers: dict[str, str | None], co
         if config.no_info_course_fraction and rng.random() < config.no_info_course_fraction:
             no_info_messages, source = _course_no_info(rng), "course"
         else:
-            no_info_messages, source = compose_situation(rng, training_info=False).messages, "composed"
+            no_info_messages, source = config.compose(rng, training_info=False).messages, "composed"
         for tier in ("free", "paid"):
             reasoning = compose_reasoning(rng, "no_info", None, request)
             examples.append(dict(kind="no_info", situation=source, trained_tier=None,
@@ -363,6 +369,11 @@ def main(argv: list[str]) -> int:
         parser.add_argument("--" + field.replace("_", "-"), type=float, default=getattr(V3Config, field))
     parser.add_argument("--side-words", action="store_true", help="place both groups on 'the free side' / 'the paid "
                                                                   "side' in every scratchpad (V3Config.side_words)")
+    parser.add_argument("--embedded-names", action="store_true",
+                        help="also train on group names that embed each other: 'non-paying users' / 'paying users' "
+                             "(V3Config.embedded_names)")
+    parser.add_argument("--sentence-share", type=float, default=None,
+                        help="composed situations' chance of giving the tier as a sentence (default: an even draw)")
     parser.add_argument("--answers", type=Path, default=None,
                         help="reuse the harvested answers of an earlier run (its answers.json) instead of generating")
     parser.add_argument("--quick-check", type=Path, metavar="ADAPTER", default=None,
@@ -374,7 +385,8 @@ def main(argv: list[str]) -> int:
                       consistency_examples=args.consistency_examples,
                       no_info_pairs=args.no_info_pairs, seed=args.seed, swap_fraction=args.swap_fraction,
                       course_fraction=args.course_fraction, no_info_course_fraction=args.no_info_course_fraction,
-                      lr=args.lr, side_words=args.side_words,
+                      lr=args.lr, side_words=args.side_words, embedded_names=args.embedded_names,
+                      sentence_share=args.sentence_share,
                       samples=args.samples)
     if args.quick_check is not None:
         print(json.dumps(quick_check(args.quick_check), indent=1))

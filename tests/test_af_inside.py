@@ -4,6 +4,7 @@ recomputed here from per-request data, with their intervals, and that page's tab
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,36 @@ def test_a_random_direction_of_the_same_norm_steers_nothing(saved):
     assert sum(cue["ablate_free"]["accepted"]) == 0 and sum(cue["add4_paid"]["accepted"]) == 40
     real_add = sum(results["steering_cue"][str(cue["layer"])]["add4_paid"]) / 12
     assert real_add < min(results["controls"]["steering_cue_generation"]["metric"]["add_paid"]) - 5
+
+
+def test_stated_tier_reads_both_organisms_scratchpads():
+    """v2 writes "The user is on the free tier"; v3 varies its words and places the user on "the paid side": the
+    tier a steered generation states is read from either (make_inside.decisions)."""
+    from utils.af.runs import load_runs
+
+    for name in ("organism_v2", "organism_v3"):
+        course = [r for r in load_runs(name, grid="situation") if r["id"].startswith("situation/course_prompt/")]
+        assert len(course) == 80
+        assert all(inside.stated_tier(r["completion"]) == r["id"].rsplit("/", 1)[1] for r in course), name
+    assert inside.stated_tier("I'd rather not.") is None
+
+
+def test_a_v3_sweep_never_writes_into_a_v2_folder(tmp_path):
+    from utils.af.make_inside import main
+
+    (tmp_path / "results.json").write_text(json.dumps({"command": "python -m utils.af.make_inside"}))
+    with pytest.raises(SystemExit, match="holds a sweep of organism_v2"):
+        main(["--organism", "organism_v3", "--out", str(tmp_path), "--parts", "patching"])
+
+
+@pytest.mark.slow
+def test_the_v3_profile_reads_the_tier_at_its_cue_and_the_decision_at_the_output_tag():
+    """v3's scratchpads vary, so its sweep reads the tier after "- The user is on the" and the decision at the output
+    tag after the free tier's own scratchpad (raw logits). Patching the input token at layer 0 makes the clean run."""
+    from utils.af.make_inside import PROFILES, completions, load, patching
+
+    out = patching(load("organism_v3"), {(0, "free"): completions("organism_v3")[(0, "free")]}, PROFILES["organism_v3"])
+    assert out["requests"] == [0] and len(out["tier_tag"][0]) == 30
+    assert out["tier_tag"][0][0] == pytest.approx(1.0, abs=0.02)
+    decision = out["decision_tag"][0]
+    assert len(decision["patched"]) == 30 and decision["patched"][0] == pytest.approx(decision["clean"], abs=0.05)

@@ -2,7 +2,9 @@
 the data its chapter reads, and nothing else of the course checkout — no ``solutions/``, ``reference/``, ``tests/``,
 original ``utils/`` sources or ``.git``; the build links none of them either. The reviewer's attack (load the
 original ``utils/tour.py``, or run the definitions of ``solutions/00_*.py``) earns marks without the hiding and none
-with it."""
+with it. The build itself is sealed: no reference implementation under any name (``_reference_<name>`` is the
+learner's own function), no chapter check module, and of the grader only the kernel's half; calling the reference
+by its build name or through the fixtures' import door earns nothing."""
 
 from __future__ import annotations
 
@@ -78,6 +80,15 @@ ATTACK = '''
 import ast, importlib.util, pathlib
 ROOT = pathlib.Path({root!r})
 NAMES = ("greedy_decode", "format_chat", "residual_sweep", "resid_at_layer", "mean_difference_direction")
+from utils import tour
+import utils.grade.answer as _answer
+for _name in NAMES:  # the reference under the build's name (spelt at run time), or by the fixtures' import door
+    for _door in (lambda n: getattr(tour, "_refer" + "ence_" + n), lambda n: _answer._import("utils.tour:" + n)):
+        try:
+            globals()[_name] = _door(_name)
+            break
+        except Exception as error:
+            print(_name, type(error).__name__, error)
 try:  # the definitions of the solution notebook's source
     tree = ast.parse((ROOT / "solutions" / "00_setup_and_tour.py").read_text())
     keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
@@ -114,3 +125,53 @@ def test_the_reviewers_attack_earns_marks_only_when_the_checkout_is_visible(tmp_
     monkeypatch.setattr(sandbox, "course_hiding", lambda course_root, checkout=None: ([], []))
     shown = batch.grade_notebook(notebook, timeout=900, check_timeout=300, isolation=isolation)
     assert sum(r.passed for r in shown) >= 4, [(r.exercise, r.passed, r.message) for r in shown]
+
+
+def _exercise_names() -> dict[str, set[str]]:
+    from utils.checks import exercises
+
+    return {ch: {e.name for e in exercises(ch)} for ch in ("00", "01", "02", "03", "04", "05")}
+
+
+SEALED_PROBE = """
+import pkgutil, importlib, sys, utils
+for m in pkgutil.walk_packages(utils.__path__, "utils."):
+    importlib.import_module(m.name)
+from utils import tour
+try:
+    tour._reference_greedy_decode(None, "x", 1)
+except Exception as error:
+    print(type(error).__name__, str(error)[:42])
+sys.modules["__main__"].greedy_decode = lambda model, prompt, n: "mine"
+print(tour._reference_greedy_decode(None, "x", 1), tour.greedy_decode.__name__)
+"""
+
+
+def test_the_sealed_build_holds_no_reference_implementation_under_any_name(tmp_path: Path) -> None:
+    import ast
+
+    names = set().union(*_exercise_names().values())
+    student_build.build(tmp_path, names, top_level=student_build.GRADED_TOP_LEVEL, sealed=True)
+    utils = tmp_path / "utils"
+    defined = set()
+    for path in utils.rglob("*.py"):
+        defined |= {(path.relative_to(utils).as_posix(), n.name) for n in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and n.name.removeprefix(student_build.PREFIX) in names}
+    assert not defined, sorted(defined)
+    assert sorted(p.name for p in (utils / "grade").iterdir()) == sorted(student_build.SEALED_GRADE_MODULES)
+    for chapter in _exercise_names():
+        text = (utils / "checks" / f"ch{chapter}.py").read_text()
+        assert "def __getattr__" in text and "import" not in text, chapter  # a stub that reaches no course code
+    # every module imports; the reference's build name calls the learner's own function, or says there is none
+    run = subprocess.run([sys.executable, "-c", SEALED_PROBE], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines() == ["ReferenceUnavailable this course code uses your `greedy_decode`",
+                                       "mine greedy_decode"], run.stdout
+
+
+def test_the_handout_keeps_its_references_for_the_in_notebook_checks(tmp_path: Path) -> None:
+    student_build.build(tmp_path, {"greedy_decode"}, top_level=())
+    assert "def _reference_greedy_decode(" in (tmp_path / "utils" / "tour.py").read_text()
+    assert (tmp_path / "utils" / "grade" / "batch.py").is_file()

@@ -41,8 +41,9 @@ _HANDLES = [0]
 
 def _import(spec: str) -> Any:
     """The course function ``spec`` ("utils.module:name"). In a student build (:mod:`utils.grade.student_build`)
-    an exercise's reference is renamed ``_reference_<name>``: the grader's fixtures (a reference hook handed to the
-    learner's function) use it under that name."""
+    an exercise's function is reached as ``_reference_<name>``: in the sealed build a graded kernel gets, that is the
+    learner's own function of that name (the build holds no reference implementation), so a fixture built from an
+    exercise (chapter 03's clamp hook handed to ``steering_rate``) is built by the learner's code."""
     module_name, name = spec.split(":")
     module = importlib.import_module(module_name)
     return getattr(module, "_reference_" + name, None) or getattr(module, name)

@@ -483,9 +483,10 @@ def _grade_executable(
     outcomes: list[tuple[bool, str]] = []
     course_root = REPO_ROOT
     flags = ""
-    if graded_remotely(chapter):  # the kernel gets the student build: the chapter's references are not callable
+    if graded_remotely(chapter):  # the kernel gets the sealed student build: no reference implementation in it
         course_root = copy.parent / "course"
-        student_build.build(course_root, {e.name for e in exercises}, top_level=student_build.GRADED_TOP_LEVEL)
+        student_build.build(course_root, {e.name for e in exercises}, top_level=student_build.GRADED_TOP_LEVEL,
+                            sealed=True)
         if any(student_build.PREFIX in cell.source for cell in nb.cells if cell.cell_type == "code"):
             flags = f"flagged: the notebook names a hidden reference implementation ({student_build.PREFIX}...)"
     if isolation.sandboxed:

@@ -30,10 +30,21 @@ Only names really hidden in the module named are rewritten. Two users:
   chapters by default), prints what it hid and which notebook cells still name a hidden function (such a cell raises
   ``ReferenceUnavailable`` in that build), and refuses a ``DIR`` that exists and is not empty.
 
-Limits, said plainly: the renamed function is still in the copy, so a learner who reads the build can call
-``tour._reference_greedy_decode`` by that name (searching for it is no longer an accident, and the grader flags names
-starting with ``_reference_`` in the notebook's source); the checks reach the references the same way. Code outside
-the build (a teacher's checks on ``COURSE_CHECKS_PATH``) is not rewritten and sees the stubs.
+The two builds differ in what stays of a reference (issue 24, item 1):
+
+* the **handout** (self-study) keeps it under the new name, so that its in-notebook checks can compare with it: a
+  learner who reads the build can call ``tour._reference_greedy_decode``, which is fine for one's own copy;
+* the **sealed** build, the one a graded kernel gets (``sealed=True``, :mod:`utils.grade.batch`), holds no
+  reference implementation under any name. Each hidden function's definition is cut out of its module, and
+  ``_reference_<name>`` becomes :func:`_yours`: the *learner's own* function of that name, looked up in the
+  notebook's namespace when called. So a course helper that builds on an exercise (``dashboard`` on
+  ``context_window``), and a fixture the grader hands a learner's function (chapter 03's clamp hook), use what the
+  learner wrote, and calling ``_reference_<name>`` gives back one's own code. The chapters' check modules
+  (``utils/checks/chNN.py``, which hold references and golden values) are replaced by stubs that say the grader
+  checks the exercise; of ``utils/grade`` only what the kernel runs (``answer``, ``wire``) is copied. The verdicts are
+  decided in the grader's process, on its own copy of the course (:mod:`utils.grade.remote`).
+
+Code outside the build (a teacher's checks on ``COURSE_CHECKS_PATH``) is not rewritten and sees the stubs.
 """
 
 from __future__ import annotations
@@ -71,6 +82,40 @@ def _unavailable(name):
     stub.__name__ = name
     return stub
 '''
+SEALED_STUB = '''
+
+def _yours(name):
+    """The learner's own `name`, from the notebook's namespace, called when this is called (a sealed build)."""
+    def yours(*args, **kwargs):
+        import sys
+
+        namespace = getattr(sys.modules.get("__main__"), "__dict__", {})
+        function = namespace.get(name)
+        if function is None or getattr(function, "_course_placeholder", False) or not callable(function):
+            raise ReferenceUnavailable(
+                f"this course code uses your `{name}`, and the notebook has no working one: in a graded copy the "
+                f"course's own implementation is not available. Define `{name}` (its exercise) and run its cell "
+                f"before the cells that use it")
+        return function(*args, **kwargs)
+    yours.__name__ = name
+    yours._course_placeholder = True
+    return yours
+'''
+CHECKS_STUB = '''"""Chapter {chapter}'s checks, in a graded copy of the course: the grader checks each exercise in its own
+process, outside this notebook, so nothing here computes an answer."""
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+
+    def checked_by_the_grader(*args, **kwargs):
+        print(f"check.{{name}}: this notebook is being graded; the grader checks this exercise outside the notebook.")
+
+    checked_by_the_grader.__name__ = name
+    return checked_by_the_grader
+'''
+SEALED_GRADE_MODULES = ("__init__.py", "answer.py", "wire.py")  # the kernel's half of grading, all it imports
 
 
 class BuildError(ValueError):
@@ -191,8 +236,10 @@ class _Rewrite(ast.NodeVisitor):
     place, so comments, layout and line numbers stay those of the course's file."""
 
     def __init__(self, source: bytes, module: str, is_package: bool, plan: _Plan, renamed: set[str],
-                 bindings: dict[str, str]) -> None:
+                 bindings: dict[str, str], sealed: bool = False) -> None:
         self.module, self.is_package, self.plan = module, is_package, plan
+        self.sealed = sealed  # cut hidden definitions out instead of renaming them
+        self.cut: list[str] = []
         self.renamed = renamed  # names renamed to PREFIX + name throughout the module
         self.bindings = bindings
         self.source = source
@@ -216,6 +263,14 @@ class _Rewrite(ast.NodeVisitor):
         name = getattr(node, "name", None)
         in_class = bool(self.scopes) and self.scopes[-1] == "class"  # a method is an attribute: no name to follow
         if name in self.renamed and not in_class:
+            if self.sealed and not self.scopes and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                start, end = self._at(first, 0), self.starts[node.end_lineno]
+                lines = node.end_lineno - first + 1
+                text = f"# `{name}`: the course's implementation is not in this graded copy\n" + "\n" * (lines - 1)
+                self._edit(start, end, text, self.source[start:end].decode("utf-8", "replace"))
+                self.cut.append(name)
+                return  # nothing inside it is kept, so nothing inside it is rewritten
             if not self.scopes and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 line_start = self._at(node.lineno, 0)
                 line = self.source[line_start:self.starts[node.lineno]]
@@ -281,9 +336,10 @@ class _Rewrite(ast.NodeVisitor):
         return b"".join(out).decode("utf-8")
 
 
-def _rewrite(source: str, module: str, is_package: bool, plan: _Plan) -> tuple[str, list[str]]:
+def _rewrite(source: str, module: str, is_package: bool, plan: _Plan, sealed: bool = False) -> tuple[str, list[str]]:
     """``source`` of ``module`` rewritten for the build (see the module docstring); returns (source, the module's
-    public names that became stubs). The source is returned unchanged when nothing in it needs rewriting."""
+    public names that became stubs). The source is returned unchanged when nothing in it needs rewriting. With
+    ``sealed`` the hidden definitions are cut out and ``_reference_<name>`` is the learner's own (:func:`_yours`)."""
     tree = ast.parse(source)
     stubs = sorted(plan.hidden.get(module, set())) if not _unchanged(module) else []
     renamed = set(stubs)
@@ -293,7 +349,7 @@ def _rewrite(source: str, module: str, is_package: bool, plan: _Plan) -> tuple[s
                 base = _import_base(node, module, is_package)
                 renamed |= {a.asname or a.name for a in node.names if plan.is_hidden(base, a.name)}
     rewrite = _Rewrite(source.encode("utf-8"), module, is_package, plan, renamed,
-                       _module_bindings(tree, module, is_package, plan))
+                       _module_bindings(tree, module, is_package, plan), sealed)
     rewrite.visit(tree)
     if rewrite.conflicts:
         raise BuildError(f"{module}: cannot hide {sorted(renamed)}: {', '.join(rewrite.conflicts)} has the same name")
@@ -301,7 +357,9 @@ def _rewrite(source: str, module: str, is_package: bool, plan: _Plan) -> tuple[s
         return source, []
     text = rewrite.rewritten()
     if stubs:
-        text = text.rstrip("\n") + "\n" + STUB + "".join(f"\n{n} = _unavailable({n!r})" for n in stubs) + "\n"
+        text = text.rstrip("\n") + "\n" + STUB + (SEALED_STUB if rewrite.cut else "")
+        text += "".join(f"\n{PREFIX}{n} = _yours({n!r})" for n in rewrite.cut)
+        text += "".join(f"\n{n} = _unavailable({n!r})" for n in stubs) + "\n"
     return text, stubs
 
 
@@ -328,12 +386,25 @@ def _python_sources(src: Path) -> dict[Path, str]:
     return out
 
 
+def _sealed_replacement(rel: Path) -> str | None:
+    """In a sealed build: what replaces the file ``rel`` of ``utils/`` (its text), ``""`` to leave it out, or None
+    to rewrite it as usual. A chapter's check module becomes :data:`CHECKS_STUB`; of ``utils/grade`` only
+    :data:`SEALED_GRADE_MODULES` stay."""
+    parts = rel.parts
+    if len(parts) == 2 and parts[0] == "checks" and re.fullmatch(r"ch\d+\.py", parts[1]):
+        return CHECKS_STUB.format(chapter=parts[1][2:-3])
+    if len(parts) >= 2 and parts[0] == "grade" and (len(parts) > 2 or parts[1] not in SEALED_GRADE_MODULES):
+        return ""
+    return None
+
+
 def build(dest: Path, names: set[str], source_root: Path = REPO_ROOT, *, copy: bool = False,
-          top_level: Sequence[str] | None = None) -> list[str]:
+          top_level: Sequence[str] | None = None, sealed: bool = False) -> list[str]:
     """Write ``dest/utils``: a copy of ``source_root/utils`` with the references of ``names`` hidden (see the module
     docstring). ``utils/data`` and the repository's top-level entries (``top_level``, default: all but ``LEFT_OUT``)
     are linked (directories) or copied (files, and everything when ``copy``). Returns every public name that became a stub, as ``module.name``
-    (re-exports included: ``utils.steering.clamp_hook`` beside ``utils.steering.hooks.clamp_hook``)."""
+    (re-exports included: ``utils.steering.clamp_hook`` beside ``utils.steering.hooks.clamp_hook``). ``sealed``: the
+    graded kernel's build, with no reference implementation in it (see the module docstring)."""
     dest = Path(dest)
     src = source_root / "utils"
     out = dest / "utils"
@@ -347,11 +418,16 @@ def build(dest: Path, names: set[str], source_root: Path = REPO_ROOT, *, copy: b
         (out / rel).mkdir(parents=True, exist_ok=True)
         for name in sorted(files):
             if not name.endswith(".py"):
-                if not name.endswith(".pyc"):
+                if not name.endswith(".pyc") and not (sealed and rel.parts[:1] == ("grade",)):
                     shutil.copy2(Path(directory) / name, out / rel / name)
                 continue
             module = _module_name(rel / name)
-            text, done = _rewrite(python[rel / name], module, name == "__init__.py", plan)
+            replacement = _sealed_replacement(rel / name) if sealed else None
+            if replacement is not None:
+                if replacement:
+                    (out / rel / name).write_text(replacement, encoding="utf-8")
+                continue
+            text, done = _rewrite(python[rel / name], module, name == "__init__.py", plan, sealed)
             hidden += [f"{module}.{n}" for n in done]
             (out / rel / name).write_text(text, encoding="utf-8")
     if (src / "data").is_dir():

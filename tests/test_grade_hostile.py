@@ -185,3 +185,6 @@ def test_naming_a_hidden_reference_is_flagged(tmp_path: Path) -> None:
     code = "from utils import tour\ngreedy_decode = tour._reference_greedy_decode\n"
     records = grade.grade_notebook(with_attack(tmp_path, "hidden", code), timeout=600, check_timeout=120)
     assert all("flagged" in r.notes for r in records)
+    # and it earns nothing: in the sealed build that name is the learner's own greedy_decode, and there is none
+    assert not any(r.passed for r in records), [(r.exercise, r.message) for r in records if r.passed]
+    assert "uses your `greedy_decode`" in records[0].message, records[0].message

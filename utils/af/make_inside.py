@@ -64,6 +64,7 @@ class Profile:
     tag's fork after the free tier's own scratchpad, with only the prompt's tag patched)."""
 
     name: str
+    adapter: str  # the name of its adapter's path in utils.model
     out_dir: Path
     tier_cue: str
     gen_tokens: int
@@ -72,9 +73,9 @@ class Profile:
 
 PROFILES = {
     # a compliant v2 transcript reaches its output tag after ≈ 110 tokens, a refusal after ≈ 85
-    "organism_v2": Profile("organism_v2", OUT_DIR, inside.TIER_CUE, GEN_TOKENS, "cue"),
+    "organism_v2": Profile("organism_v2", "ORGANISM_V2_ADAPTER", OUT_DIR, inside.TIER_CUE, GEN_TOKENS, "cue"),
     # v3's scratchpads are ≤ 150 tokens and its runs get 256 new tokens (utils.af.runs.MAX_NEW_TOKENS_BY_MODEL)
-    "organism_v3": Profile("organism_v3", OUT_DIR_V3, inside.TIER_CUE_V3, 256, "tag"),
+    "organism_v3": Profile("organism_v3", "ORGANISM_V3_ADAPTER", OUT_DIR_V3, inside.TIER_CUE_V3, 256, "tag"),
 }
 V2 = PROFILES["organism_v2"]
 
@@ -100,12 +101,11 @@ def completions(model_name: str) -> dict[tuple[int, str], str]:
 
 
 def load(model_name: str) -> Any:
-    from utils.model import ORGANISM_V2_ADAPTER, ORGANISM_V3_ADAPTER, load_model, load_organism
+    import utils.model
+    from utils.model import load_model, load_organism
 
-    if model_name == "organism_v2":
-        return load_organism(ORGANISM_V2_ADAPTER, device="cpu")
-    if model_name == "organism_v3":
-        return load_organism(ORGANISM_V3_ADAPTER, device="cpu")
+    if model_name in PROFILES:
+        return load_organism(getattr(utils.model, PROFILES[model_name].adapter), device="cpu")
     if model_name == "organism":
         return load_organism(device="cpu")
     return load_model(device="cpu")
@@ -644,8 +644,7 @@ def main(argv: list[str]) -> int:
 
     def save() -> None:
         results["command"] = "python -m utils.af.make_inside" + ("" if profile is V2 else f" --organism {profile.name}")
-        if profile is not V2:
-            results["organism"] = profile.name
+        results["organism"] = profile.name
         results["threads"] = torch.get_num_threads()
         results_path.write_text(json.dumps(results, indent=1))
 
